@@ -1,0 +1,167 @@
+// Package broker connects caravan to NATS JetStream: an embedded server for
+// single-machine runs, a client connection for distributed ones, and the
+// streams and consumers of proto's contract.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/caravan-db/caravan/proto"
+)
+
+// Embedded is an in-process NATS server with JetStream.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a NATS server with JetStream storing under dir,
+// listening on loopback only (a random port when port is 0, -1 for no
+// listener at all beyond in-process use is not supported by nats.go, so a
+// loopback port is used).
+func StartEmbedded(dir string, port int) (*Embedded, error) {
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "caravan-embedded",
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: 8 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 10s")
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// URL is the client URL of the embedded server.
+func (e *Embedded) URL() string { return e.srv.ClientURL() }
+
+// Shutdown stops the server and waits for it.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// Connect opens a client connection that keeps reconnecting: a broker
+// restart must pause a worker, not kill it.
+func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// StreamConfig sizes the streams.
+type StreamConfig struct {
+	// BatchesMaxBytes bounds the batches in flight. A full stream refuses new
+	// batches (DiscardNew) and extractors wait: backpressure, never loss.
+	BatchesMaxBytes int64
+	Replicas        int
+}
+
+// EnsureStreams creates or updates the streams and the blob bucket.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
+	if cfg.BatchesMaxBytes <= 0 {
+		cfg.BatchesMaxBytes = 1 << 30
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	streams := []jetstream.StreamConfig{
+		{Name: proto.StreamTasks, Subjects: []string{proto.SubjectAllTasks}, Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
+		{Name: proto.StreamBatches, Subjects: []string{proto.SubjectAllBatches}, Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxBytes: cfg.BatchesMaxBytes, Discard: jetstream.DiscardNew,
+			Duplicates: 2 * time.Minute},
+		{Name: proto.StreamEvents, Subjects: []string{proto.SubjectAllEvents}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour},
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: proto.BlobBucket, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}); err != nil {
+		return fmt.Errorf("object store %s: %w", proto.BlobBucket, err)
+	}
+	return nil
+}
+
+// WorkConsumer creates or updates a work-queue consumer.
+func WorkConsumer(ctx context.Context, js jetstream.JetStream, stream, name, filter string, ackWait time.Duration, maxDeliver int) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: 1000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", name, stream, err)
+	}
+	return c, nil
+}
+
+// EventConsumer creates or opens a run's durable event consumer for a role.
+func EventConsumer(ctx context.Context, js jetstream.JetStream, role, run string) (jetstream.Consumer, error) {
+	name := proto.EventsConsumer(role, run)
+	c, err := js.CreateOrUpdateConsumer(ctx, proto.StreamEvents, jetstream.ConsumerConfig{
+		Durable:           name,
+		FilterSubject:     proto.EventsFilter(run),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           time.Minute,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Publish encodes and publishes a message with the given headers.
+func Publish(ctx context.Context, js jetstream.JetStream, subject string, msg any, header nats.Header) error {
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range header {
+		m.Header[k] = v
+	}
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+
+	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/extractor"
+	"github.com/caravan-db/caravan/loader"
+	"github.com/caravan-db/caravan/report"
+	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/validator"
+)
+
+var (
+	dataDir    = str("data-dir", "embedded NATS storage directory (a temporary one when empty)", "")
+	reportJSON = str("report-json", "also write the final report as JSON to this file", "")
+)
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "copy a database end to end: every role in this process, with an embedded NATS unless --nats-url is given",
+		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, planFlags, runFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			return runAll(c, "")
+		},
+	}
+}
+
+func resumeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "resume",
+		Usage:     "finish an interrupted run from the state in the target: every role in this process",
+		ArgsUsage: "RUN",
+		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return fmt.Errorf("resume needs the run id: caravan resume RUN")
+			}
+			return runAll(c, c.Args().First())
+		},
+	}
+}
+
+// runAll runs every role in this process until the run is over.
+func runAll(c *cli.Context, resume string) error {
+	if err := require(c, "source-url", "target-url"); err != nil {
+		return err
+	}
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Context
+	src, err := openSource(ctx, c, c.Int("extractors"))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	pool, err := targetPool(ctx, c.String("target-url"), c.Int("loaders")+c.Int("validators")+4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	b, err := connectBroker(ctx, c, "caravan-migrate", true)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	workers, stopWorkers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	start := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(workers); err != nil && workers.Err() == nil {
+				log.Error("role stopped", "role", name, "err", err)
+			}
+		}()
+	}
+	start("extractor", extractor.New(b.js, src, extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Log: log}).Run)
+	start("loader", loader.New(b.js, pool, loader.Config{Concurrency: c.Int("loaders"), Log: log}).Run)
+	start("validator", validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log}).Run)
+
+	cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log}
+	var runErr error
+	if resume == "" {
+		opts, err := options(c)
+		if err != nil {
+			stopWorkers()
+			wg.Wait()
+			return err
+		}
+		cfg.Run, cfg.Options = runID(c), opts
+		start("progress", progress(pool, cfg.Run, log))
+		runErr = coordinator.New(src, pool, b.js, cfg).Run(ctx)
+	} else {
+		cfg.Run = resume
+		start("progress", progress(pool, cfg.Run, log))
+		runErr = coordinator.Resume(ctx, src, pool, b.js, cfg)
+	}
+	stopWorkers()
+	wg.Wait()
+	return finish(c, pool, cfg.Run, runErr)
+}
+
+func runID(c *cli.Context) string {
+	if id := c.String("run-id"); id != "" {
+		return id
+	}
+	return uuid.NewString()
+}
+
+func progress(pool *pgxpool.Pool, run string, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return report.Follow(ctx, pool, run, os.Stderr, log)
+	}
+}
+
+// finish prints the report and turns the run's outcome into an exit code:
+// 0 only when every table loaded and validated.
+func finish(c *cli.Context, pool *pgxpool.Pool, run string, runErr error) error {
+	ctx := context.WithoutCancel(c.Context)
+	rep, err := report.Build(ctx, pool, run)
+	if err != nil {
+		if runErr != nil {
+			return runErr
+		}
+		return err
+	}
+	if err := rep.WriteText(os.Stdout); err != nil {
+		return err
+	}
+	if path := c.String("report-json"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		if err := rep.WriteJSON(f); err != nil {
+			f.Close()
+			return fmt.Errorf("report: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	if runErr != nil {
+		return &exitError{code: 2, err: runErr}
+	}
+	if rep.Status != target.RunSucceeded {
+		return &exitError{code: 2, err: errors.New("run " + rep.Status)}
+	}
+	return nil
+}

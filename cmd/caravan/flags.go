@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/schema"
+)
+
+// Every flag can also come from a CARAVAN_* environment variable and from
+// the YAML file named by --config (same names as the flags).
+
+func env(name string) []string {
+	return []string{"CARAVAN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+func str(name, usage, value string) cli.Flag {
+	return altsrc.NewStringFlag(&cli.StringFlag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+}
+
+func strs(name, usage string) cli.Flag {
+	return altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name)})
+}
+
+func num(name, usage string, value int) cli.Flag {
+	return altsrc.NewIntFlag(&cli.IntFlag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+}
+
+func num64(name, usage string, value int64) cli.Flag {
+	return altsrc.NewInt64Flag(&cli.Int64Flag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+}
+
+func boolean(name, usage string) cli.Flag {
+	return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)})
+}
+
+func dur(name, usage string, value time.Duration) cli.Flag {
+	return altsrc.NewDurationFlag(&cli.DurationFlag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+}
+
+var (
+	configFlag = &cli.StringFlag{Name: "config", Usage: "YAML file with flag values (flag names as keys)", EnvVars: env("config")}
+	sourceURL  = str("source-url", "source database URL: postgres://... or sqlserver://...", "")
+	targetURL  = str("target-url", "target PostgreSQL URL", "")
+	natsURL    = str("nats-url", "NATS server URL; migrate and resume start an embedded server when empty", "")
+	logFlags   = []cli.Flag{
+		str("log-format", "auto (text on a terminal, JSON otherwise), text or json", "auto"),
+		str("log-level", "debug, info, warn or error", "info"),
+	}
+	planFlags = []cli.Flag{
+		strs("include", "tables to copy, as globs over schema.table or table (repeatable)"),
+		strs("exclude", "tables to skip, as globs (repeatable)"),
+		strs("schema-map", "source=target schema renames (repeatable), e.g. dbo=public"),
+		str("name-case", "target identifiers: preserve or lower (default: the source's usual: postgres preserve, mssql lower)", ""),
+		num64("chunk-rows", "rows per chunk", 100_000),
+		num("batch-bytes", "bytes per batch message (capped below the broker's max_payload)", 1<<20-64<<10),
+		num("batch-rows", "rows per batch message", 50_000),
+	}
+	runFlags = []cli.Flag{
+		str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate),
+		boolean("unlogged", "load into UNLOGGED tables and SET LOGGED when each is done"),
+		strs("validate", "validation levels: count, keys, digest, fk (default all), or none"),
+		str("run-id", "run id (a UUID; generated when empty)", ""),
+	}
+	extractorFlags = []cli.Flag{
+		num("extractors", "chunks read at once in this process", 2),
+		dur("task-ack-wait", "time a chunk task may go without a heartbeat before another extractor gets it", time.Minute),
+	}
+	loaderFlags = []cli.Flag{
+		num("loaders", "batches committed at once in this process", 2),
+	}
+	validatorFlags = []cli.Flag{
+		num("validators", "tables validated at once in this process", 2),
+	}
+)
+
+func join(groups ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+func options(c *cli.Context) (coordinator.Options, error) {
+	o := coordinator.Options{
+		Filter:       schema.Filter{Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude")},
+		NameCase:     c.String("name-case"),
+		Mode:         c.String("mode"),
+		RowsPerChunk: c.Int64("chunk-rows"),
+		BatchBytes:   c.Int("batch-bytes"),
+		BatchRows:    c.Int("batch-rows"),
+		Unlogged:     c.Bool("unlogged"),
+		Validation:   splitList(c.StringSlice("validate")),
+	}
+	if o.NameCase != "" && o.NameCase != schema.CasePreserve && o.NameCase != schema.CaseLower {
+		return o, fmt.Errorf("--name-case %q: want preserve or lower", o.NameCase)
+	}
+	o.SchemaMap = map[string]string{}
+	for _, m := range c.StringSlice("schema-map") {
+		from, to, ok := strings.Cut(m, "=")
+		if !ok || from == "" || to == "" {
+			return o, fmt.Errorf("--schema-map %q: want source=target", m)
+		}
+		o.SchemaMap[from] = to
+	}
+	o.Defaults()
+	return o, o.Validate()
+}
+
+func splitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func require(c *cli.Context, names ...string) error {
+	for _, n := range names {
+		if c.String(n) == "" {
+			return fmt.Errorf("--%s is required (or CARAVAN_%s)", n, strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
+		}
+	}
+	return nil
+}

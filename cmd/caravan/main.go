@@ -1,0 +1,74 @@
+// Command caravan moves whole databases into PostgreSQL through NATS
+// JetStream. One binary, one subcommand per role, plus migrate (every role
+// in one process with an embedded broker).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+)
+
+// exitError carries a process exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := app().RunContext(ctx, os.Args)
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "caravan:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	os.Exit(1)
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:  "caravan",
+		Usage: "move whole databases into PostgreSQL, exactly once, proven",
+		Commands: []*cli.Command{
+			withConfig(migrateCommand()),
+			withConfig(planCommand()),
+			withConfig(coordinatorCommand()),
+			withConfig(extractorCommand()),
+			withConfig(loaderCommand()),
+			withConfig(validatorCommand()),
+			withConfig(statusCommand()),
+			withConfig(resumeCommand()),
+		},
+	}
+}
+
+// withConfig lets every flag of a command come from --config's YAML file.
+func withConfig(cmd *cli.Command) *cli.Command {
+	cmd.Flags = append(cmd.Flags, configFlag)
+	next := cmd.Action
+	load := altsrc.InitInputSourceWithContext(cmd.Flags, altsrc.NewYamlSourceFromFlagFunc("config"))
+	cmd.Before = func(c *cli.Context) error {
+		if c.String("config") == "" {
+			return nil
+		}
+		if err := load(c); err != nil {
+			return fmt.Errorf("config %s: %w", c.String("config"), err)
+		}
+		return nil
+	}
+	cmd.Action = next
+	return cmd
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/extractor"
+	"github.com/caravan-db/caravan/loader"
+	"github.com/caravan-db/caravan/report"
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/validator"
+)
+
+func coordinatorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "coordinator",
+		Usage: "plan a run, publish its chunks, track and finalize it (workers join through --nats-url)",
+		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, reportJSON, str("resume", "resume this run instead of starting one", "")},
+			mssqlFlags, planFlags, runFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
+				return err
+			}
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			src, err := openSource(c.Context, c, 1)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			pool, err := targetPool(c.Context, c.String("target-url"), 4)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			b, err := connectBroker(c.Context, c, "caravan-coordinator", false)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log}
+			var runErr error
+			if run := c.String("resume"); run != "" {
+				cfg.Run = run
+				runErr = coordinator.Resume(c.Context, src, pool, b.js, cfg)
+			} else {
+				if cfg.Options, err = options(c); err != nil {
+					return err
+				}
+				cfg.Run = runID(c)
+				log.Info("run started", "run", cfg.Run)
+				runErr = coordinator.New(src, pool, b.js, cfg).Run(c.Context)
+			}
+			return finish(c, pool, cfg.Run, runErr)
+		},
+	}
+}
+
+func extractorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "extractor",
+		Usage: "read chunks from the source and publish row batches",
+		Flags: join([]cli.Flag{sourceURL, natsURL}, mssqlFlags, extractorFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "source-url", "nats-url"); err != nil {
+				return err
+			}
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			src, err := openSource(c.Context, c, c.Int("extractors"))
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			b, err := connectBroker(c.Context, c, "caravan-extractor", false)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			log.Info("extractor started", "concurrency", c.Int("extractors"))
+			return extractor.New(b.js, src, extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Log: log}).Run(c.Context)
+		},
+	}
+}
+
+func loaderCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "loader",
+		Usage: "commit row batches into the target, exactly once",
+		Flags: join([]cli.Flag{targetURL, natsURL}, loaderFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "target-url", "nats-url"); err != nil {
+				return err
+			}
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			pool, err := targetPool(c.Context, c.String("target-url"), c.Int("loaders")+1)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			b, err := connectBroker(c.Context, c, "caravan-loader", false)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			log.Info("loader started", "concurrency", c.Int("loaders"))
+			return loader.New(b.js, pool, loader.Config{Concurrency: c.Int("loaders"), Log: log}).Run(c.Context)
+		},
+	}
+}
+
+func validatorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "validator",
+		Usage: "judge finalized tables: counts, keys, digests, foreign keys",
+		Flags: join([]cli.Flag{targetURL, natsURL}, validatorFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "target-url", "nats-url"); err != nil {
+				return err
+			}
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			pool, err := targetPool(c.Context, c.String("target-url"), c.Int("validators")+1)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			b, err := connectBroker(c.Context, c, "caravan-validator", false)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			log.Info("validator started")
+			return validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log}).Run(c.Context)
+		},
+	}
+}
+
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "plan",
+		Usage: "print the schema mapping, the DDL and the chunk plan; touches nothing",
+		Flags: join([]cli.Flag{sourceURL, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, planFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "source-url"); err != nil {
+				return err
+			}
+			src, err := openSource(c.Context, c, 1)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			opts, err := options(c)
+			if err != nil {
+				return err
+			}
+			plan, err := coordinator.MakePlan(c.Context, src, "", opts)
+			if err != nil {
+				return err
+			}
+			return printPlan(plan, c.Bool("unlogged"))
+		},
+	}
+}
+
+func printPlan(plan *coordinator.Plan, unlogged bool) error {
+	w := os.Stdout
+	fmt.Fprintln(w, "-- mapping")
+	for _, tp := range plan.Tables {
+		t := tp.Table
+		fmt.Fprintf(w, "-- %s -> %s\n", schema.QuoteName(t.Source), schema.QuoteName(t.Target))
+		for _, col := range t.Columns {
+			fmt.Fprintf(w, "--   %-30s %-28s -> %s %s\n", col.Name, col.SourceType, col.TargetName, col.Type)
+		}
+	}
+	if len(plan.DB.Warnings) > 0 {
+		fmt.Fprintln(w, "\n-- warnings")
+		for _, warn := range plan.DB.Warnings {
+			fmt.Fprintf(w, "--   %s\n", warn)
+		}
+	}
+	fmt.Fprintln(w, "\n-- DDL")
+	for _, stmt := range plan.DDL(unlogged) {
+		fmt.Fprintf(w, "%s;\n", stmt)
+	}
+	fmt.Fprintln(w, "\n-- chunks")
+	for _, tp := range plan.Tables {
+		fmt.Fprintf(w, "-- %s: %d chunks\n", tp.Table.ID(), len(tp.Chunks))
+		for i, ch := range tp.Chunks {
+			fmt.Fprintf(w, "--   %4d %-4s [%s, %s) ~%d rows\n", i, ch.Range, bound(ch.Lo, "-inf"), bound(ch.Hi, "+inf"), ch.EstRows)
+		}
+	}
+	return nil
+}
+
+func bound(b []string, open string) string {
+	if b == nil {
+		return open
+	}
+	return "(" + strings.Join(b, ", ") + ")"
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show a run's progress and verdicts (the newest run when RUN is omitted)",
+		ArgsUsage: "[RUN]",
+		Flags: join([]cli.Flag{targetURL, boolean("json", "print JSON for scripts"), boolean("watch", "redraw until the run ends")},
+			logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "target-url"); err != nil {
+				return err
+			}
+			pool, err := targetPool(c.Context, c.String("target-url"), 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			return report.Status(c.Context, pool, c.Args().First(), os.Stdout, report.StatusOptions{JSON: c.Bool("json"), Watch: c.Bool("watch")})
+		},
+	}
+}
+
+var _ = target.RunSucceeded

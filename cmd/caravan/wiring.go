@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/urfave/cli/v2"
+
+	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/source/postgres"
+	"github.com/caravan-db/caravan/telemetry"
+)
+
+func logger(c *cli.Context) (*slog.Logger, error) {
+	return telemetry.NewLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
+}
+
+// openSource picks the source implementation by URL scheme.
+func openSource(ctx context.Context, c *cli.Context, readers int) (source.Source, error) {
+	raw := c.String("source-url")
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("source URL %s: not a URL", pgutil.Redact(raw))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "postgres", "postgresql":
+		return postgres.Open(ctx, raw, int32(readers+2))
+	case "sqlserver", "mssql":
+		return openMSSQL(ctx, c, raw, readers)
+	}
+	return nil, fmt.Errorf("source URL %s: unknown scheme %q (want postgres:// or sqlserver://)", pgutil.Redact(raw), u.Scheme)
+}
+
+func targetPool(ctx context.Context, raw string, conns int) (*pgxpool.Pool, error) {
+	pool, err := pgutil.Pool(ctx, raw, "caravan", int32(conns))
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	return pool, nil
+}
+
+// broker connects to --nats-url, or starts an embedded server when it is
+// empty and embedded is allowed.
+type brokerConn struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	embedded *broker.Embedded
+	tmp      string
+}
+
+func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool) (*brokerConn, error) {
+	b := &brokerConn{}
+	addr := c.String("nats-url")
+	if addr == "" {
+		if !embed {
+			return nil, fmt.Errorf("--nats-url is required (or CARAVAN_NATS_URL)")
+		}
+		dir := c.String("data-dir")
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "caravan-nats-")
+			if err != nil {
+				return nil, fmt.Errorf("embedded nats: %w", err)
+			}
+			dir, b.tmp = tmp, tmp
+		}
+		srv, err := broker.StartEmbedded(dir, 0)
+		if err != nil {
+			return nil, err
+		}
+		b.embedded, addr = srv, srv.URL()
+	}
+	nc, js, err := broker.Connect(addr, name)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.nc, b.js = nc, js
+	if err := broker.EnsureStreams(ctx, js, broker.StreamConfig{}); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *brokerConn) Close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+	}
+	if b.tmp != "" {
+		os.RemoveAll(b.tmp)
+	}
+}

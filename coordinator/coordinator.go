@@ -1,0 +1,258 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/telemetry"
+)
+
+// Config wires a coordinator.
+type Config struct {
+	Run       string // run id (a UUID)
+	SourceURL string // only its redacted form is ever stored
+	Options   Options
+	// PollEvery is how often progress is re-read from the ledger when no
+	// event arrives: the safety net for reports lost with a dead worker.
+	PollEvery time.Duration
+	Tracer    trace.TracerProvider
+	Log       *slog.Logger
+}
+
+// Coordinator runs one run.
+type Coordinator struct {
+	cfg    Config
+	src    source.Source
+	pool   *pgxpool.Pool
+	js     jetstream.JetStream
+	tracer trace.Tracer
+	log    *slog.Logger
+
+	db        *schema.Database
+	snapshot  *source.Snapshot
+	snapID    string
+	tables    map[string]*tableState
+	fksDone   bool
+	fkVerdict *proto.Verdict
+}
+
+type tableState struct {
+	t         *schema.Table
+	created   bool // caravan created it (so caravan finalizes its DDL)
+	finalized bool
+	failed    bool
+	verdict   *proto.Verdict
+}
+
+// New returns a coordinator.
+func New(src source.Source, pool *pgxpool.Pool, js jetstream.JetStream, cfg Config) *Coordinator {
+	cfg.Options.Defaults()
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = 2 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Coordinator{cfg: cfg, src: src, pool: pool, js: js, tracer: telemetry.Tracer(cfg.Tracer),
+		log: cfg.Log.With("run", cfg.Run), tables: map[string]*tableState{}}
+}
+
+// Run plans, starts and tracks a new run until every table is judged.
+func (c *Coordinator) Run(ctx context.Context) (err error) {
+	if err := c.cfg.Options.Validate(); err != nil {
+		return err
+	}
+	ctx, span := c.tracer.Start(ctx, "run", trace.WithAttributes(attribute.String("caravan.run", c.cfg.Run)))
+	defer span.End()
+	defer c.releaseSnapshot(ctx)
+
+	if err := target.EnsureState(ctx, c.pool); err != nil {
+		return err
+	}
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	return c.track(ctx)
+}
+
+func (c *Coordinator) start(ctx context.Context) error {
+	ctx, span := c.tracer.Start(ctx, "plan")
+	defer span.End()
+	started := time.Now()
+
+	snap, err := c.src.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	c.snapshot, c.snapID = snap, snap.ID
+	c.log.InfoContext(ctx, "consistency", "view", snap.Note)
+
+	plan, err := MakePlan(ctx, c.src, snap.ID, c.cfg.Options)
+	if err != nil {
+		return err
+	}
+	c.db = plan.DB
+	for _, w := range plan.DB.Warnings {
+		c.log.WarnContext(ctx, "plan", "warning", w)
+	}
+	err = target.CreateRun(ctx, c.pool, &target.Run{ID: c.cfg.Run, Status: target.RunPlanning, SourceKind: c.src.Kind(),
+		Source: pgutil.Redact(c.cfg.SourceURL), Snapshot: snap.ID, Consistency: snap.Note, Config: c.configRecord(), Model: plan.DB})
+	if err != nil {
+		return err
+	}
+	var chunks int
+	for _, tp := range plan.Tables {
+		chunks += len(tp.Chunks)
+	}
+	c.audit(ctx, target.AuditEntry{Operation: "plan", Status: "ok", Started: started,
+		Metadata: map[string]any{"tables": len(plan.Tables), "chunks": chunks, "consistency": snap.Note, "warnings": plan.DB.Warnings}})
+
+	if err := c.createTables(ctx, plan); err != nil {
+		_ = target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunFailed, err.Error())
+		return err
+	}
+	for _, tp := range plan.Tables {
+		if err := c.recordChunks(ctx, tp); err != nil {
+			return err
+		}
+	}
+	if err := target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunLoading, ""); err != nil {
+		return err
+	}
+	for _, tp := range plan.Tables {
+		if err := c.publishChunks(ctx, tp.Table, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configRecord is what caravan.runs.config keeps: the options, never a
+// credential.
+func (c *Coordinator) configRecord() map[string]any {
+	o := c.cfg.Options
+	return map[string]any{"include": o.Filter.Include, "exclude": o.Filter.Exclude, "name_case": o.NameCase,
+		"schema_map": o.SchemaMap, "mode": o.Mode, "rows_per_chunk": o.RowsPerChunk, "batch_bytes": o.BatchBytes,
+		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation}
+}
+
+func (c *Coordinator) recordChunks(ctx context.Context, tp *TablePlan) error {
+	t := tp.Table
+	var est int64
+	rows := make([]target.ChunkState, len(tp.Chunks))
+	for i, ch := range tp.Chunks {
+		rows[i] = target.ChunkState{Table: t.ID(), Chunk: i, Attempt: 1, Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, EstRows: ch.EstRows}
+		est += ch.EstRows
+	}
+	err := target.AddTable(ctx, c.pool, c.cfg.Run, target.TableState{Table: t.ID(), SourceName: t.Source.String(),
+		Status: target.StatusPending, Chunks: len(tp.Chunks), EstRows: est, Created: c.tables[t.ID()].created})
+	if err != nil {
+		return err
+	}
+	return target.AddChunks(ctx, c.pool, c.cfg.Run, rows)
+}
+
+// publishChunks publishes a table's pending chunks (only those in only when
+// it is not nil).
+func (c *Coordinator) publishChunks(ctx context.Context, t *schema.Table, only map[int]bool) error {
+	chunks, err := target.Chunks(ctx, c.pool, c.cfg.Run, t.ID())
+	if err != nil {
+		return err
+	}
+	for _, ch := range chunks {
+		if ch.Status != target.StatusPending || (only != nil && !only[ch.Chunk]) {
+			continue
+		}
+		if err := c.publishChunk(ctx, t, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Coordinator) publishChunk(ctx context.Context, t *schema.Table, ch target.ChunkState) error {
+	task := c.task(t, ch)
+	ctx, span := c.tracer.Start(ctx, "chunk", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		attribute.String("caravan.table", task.Table), attribute.Int("caravan.chunk", task.Chunk), attribute.Int("caravan.attempt", task.Attempt),
+		attribute.StringSlice("caravan.range.lo", task.Lo), attribute.StringSlice("caravan.range.hi", task.Hi)))
+	defer span.End()
+	data, err := proto.Marshal(task)
+	if err != nil {
+		return fmt.Errorf("encode task %s chunk %d: %w", task.Table, task.Chunk, err)
+	}
+	msg := nats.NewMsg(proto.TasksSubject(c.cfg.Run))
+	msg.Data = data
+	telemetry.Inject(ctx, msg.Header)
+	msg.Header.Set(proto.HeaderMsgID, fmt.Sprintf("%s.%s.%d.%d", task.Run, task.Table, task.Chunk, task.Attempt))
+	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s chunk %d: %w", task.Table, task.Chunk, err)
+	}
+	return target.MarkPublished(ctx, c.pool, c.cfg.Run, task.Table, task.Chunk)
+}
+
+func (c *Coordinator) task(t *schema.Table, ch target.ChunkState) *proto.ChunkTask {
+	load := t.LoadColumns()
+	task := &proto.ChunkTask{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Chunk: ch.Chunk, Attempt: ch.Attempt,
+		Source: proto.TableRef{Schema: t.Source.Schema, Name: t.Source.Name}, Target: proto.TableRef{Schema: t.Target.Schema, Name: t.Target.Name},
+		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: c.snapID, BatchBytes: c.batchBytes(), BatchRows: c.cfg.Options.BatchRows}
+	for _, col := range load {
+		task.Cols = append(task.Cols, col.Name)
+		task.Types = append(task.Types, col.SourceType)
+		task.TargetCols = append(task.TargetCols, col.TargetName)
+	}
+	for _, k := range t.PrimaryKey {
+		task.Key = append(task.Key, k)
+		if col := t.Column(k); col != nil {
+			task.KeyTypes = append(task.KeyTypes, col.SourceType)
+		}
+	}
+	return task
+}
+
+// batchBytes keeps batches under the broker's max_payload whatever the user
+// asked for.
+func (c *Coordinator) batchBytes() int {
+	limit := int(c.js.Conn().MaxPayload()) - 64<<10
+	return max(min(c.cfg.Options.BatchBytes, limit), 4<<10)
+}
+
+func (c *Coordinator) releaseSnapshot(ctx context.Context) {
+	if c.snapshot != nil && c.snapshot.Release != nil {
+		if err := c.snapshot.Release(context.WithoutCancel(ctx)); err != nil {
+			c.log.WarnContext(ctx, "release snapshot", "err", err)
+		}
+		c.snapshot = nil
+	}
+}
+
+func (c *Coordinator) audit(ctx context.Context, e target.AuditEntry) {
+	e.Run = c.cfg.Run
+	if err := target.Audit(context.WithoutCancel(ctx), c.pool, e); err != nil {
+		c.log.WarnContext(ctx, "audit", "err", err)
+	}
+}
+
+var errRunFailed = errors.New("run failed")
+
+// ErrRunFailed is wrapped by Run's error when the run ended with failed or
+// unvalidated tables.
+func ErrRunFailed() error { return errRunFailed }
+
+func broadcast(ctx context.Context, js jetstream.JetStream, run, kind string, msg any) error {
+	return broker.Publish(ctx, js, proto.EventSubject(run, kind), msg, telemetry.Header(ctx))
+}

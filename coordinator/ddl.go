@@ -1,0 +1,150 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/target"
+)
+
+// createTables prepares every target table according to the mode, in one
+// transaction: a refused table leaves the target as it was.
+func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
+	ctx, span := c.tracer.Start(ctx, "create tables")
+	defer span.End()
+	started := time.Now()
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	defer tx.Rollback(ctx)
+
+	mode, unlogged := c.cfg.Options.Mode, c.cfg.Options.Unlogged
+	var stmts []string
+	seen := map[string]bool{}
+	for _, t := range plan.DB.Tables {
+		if !seen[t.Target.Schema] {
+			seen[t.Target.Schema] = true
+			stmts = append(stmts, schema.CreateSchema(t.Target.Schema))
+		}
+	}
+	if err := execAll(ctx, tx, stmts); err != nil {
+		return err
+	}
+	created := map[string]bool{}
+	for _, t := range plan.DB.Tables {
+		exists, rows, err := lookupTable(ctx, tx, t.Target)
+		if err != nil {
+			return err
+		}
+		switch {
+		case exists && mode == ModeCreate && rows:
+			return fmt.Errorf("table %s already exists and holds rows: choose --mode truncate to empty it or --mode drop-recreate to replace it", schema.QuoteName(t.Target))
+		case exists && mode == ModeTruncate:
+			if err := execAll(ctx, tx, []string{"TRUNCATE " + schema.QuoteName(t.Target)}); err != nil {
+				return err
+			}
+		case exists:
+			// drop-recreate, or create over an empty table: nothing is lost.
+			if err := execAll(ctx, tx, []string{"DROP TABLE " + schema.QuoteName(t.Target) + " CASCADE"}); err != nil {
+				return err
+			}
+			created[t.ID()] = true
+		default:
+			created[t.ID()] = true
+		}
+	}
+	if err := c.createTypes(ctx, tx, plan.DB); err != nil {
+		return err
+	}
+	for _, t := range plan.DB.Tables {
+		if !created[t.ID()] {
+			continue
+		}
+		stmts := append(schema.CreateSequences(t), schema.CreateTable(t, unlogged))
+		if err := execAll(ctx, tx, stmts); err != nil {
+			return fmt.Errorf("create table %s: %w", schema.QuoteName(t.Target), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	for _, t := range plan.DB.Tables {
+		c.tables[t.ID()] = &tableState{t: t, created: created[t.ID()]}
+		op := "truncate_table"
+		if created[t.ID()] {
+			op = "create_table"
+		}
+		c.audit(ctx, target.AuditEntry{Table: t.ID(), Operation: op, Status: "ok", Started: started,
+			Metadata: map[string]any{"source": t.Source.String(), "mode": mode, "unlogged": unlogged && created[t.ID()]}})
+	}
+	return nil
+}
+
+// createTypes creates the enums and domains that do not exist yet.
+func (c *Coordinator) createTypes(ctx context.Context, tx pgx.Tx, db *schema.Database) error {
+	var stmts []string
+	for _, e := range db.Enums {
+		if ok, err := typeExists(ctx, tx, e.Name); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		stmts = append(stmts, schema.CreateEnum(e))
+	}
+	for _, d := range db.Domains {
+		if ok, err := typeExists(ctx, tx, d.Name); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		stmts = append(stmts, schema.CreateDomain(d))
+	}
+	return execAll(ctx, tx, stmts)
+}
+
+func typeExists(ctx context.Context, tx pgx.Tx, n schema.Name) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, "SELECT to_regtype($1) IS NOT NULL", schema.QuoteName(n)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up type %s: %w", n, err)
+	}
+	return ok, nil
+}
+
+func lookupTable(ctx context.Context, tx pgx.Tx, n schema.Name) (exists, hasRows bool, err error) {
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema.QuoteName(n)).Scan(&exists); err != nil {
+		return false, false, fmt.Errorf("look up table %s: %w", n, err)
+	}
+	if !exists {
+		return false, false, nil
+	}
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+schema.QuoteName(n)+")").Scan(&hasRows); err != nil {
+		return false, false, fmt.Errorf("look into table %s: %w", n, err)
+	}
+	return true, hasRows, nil
+}
+
+func execAll(ctx context.Context, tx pgx.Tx, stmts []string) error {
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(s), err)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i] + " ..."
+		}
+	}
+	return s
+}

@@ -1,0 +1,165 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/target"
+)
+
+// finalizeTable completes a loaded table: keys, indexes and checks built
+// now that the data is in, sequences restarted past the data, and the
+// table made LOGGED if it was loaded UNLOGGED. A table caravan did not
+// create (mode truncate) keeps its own DDL; only its sequences move.
+func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
+	ctx, span := c.tracer.Start(ctx, "finalize table")
+	defer span.End()
+	t := ts.t
+	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusLoaded, ""); err != nil {
+		return err
+	}
+	var stmts []string
+	if ts.created {
+		if c.cfg.Options.Unlogged {
+			stmts = append(stmts, "ALTER TABLE "+schema.QuoteName(t.Target)+" SET LOGGED")
+		}
+		stmts = append(stmts, schema.Finalize(t, c.db.Policy)...)
+	}
+	var failure string
+	for _, stmt := range stmts {
+		started := time.Now()
+		_, err := c.pool.Exec(ctx, stmt)
+		entry := target.AuditEntry{Table: t.ID(), Operation: "finalize", Status: "ok", Started: started, Metadata: map[string]any{"sql": stmt}}
+		if err != nil {
+			entry.Status, entry.Error = "failed", err.Error()
+			failure = fmt.Sprintf("%s: %v", firstLine(stmt), err)
+		}
+		c.audit(ctx, entry)
+		if err != nil {
+			break
+		}
+	}
+	if failure == "" {
+		failure = c.resetSequences(ctx, t)
+	}
+	if failure != "" {
+		ts.failed = true
+		if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFailed, failure); err != nil {
+			return err
+		}
+		c.log.ErrorContext(ctx, "finalize failed", "table", t.ID(), "err", failure)
+		return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure})
+	}
+	ts.finalized = true
+	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFinalized, ""); err != nil {
+		return err
+	}
+	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
+	return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
+}
+
+// resetSequences restarts identity and serial sequences at max+1, so the
+// application's next insert does not collide with a migrated row.
+func (c *Coordinator) resetSequences(ctx context.Context, t *schema.Table) string {
+	for _, r := range schema.SequenceResets(t) {
+		var maxVal *int64
+		if err := c.pool.QueryRow(ctx, r.MaxSQL).Scan(&maxVal); err != nil {
+			return fmt.Sprintf("sequence of %s: %v", r.Column, err)
+		}
+		if maxVal == nil {
+			continue // empty table: the sequence keeps its start
+		}
+		stmt := r.Restart(*maxVal + 1)
+		_, err := c.pool.Exec(ctx, stmt)
+		entry := target.AuditEntry{Table: t.ID(), Operation: "finalize", Status: "ok", Metadata: map[string]any{"sql": stmt}}
+		if err != nil {
+			entry.Status, entry.Error = "failed", err.Error()
+		}
+		c.audit(ctx, entry)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", stmt, err)
+		}
+	}
+	return ""
+}
+
+// foreignKeys adds every foreign key between finalized tables as NOT VALID
+// and then validates it: a violation fails that key alone, and the
+// validator's fk level names the orphans.
+func (c *Coordinator) foreignKeys(ctx context.Context) error {
+	ctx, span := c.tracer.Start(ctx, "foreign keys")
+	defer span.End()
+	var problems []string
+	ids := make([]string, 0, len(c.tables))
+	for id := range c.tables {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		ts := c.tables[id]
+		if !ts.created || !ts.finalized {
+			continue
+		}
+		for _, fk := range ts.t.ForeignKeys {
+			ref := c.db.Table(fk.RefTable)
+			if ref == nil || !c.tables[ref.ID()].finalized {
+				problems = append(problems, fmt.Sprintf("%s: foreign key %s skipped, %s did not load", id, fk.Name, fk.RefTable))
+				continue
+			}
+			add, validate, err := c.db.ForeignKeySQL(ts.t, fk)
+			if err != nil {
+				return err
+			}
+			stmts, err := c.pendingFK(ctx, ts.t, fk, add, validate)
+			if err != nil {
+				return err
+			}
+			for _, stmt := range stmts {
+				started := time.Now()
+				_, err := c.pool.Exec(ctx, stmt)
+				entry := target.AuditEntry{Table: id, Operation: "foreign_key", Status: "ok", Started: started, Metadata: map[string]any{"sql": stmt}}
+				if err != nil {
+					entry.Status, entry.Error = "failed", err.Error()
+					problems = append(problems, fmt.Sprintf("%s: %v", firstLine(stmt), err))
+				}
+				c.audit(ctx, entry)
+				if err != nil {
+					break
+				}
+			}
+		}
+	}
+	c.fksDone = true
+	ev := &proto.ForeignKeysCreated{V: proto.Version, Run: c.cfg.Run}
+	if len(problems) > 0 {
+		ev.Error = fmt.Sprint(problems)
+		c.log.ErrorContext(ctx, "foreign keys", "problems", problems)
+	}
+	return broadcast(ctx, c.js, c.cfg.Run, proto.EventForeignKeys, ev)
+}
+
+func sorted(s []string) []string {
+	sort.Strings(s)
+	return s
+}
+
+// pendingFK drops the steps a resumed run already took for a foreign key.
+func (c *Coordinator) pendingFK(ctx context.Context, t *schema.Table, fk *schema.ForeignKey, add, validate string) ([]string, error) {
+	var exists, valid bool
+	err := c.pool.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_and(convalidated), false) FROM pg_constraint
+		WHERE conrelid = $1::regclass AND conname = $2`, schema.QuoteName(t.Target), c.db.Policy.Ident(fk.Name)).Scan(&exists, &valid)
+	if err != nil {
+		return nil, fmt.Errorf("foreign key %s: %w", fk.Name, err)
+	}
+	switch {
+	case exists && valid:
+		return nil, nil
+	case exists:
+		return []string{validate}, nil
+	}
+	return []string{add, validate}, nil
+}

@@ -1,0 +1,165 @@
+// Package coordinator is the coordinator role: it discovers the source,
+// maps it to PostgreSQL, creates the tables, plans and publishes chunks,
+// tracks progress from the ledger, finalizes tables and foreign keys, and
+// closes the run once the validator has judged every table.
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"path"
+
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
+)
+
+// Target modes.
+const (
+	ModeCreate       = "create"        // create tables; refuse one that holds rows
+	ModeTruncate     = "truncate"      // keep existing tables, emptied
+	ModeDropRecreate = "drop-recreate" // drop existing tables and create them anew
+)
+
+// Options are what a user chooses for a run.
+type Options struct {
+	Filter schema.Filter
+	// NameCase overrides the source's default name case ("" keeps it).
+	NameCase string
+	// SchemaMap maps source schemas to target schemas, on top of the
+	// source's defaults.
+	SchemaMap    map[string]string
+	Mode         string
+	RowsPerChunk int64
+	BatchBytes   int
+	BatchRows    int
+	Unlogged     bool
+	Validation   []string // levels: count, keys, digest, fk
+}
+
+// Defaults fills unset options.
+func (o *Options) Defaults() {
+	if o.Mode == "" {
+		o.Mode = ModeCreate
+	}
+	if o.RowsPerChunk <= 0 {
+		o.RowsPerChunk = 100_000
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 1<<20 - 64<<10
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = 50_000
+	}
+	if o.Validation == nil {
+		o.Validation = []string{"count", "keys", "digest", "fk"}
+	}
+}
+
+// Validate checks option values.
+func (o *Options) Validate() error {
+	switch o.Mode {
+	case ModeCreate, ModeTruncate, ModeDropRecreate:
+	default:
+		return fmt.Errorf("target mode %q: want %s, %s or %s", o.Mode, ModeCreate, ModeTruncate, ModeDropRecreate)
+	}
+	for _, l := range o.Validation {
+		switch l {
+		case "count", "keys", "digest", "fk", "none":
+		default:
+			return fmt.Errorf("validation level %q: want count, keys, digest, fk or none", l)
+		}
+	}
+	for _, p := range append(append([]string{}, o.Filter.Include...), o.Filter.Exclude...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("table pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Plan is what a run will do.
+type Plan struct {
+	DB     *schema.Database
+	Tables []*TablePlan
+}
+
+// TablePlan is one table's chunks.
+type TablePlan struct {
+	Table  *schema.Table
+	Chunks []source.Chunk
+}
+
+// MakePlan discovers the source, maps names and plans chunks. It touches
+// nothing: `caravan plan` prints its result, a run executes it.
+func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Options) (*Plan, error) {
+	db, err := src.Discover(ctx, opts.Filter)
+	if err != nil {
+		return nil, err
+	}
+	if len(db.Tables) == 0 {
+		return nil, fmt.Errorf("no source table matches the include/exclude patterns")
+	}
+	if err := NamePolicy(src, opts).Apply(db); err != nil {
+		return nil, err
+	}
+	plan := &Plan{DB: db}
+	for _, t := range db.Tables {
+		chunks, err := src.Plan(ctx, t, snapshot, opts.RowsPerChunk)
+		if err != nil {
+			return nil, fmt.Errorf("plan chunks: %w", err)
+		}
+		plan.Tables = append(plan.Tables, &TablePlan{Table: t, Chunks: chunks})
+	}
+	return plan, nil
+}
+
+// NamePolicy is the source's default policy with the user's choices on top.
+func NamePolicy(src source.Source, opts Options) schema.NamePolicy {
+	p := src.DefaultNames()
+	if opts.NameCase != "" {
+		p.Case = opts.NameCase
+	}
+	m := map[string]string{}
+	for k, v := range p.SchemaMap {
+		m[k] = v
+	}
+	for k, v := range opts.SchemaMap {
+		m[k] = v
+	}
+	p.SchemaMap = m
+	return p
+}
+
+// DDL renders every statement that creates the plan's objects, for display.
+func (p *Plan) DDL(unlogged bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range p.DB.Tables {
+		if !seen[t.Target.Schema] {
+			seen[t.Target.Schema] = true
+			out = append(out, schema.CreateSchema(t.Target.Schema))
+		}
+	}
+	for _, e := range p.DB.Enums {
+		out = append(out, schema.CreateEnum(e))
+	}
+	for _, d := range p.DB.Domains {
+		out = append(out, schema.CreateDomain(d))
+	}
+	for _, t := range p.DB.Tables {
+		out = append(out, schema.CreateSequences(t)...)
+		out = append(out, schema.CreateTable(t, unlogged))
+	}
+	for _, t := range p.DB.Tables {
+		out = append(out, schema.Finalize(t, p.DB.Policy)...)
+	}
+	for _, t := range p.DB.Tables {
+		for _, fk := range t.ForeignKeys {
+			add, validate, err := p.DB.ForeignKeySQL(t, fk)
+			if err == nil {
+				out = append(out, add, validate)
+			}
+		}
+	}
+	return out
+}

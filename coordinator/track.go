@@ -1,0 +1,251 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/target"
+)
+
+// track follows a run's events until every table has its verdict. Progress
+// itself is read from the ledger (CompleteChunks), events only say when to
+// look, so a lost event delays the run by at most PollEvery.
+func (c *Coordinator) track(ctx context.Context) error {
+	cons, err := broker.EventConsumer(ctx, c.js, "coordinator", c.cfg.Run)
+	if err != nil {
+		return err
+	}
+	events := make(chan jetstream.Msg, 64)
+	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	defer iter.Stop()
+	go func() {
+		defer close(events)
+		for {
+			msg, err := iter.Next()
+			if err != nil {
+				return
+			}
+			select {
+			case events <- msg:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	tick := time.NewTicker(c.cfg.PollEvery)
+	defer tick.Stop()
+	for {
+		if err := c.advance(ctx); err != nil {
+			return err
+		}
+		if done, err := c.finished(ctx); done || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		case msg, ok := <-events:
+			if !ok {
+				return fmt.Errorf("events: subscription ended")
+			}
+			if err := c.event(ctx, msg); err != nil {
+				return err
+			}
+			// Drain what else is waiting before the next ledger query.
+			for drained := false; !drained; {
+				select {
+				case msg := <-events:
+					if err := c.event(ctx, msg); err != nil {
+						return err
+					}
+				default:
+					drained = true
+				}
+			}
+		}
+	}
+}
+
+func (c *Coordinator) event(ctx context.Context, msg jetstream.Msg) error {
+	defer msg.Ack()
+	switch proto.EventKind(msg.Subject()) {
+	case proto.EventChunkExtracted:
+		var ev proto.ChunkExtracted
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		if err := target.MarkExtracted(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest); err != nil {
+			return err
+		}
+		rows := ev.Rows
+		c.audit(ctx, target.AuditEntry{Table: ev.Table, Operation: "chunk_extracted", Rows: &rows, Status: "ok",
+			Metadata: map[string]any{"chunk": ev.Chunk, "attempt": ev.Attempt, "batches": ev.Batches, "bytes": ev.Bytes, "digest": ev.Digest}})
+	case proto.EventBatchRejected:
+		var ev proto.BatchRejected
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		c.log.ErrorContext(ctx, "batch rejected", "table", ev.Table, "chunk", ev.Chunk, "seq", ev.Seq, "err", ev.Error)
+		c.audit(ctx, target.AuditEntry{Table: ev.Table, Operation: "batch_rejected", Status: "failed", Error: ev.Error,
+			Metadata: map[string]any{"chunk": ev.Chunk, "attempt": ev.Attempt, "seq": ev.Seq, "column": ev.Column, "key": ev.Key}})
+	case proto.EventChunkFailed:
+		var ev proto.ChunkFailed
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		if err := target.FailChunk(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Error); err != nil {
+			return err
+		}
+		c.audit(ctx, target.AuditEntry{Table: ev.Table, Operation: "chunk_failed", Status: "failed", Error: ev.Error,
+			Metadata: map[string]any{"chunk": ev.Chunk, "attempt": ev.Attempt}})
+	case proto.EventVerdict:
+		var ev proto.Verdict
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		if ev.Level == LevelFK {
+			c.fkVerdict = &ev
+		} else if ts := c.tables[ev.Table]; ts != nil {
+			ts.verdict = &ev
+		}
+	}
+	return nil
+}
+
+// Verdict levels the coordinator waits for: one "table" verdict per table
+// and, when foreign keys are validated, one "fk" verdict for the run.
+const (
+	LevelTable = "table"
+	LevelFK    = "fk"
+)
+
+// advance marks complete chunks, finalizes complete tables and, once every
+// table is done, the foreign keys.
+func (c *Coordinator) advance(ctx context.Context) error {
+	done, err := target.CompleteChunks(ctx, c.pool, c.cfg.Run)
+	if err != nil {
+		return err
+	}
+	for _, ch := range done {
+		rows := ch.Rows
+		c.audit(ctx, target.AuditEntry{Table: ch.Table, Operation: "chunk_loaded", Rows: &rows, Status: "ok",
+			Metadata: map[string]any{"chunk": ch.Chunk, "bytes": ch.Bytes}})
+	}
+	progress, err := target.Progress(ctx, c.pool, c.cfg.Run)
+	if err != nil {
+		return err
+	}
+	for _, p := range progress {
+		ts := c.tables[p.Table]
+		if ts == nil || ts.finalized || ts.failed || p.ChunksLoaded+p.ChunksFailed < p.Chunks {
+			continue
+		}
+		if p.ChunksFailed > 0 {
+			if err := c.failTable(ctx, ts); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.finalizeTable(ctx, ts); err != nil {
+			return err
+		}
+	}
+	if !c.fksDone && c.allTablesDone() {
+		c.releaseSnapshot(ctx) // nothing more is read from the source
+		if err := c.foreignKeys(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Coordinator) allTablesDone() bool {
+	for _, ts := range c.tables {
+		if !ts.finalized && !ts.failed {
+			return false
+		}
+	}
+	return true
+}
+
+// failTable closes a table whose chunks failed; the validator records the
+// verdict that names the rejected rows.
+func (c *Coordinator) failTable(ctx context.Context, ts *tableState) error {
+	chunks, err := target.Chunks(ctx, c.pool, c.cfg.Run, ts.t.ID())
+	if err != nil {
+		return err
+	}
+	var reasons []string
+	for _, ch := range chunks {
+		if ch.Status == target.StatusFailed {
+			reasons = append(reasons, fmt.Sprintf("chunk %d: %s", ch.Chunk, ch.Error))
+		}
+	}
+	msg := strings.Join(reasons, "; ")
+	ts.failed = true
+	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, ts.t.ID(), target.StatusFailed, msg); err != nil {
+		return err
+	}
+	c.audit(ctx, target.AuditEntry{Table: ts.t.ID(), Operation: "load", Status: "failed", Error: msg})
+	return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: ts.t.ID(), Error: msg})
+}
+
+func (c *Coordinator) validates(level string) bool {
+	for _, l := range c.cfg.Options.Validation {
+		if l == level {
+			return true
+		}
+	}
+	return false
+}
+
+// finished says whether the run is over, and records how it ended.
+func (c *Coordinator) finished(ctx context.Context) (bool, error) {
+	if !c.fksDone {
+		return false, nil
+	}
+	validating := !c.validates("none") && len(c.cfg.Options.Validation) > 0
+	var failed []string
+	for id, ts := range c.tables {
+		switch {
+		case validating && ts.verdict == nil:
+			return false, nil
+		case ts.failed:
+			failed = append(failed, id)
+		case validating && !ts.verdict.OK:
+			failed = append(failed, id)
+		}
+	}
+	if validating && c.validates(LevelFK) {
+		if c.fkVerdict == nil {
+			return false, nil
+		}
+		if !c.fkVerdict.OK {
+			failed = append(failed, "foreign keys ("+c.fkVerdict.Detail+")")
+		}
+	}
+	status, errText := target.RunSucceeded, ""
+	if len(failed) > 0 {
+		status, errText = target.RunFailed, "failed tables: "+strings.Join(sorted(failed), ", ")
+	}
+	if err := target.SetRunStatus(ctx, c.pool, c.cfg.Run, status, errText); err != nil {
+		return true, err
+	}
+	c.audit(ctx, target.AuditEntry{Operation: "run", Status: status, Error: errText})
+	_ = broadcast(ctx, c.js, c.cfg.Run, proto.EventRunFinished, &proto.RunFinished{V: proto.Version, Run: c.cfg.Run, Status: status})
+	if len(failed) > 0 {
+		return true, fmt.Errorf("%w: %s", errRunFailed, errText)
+	}
+	return true, nil
+}

@@ -1,0 +1,204 @@
+// Package extractor is the extractor role: it takes ChunkTasks from the work
+// queue, reads each chunk from the source in its deterministic order, and
+// publishes the rows as RowBatches bounded by bytes and rows, then reports
+// the chunk's batch count, row count and digest.
+package extractor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/telemetry"
+)
+
+// Config configures an extractor.
+type Config struct {
+	Concurrency int           // chunks read at once
+	AckWait     time.Duration // how long a task may go without a heartbeat
+	// Heartbeat is how often a task in progress is extended; 0 means
+	// AckWait/3, negative disables heartbeats (tests use it to force a
+	// redelivery while the first reader still works).
+	Heartbeat  time.Duration
+	MaxDeliver int
+	Tracer     trace.TracerProvider
+	Log        *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = time.Minute
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = c.AckWait / 3
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 8
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Extractor reads chunks.
+type Extractor struct {
+	cfg    Config
+	js     jetstream.JetStream
+	src    source.Source
+	blobs  jetstream.ObjectStore
+	tracer trace.Tracer
+}
+
+// New returns an extractor reading from src.
+func New(js jetstream.JetStream, src source.Source, cfg Config) *Extractor {
+	cfg.defaults()
+	return &Extractor{cfg: cfg, js: js, src: src, tracer: telemetry.Tracer(cfg.Tracer)}
+}
+
+// Run works until ctx ends.
+func (e *Extractor) Run(ctx context.Context) error {
+	cons, err := broker.WorkConsumer(ctx, e.js, proto.StreamTasks, proto.ConsumerExtractors, proto.SubjectAllTasks, e.cfg.AckWait, e.cfg.MaxDeliver)
+	if err != nil {
+		return fmt.Errorf("extractor: %w", err)
+	}
+	if e.blobs, err = e.js.ObjectStore(ctx, proto.BlobBucket); err != nil {
+		return fmt.Errorf("extractor: blob bucket: %w", err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < e.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx, cons)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (e *Extractor) work(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				e.cfg.Log.WarnContext(ctx, "fetch tasks", "err", err)
+				waitOrDone(ctx, time.Second)
+			}
+			continue
+		}
+		for msg := range msgs.Messages() {
+			e.handle(ctx, msg)
+		}
+	}
+}
+
+func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
+	var task proto.ChunkTask
+	if err := proto.Unmarshal(msg.Data(), &task); err != nil {
+		e.cfg.Log.ErrorContext(ctx, "drop undecodable task", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	delivered := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	ctx = telemetry.Extract(ctx, msg.Headers())
+	ctx, span := e.tracer.Start(ctx, "extract chunk", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(chunkAttrs(&task)...), trace.WithAttributes(attribute.Int64("caravan.delivery", int64(delivered))))
+	defer span.End()
+
+	stop := e.heartbeat(ctx, msg)
+	res, err := e.extract(ctx, &task)
+	stop()
+	if err == nil {
+		span.SetAttributes(attribute.Int64("caravan.rows", res.Rows), attribute.Int64("caravan.bytes", res.Bytes), attribute.Int("caravan.batches", res.Batches))
+		if err = broker.Publish(ctx, e.js, proto.EventSubject(task.Run, proto.EventChunkExtracted), res, telemetry.Header(ctx)); err == nil {
+			err = msg.DoubleAck(ctx)
+		}
+	}
+	if err == nil {
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	if ctx.Err() != nil {
+		return // shutting down: the task is redelivered to another extractor
+	}
+	if delivered >= uint64(e.cfg.MaxDeliver) {
+		e.cfg.Log.ErrorContext(ctx, "chunk failed for good", "table", task.Table, "chunk", task.Chunk, "deliveries", delivered, "err", err)
+		failed := &proto.ChunkFailed{V: proto.Version, Run: task.Run, Table: task.Table, Chunk: task.Chunk, Attempt: task.Attempt,
+			Error: fmt.Sprintf("extract failed after %d deliveries: %v", delivered, err)}
+		if perr := broker.Publish(ctx, e.js, proto.EventSubject(task.Run, proto.EventChunkFailed), failed, telemetry.Header(ctx)); perr == nil {
+			_ = msg.Term()
+		}
+		return
+	}
+	e.cfg.Log.WarnContext(ctx, "chunk will be retried", "table", task.Table, "chunk", task.Chunk, "delivery", delivered, "err", err)
+	_ = msg.NakWithDelay(backoff(delivered))
+}
+
+// heartbeat keeps a long chunk's task from being redelivered while it is
+// being read.
+func (e *Extractor) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
+	if e.cfg.Heartbeat < 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(e.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func chunkAttrs(t *proto.ChunkTask) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("caravan.run", t.Run),
+		attribute.String("caravan.table", t.Table),
+		attribute.Int("caravan.chunk", t.Chunk),
+		attribute.Int("caravan.attempt", t.Attempt),
+		attribute.StringSlice("caravan.range.lo", t.Lo),
+		attribute.StringSlice("caravan.range.hi", t.Hi),
+	}
+}
+
+func backoff(delivered uint64) time.Duration {
+	d := time.Duration(1<<min(delivered, 6)) * 250 * time.Millisecond
+	return min(d, 15*time.Second)
+}
+
+func waitOrDone(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,213 @@
+// Package loader is the loader role: it takes RowBatches from the work
+// queue and commits each exactly once into PostgreSQL (COPY plus a ledger
+// row in one transaction), acknowledging only after the commit.
+package loader
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/telemetry"
+)
+
+// Config configures a loader.
+type Config struct {
+	Concurrency int // batches committed at once
+	AckWait     time.Duration
+	MaxDeliver  int // deliveries of a failing batch before it is parked
+	Tracer      trace.TracerProvider
+	Log         *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 2 * time.Minute
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Loader commits batches.
+type Loader struct {
+	cfg    Config
+	js     jetstream.JetStream
+	pool   *pgxpool.Pool
+	blobs  jetstream.ObjectStore
+	tracer trace.Tracer
+}
+
+// New returns a loader writing into pool.
+func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Loader {
+	cfg.defaults()
+	return &Loader{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer)}
+}
+
+// Run works until ctx ends.
+func (l *Loader) Run(ctx context.Context) error {
+	cons, err := broker.WorkConsumer(ctx, l.js, proto.StreamBatches, proto.ConsumerLoaders, proto.SubjectAllBatches, l.cfg.AckWait, l.cfg.MaxDeliver)
+	if err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	if l.blobs, err = l.js.ObjectStore(ctx, proto.BlobBucket); err != nil {
+		return fmt.Errorf("loader: blob bucket: %w", err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < l.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.work(ctx, cons)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (l *Loader) work(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				l.cfg.Log.WarnContext(ctx, "fetch batches", "err", err)
+				wait(ctx, time.Second)
+			}
+			continue
+		}
+		for msg := range msgs.Messages() {
+			l.handle(ctx, msg)
+		}
+	}
+}
+
+func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
+	var b proto.RowBatch
+	if err := proto.Unmarshal(msg.Data(), &b); err != nil {
+		l.cfg.Log.ErrorContext(ctx, "drop undecodable batch", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	delivered := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	ctx = telemetry.Extract(ctx, msg.Headers())
+	ctx, span := l.tracer.Start(ctx, "load batch", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String("caravan.run", b.Run), attribute.String("caravan.table", b.Table), attribute.Int("caravan.chunk", b.Chunk),
+		attribute.Int("caravan.attempt", b.Attempt), attribute.Int("caravan.seq", b.Seq), attribute.Int("caravan.rows", b.Rows),
+		attribute.Int64("caravan.delivery", int64(delivered))))
+	defer span.End()
+
+	data, err := l.data(ctx, &b)
+	var res target.LoadResult
+	if err == nil {
+		span.SetAttributes(attribute.Int("caravan.bytes", len(data)))
+		res, err = target.LoadBatch(ctx, l.pool, &b, data)
+	}
+	if err == nil {
+		span.SetAttributes(attribute.Bool("caravan.duplicate", res.Duplicate), attribute.Bool("caravan.stale", res.Stale))
+		l.loaded(ctx, msg, &b, len(data), res)
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	if ctx.Err() != nil {
+		return // shutting down: JetStream redelivers the batch
+	}
+	if pgutil.IsDataError(err) || delivered >= uint64(l.cfg.MaxDeliver) {
+		l.park(ctx, msg, &b, data, err, delivered)
+		return
+	}
+	l.cfg.Log.WarnContext(ctx, "batch will be retried", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "delivery", delivered, "err", err)
+	_ = msg.NakWithDelay(time.Duration(delivered) * time.Second)
+}
+
+// loaded reports a committed (or already committed) batch, then acks. The
+// report comes first: a loader that dies between the two gets the batch
+// again, finds it in the ledger and reports it again, so the coordinator
+// never waits for a report that was lost.
+func (l *Loader) loaded(ctx context.Context, msg jetstream.Msg, b *proto.RowBatch, size int, res target.LoadResult) {
+	if res.Stale {
+		l.cfg.Log.InfoContext(ctx, "dropped a batch of a superseded chunk attempt", "table", b.Table, "chunk", b.Chunk, "attempt", b.Attempt)
+		_ = msg.Ack()
+		return
+	}
+	ev := &proto.BatchLoaded{V: proto.Version, Run: b.Run, Table: b.Table, Chunk: b.Chunk, Attempt: b.Attempt, Seq: b.Seq,
+		Rows: b.Rows, Bytes: size, Duplicate: res.Duplicate}
+	if err := broker.Publish(ctx, l.js, proto.EventSubject(b.Run, proto.EventBatchLoaded), ev, telemetry.Header(ctx)); err != nil {
+		l.cfg.Log.WarnContext(ctx, "report loaded batch", "err", err)
+		return // no ack: the redelivery reports it
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		l.cfg.Log.WarnContext(ctx, "ack batch", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "err", err)
+	}
+	if b.Blob != "" {
+		_ = l.blobs.Delete(ctx, b.Blob)
+	}
+}
+
+// park gives up on a batch PostgreSQL refuses: the offending row goes to
+// caravan.rejects and the dead-letter subject, the chunk fails, and every
+// other batch goes on.
+func (l *Loader) park(ctx context.Context, msg jetstream.Msg, b *proto.RowBatch, data []byte, cause error, delivered uint64) {
+	rej := target.Explain(cause, b, data)
+	if !pgutil.IsDataError(cause) {
+		rej.Error = fmt.Sprintf("gave up after %d deliveries: %s", delivered, rej.Error)
+	}
+	l.cfg.Log.ErrorContext(ctx, "batch rejected", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "column", rej.Column, "key", rej.Key, "err", rej.Error)
+	if err := target.Reject(ctx, l.pool, b, rej); err != nil {
+		l.cfg.Log.ErrorContext(ctx, "record rejected batch", "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	ev := &proto.BatchRejected{V: proto.Version, Run: b.Run, Table: b.Table, Chunk: b.Chunk, Attempt: b.Attempt, Seq: b.Seq,
+		Column: rej.Column, Key: rej.Key, Error: rej.Summary(b.Table)}
+	if err := broker.Publish(ctx, l.js, proto.EventSubject(b.Run, proto.EventBatchRejected), ev, telemetry.Header(ctx)); err != nil {
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Term()
+}
+
+// data returns a batch's rows, fetching an oversized row from the object store.
+func (l *Loader) data(ctx context.Context, b *proto.RowBatch) ([]byte, error) {
+	if b.Encoding != proto.EncodingCopyText {
+		return nil, fmt.Errorf("load %s chunk %d: unknown row encoding %q", b.Table, b.Chunk, b.Encoding)
+	}
+	if b.Blob == "" {
+		return b.Data, nil
+	}
+	data, err := l.blobs.GetBytes(ctx, b.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("load %s chunk %d: fetch oversized row %s: %w", b.Table, b.Chunk, b.Blob, err)
+	}
+	return data, nil
+}
+
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

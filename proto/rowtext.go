@@ -1,0 +1,209 @@
+package proto
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+)
+
+// Rows travel as PostgreSQL COPY text lines (tab-separated, \N for NULL,
+// backslash escapes, '\n' after every row). Each value is in its canonical
+// form: the text PostgreSQL's output function prints for the value of the
+// TARGET column's type, under the session settings of pgutil (DateStyle ISO,
+// IntervalStyle postgres, TimeZone UTC, extra_float_digits 1, bytea_output
+// hex). One form serves three purposes: the loader streams it to COPY as is,
+// the extractor digests it while reading, and the validator recomputes the
+// same digest on the target in SQL. A source other than PostgreSQL must
+// therefore print its values exactly as PostgreSQL would print them.
+
+// AppendField appends one COPY text field (escaped), or \N for a nil value
+// when null is true.
+func AppendField(dst []byte, val []byte, null bool) []byte {
+	if null {
+		return append(dst, '\\', 'N')
+	}
+	for _, c := range val {
+		switch c {
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// RowBuilder assembles one COPY text line from canonical values.
+type RowBuilder struct {
+	buf []byte
+	n   int
+}
+
+// Reset starts a new row.
+func (b *RowBuilder) Reset() { b.buf = b.buf[:0]; b.n = 0 }
+
+// Null appends a NULL field.
+func (b *RowBuilder) Null() { b.sep(); b.buf = AppendField(b.buf, nil, true) }
+
+// Value appends a non-NULL field.
+func (b *RowBuilder) Value(v []byte) { b.sep(); b.buf = AppendField(b.buf, v, false) }
+
+// String appends a non-NULL field.
+func (b *RowBuilder) String(v string) {
+	b.sep()
+	b.buf = AppendField(b.buf, []byte(v), false)
+}
+
+// Line returns the row with its terminating newline. It stays valid until
+// the next Reset.
+func (b *RowBuilder) Line() []byte { return append(b.buf, '\n') }
+
+func (b *RowBuilder) sep() {
+	if b.n > 0 {
+		b.buf = append(b.buf, '\t')
+	}
+	b.n++
+}
+
+// Field is one decoded value of a row; Null marks SQL NULL.
+type Field struct {
+	Value []byte
+	Null  bool
+}
+
+// SplitRow decodes one COPY text line (with or without its newline) into
+// fields, appending to dst. Values are unescaped; a value without a
+// backslash aliases line.
+func SplitRow(dst []Field, line []byte) ([]Field, error) {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	for {
+		i := bytes.IndexByte(line, '\t')
+		raw := line
+		if i >= 0 {
+			raw = line[:i]
+		}
+		f, err := decodeField(raw)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, f)
+		if i < 0 {
+			return dst, nil
+		}
+		line = line[i+1:]
+	}
+}
+
+func decodeField(raw []byte) (Field, error) {
+	if len(raw) == 2 && raw[0] == '\\' && raw[1] == 'N' {
+		return Field{Null: true}, nil
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return Field{Value: raw}, nil
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i == len(raw) {
+			return Field{}, fmt.Errorf("copy text: trailing backslash")
+		}
+		switch c = raw[i]; c {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'v':
+			out = append(out, '\v')
+		case 'x':
+			// \xh or \xhh
+			j := i + 1
+			for j < len(raw) && j < i+3 && isHex(raw[j]) {
+				j++
+			}
+			if j == i+1 {
+				out = append(out, 'x')
+				continue
+			}
+			v, _ := strconv.ParseUint(string(raw[i+1:j]), 16, 8)
+			out = append(out, byte(v))
+			i = j - 1
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			j := i
+			for j < len(raw) && j < i+3 && raw[j] >= '0' && raw[j] <= '7' {
+				j++
+			}
+			v, _ := strconv.ParseUint(string(raw[i:j]), 8, 16)
+			out = append(out, byte(v))
+			i = j - 1
+		default:
+			out = append(out, c)
+		}
+	}
+	return Field{Value: out}, nil
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// Digest is an order-independent digest of a set of rows: the sum, modulo
+// 2^64, of each row's hash. Sums of chunks add up to the table's, and the
+// validator computes the same sum in SQL (target.DigestSQL).
+type Digest struct {
+	Sum  uint64
+	Rows int64
+}
+
+// RowHash hashes one row's canonical fields: md5 over, per field, "N" for
+// NULL or "V<len>:<bytes>" otherwise; the first 8 bytes, big-endian.
+func RowHash(fields []Field, scratch []byte) (uint64, []byte) {
+	scratch = scratch[:0]
+	for _, f := range fields {
+		if f.Null {
+			scratch = append(scratch, 'N')
+			continue
+		}
+		scratch = append(scratch, 'V')
+		scratch = strconv.AppendInt(scratch, int64(len(f.Value)), 10)
+		scratch = append(scratch, ':')
+		scratch = append(scratch, f.Value...)
+	}
+	sum := md5.Sum(scratch)
+	return binary.BigEndian.Uint64(sum[:8]), scratch
+}
+
+// Add adds one row's hash.
+func (d *Digest) Add(h uint64) { d.Sum += h; d.Rows++ }
+
+// Merge adds another digest.
+func (d *Digest) Merge(o Digest) { d.Sum += o.Sum; d.Rows += o.Rows }
+
+// String renders the sum as 16 hex digits.
+func (d Digest) String() string { return fmt.Sprintf("%016x", d.Sum) }
+
+// ParseDigest reads a digest sum rendered by String.
+func ParseDigest(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 16, 64)
+}

@@ -1,0 +1,130 @@
+package schema
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// MaxIdentifierBytes is PostgreSQL's NAMEDATALEN-1: longer names are
+// silently truncated by the server, so caravan truncates them itself and
+// checks the result for collisions before creating anything.
+const MaxIdentifierBytes = 63
+
+// Case modes of a NamePolicy.
+const (
+	CasePreserve = "preserve"
+	CaseLower    = "lower"
+)
+
+// NamePolicy turns source names into target names.
+type NamePolicy struct {
+	Case string // CasePreserve or CaseLower
+	// SchemaMap maps source schema names to target schema names; a source
+	// schema not in the map keeps its (case-mapped) name.
+	SchemaMap map[string]string
+}
+
+// Ident maps one source identifier to its target form.
+func (p NamePolicy) Ident(s string) string {
+	if p.Case == CaseLower {
+		s = strings.ToLower(s)
+	}
+	return truncateIdent(s)
+}
+
+// Schema maps a source schema name.
+func (p NamePolicy) Schema(s string) string {
+	if t, ok := p.SchemaMap[s]; ok {
+		return t
+	}
+	return p.Ident(s)
+}
+
+func truncateIdent(s string) string {
+	if len(s) <= MaxIdentifierBytes {
+		return s
+	}
+	cut := MaxIdentifierBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// Apply fills every target name of db (tables, columns, indexes, foreign
+// keys' references) and returns an error listing every collision: two
+// source names that map to one target name would otherwise fail half-way
+// through a run, or worse, merge.
+func (p NamePolicy) Apply(db *Database) error {
+	var problems []string
+	tables := map[string]Name{}
+	bySource := map[Name]Name{}
+	for _, t := range db.Tables {
+		t.Target = Name{Schema: p.Schema(t.Source.Schema), Name: p.Ident(t.Source.Name)}
+		key := t.Target.String()
+		if prev, ok := tables[key]; ok {
+			problems = append(problems, fmt.Sprintf("tables %s and %s both become %s", prev, t.Source, quoteName(t.Target)))
+		}
+		tables[key] = t.Source
+		bySource[t.Source] = t.Target
+		if len(t.Source.Name) > MaxIdentifierBytes && p.Ident(t.Source.Name) != t.Source.Name {
+			db.Warnings = append(db.Warnings, fmt.Sprintf("table %s: name longer than %d bytes, truncated to %q", t.Source, MaxIdentifierBytes, t.Target.Name))
+		}
+		cols := map[string]string{}
+		for _, c := range t.Columns {
+			if c.TypeRef != nil {
+				ref := Name{Schema: p.Schema(c.TypeRef.Schema), Name: p.Ident(c.TypeRef.Name)}
+				c.Type = QuoteName(ref) + strings.Repeat("[]", c.ArrayDims)
+			}
+			c.TargetName = p.Ident(c.Name)
+			if prev, ok := cols[c.TargetName]; ok {
+				problems = append(problems, fmt.Sprintf("table %s: columns %q and %q both become %q", t.Source, prev, c.Name, c.TargetName))
+			}
+			cols[c.TargetName] = c.Name
+		}
+	}
+	for _, t := range db.Tables {
+		kept := t.ForeignKeys[:0]
+		for _, fk := range t.ForeignKeys {
+			if _, ok := bySource[fk.RefTable]; !ok {
+				db.Warnings = append(db.Warnings, fmt.Sprintf("table %s: foreign key %q skipped: it references %s, which is not part of this run", t.Source, fk.Name, fk.RefTable))
+				continue
+			}
+			kept = append(kept, fk)
+		}
+		t.ForeignKeys = kept
+	}
+	for _, e := range db.Enums {
+		e.Name = Name{Schema: p.Schema(e.Name.Schema), Name: p.Ident(e.Name.Name)}
+	}
+	for _, d := range db.Domains {
+		d.Name = Name{Schema: p.Schema(d.Name.Schema), Name: p.Ident(d.Name.Name)}
+	}
+	db.Policy = p
+	sort.Strings(problems)
+	if len(problems) > 0 {
+		return fmt.Errorf("name collisions on the target:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// Quote quotes an identifier for PostgreSQL.
+func Quote(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// QuoteName quotes a qualified name.
+func QuoteName(n Name) string { return pgx.Identifier{n.Schema, n.Name}.Sanitize() }
+
+func quoteName(n Name) string { return QuoteName(n) }
+
+func globMatch(pattern, s string) bool {
+	ok, err := path.Match(pattern, s)
+	if err != nil {
+		return pattern == s
+	}
+	return ok
+}

@@ -1,0 +1,220 @@
+// Package schema is caravan's neutral model of a database (tables, columns,
+// types, keys, indexes, foreign keys), the policy that turns source names
+// into PostgreSQL names, and the DDL that creates the model in PostgreSQL.
+// Sources fill the model with target types already chosen (each source knows
+// its own types best); everything after discovery works on the model alone.
+package schema
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Name is a qualified name.
+type Name struct {
+	Schema string
+	Name   string
+}
+
+func (n Name) String() string { return n.Schema + "." + n.Name }
+
+// Database is everything discovered in a source.
+type Database struct {
+	Tables  []*Table
+	Enums   []*Enum
+	Domains []*Domain
+	// Warnings are things the user should know before running: dropped
+	// defaults, lossy types, names that had to change.
+	Warnings []string
+	// Policy is the name policy Apply used; DDL maps names through it.
+	Policy NamePolicy
+}
+
+// Table returns the table of a source name, or nil.
+func (db *Database) Table(source Name) *Table {
+	for _, t := range db.Tables {
+		if t.Source == source {
+			return t
+		}
+	}
+	return nil
+}
+
+// Table is one source table and the target table it becomes.
+type Table struct {
+	Source  Name
+	Target  Name
+	Columns []*Column
+	// PrimaryKey holds source column names in key order; empty for a keyless
+	// table.
+	PrimaryKey     []string
+	PrimaryKeyName string
+	Uniques        []*Index // unique constraints (not plain unique indexes)
+	Indexes        []*Index
+	Checks         []*Check // PostgreSQL-valid checks only; others are warned about
+	ForeignKeys    []*ForeignKey
+	Comment        string
+	// RowEstimate is the catalog's row estimate, for planning and progress.
+	RowEstimate int64
+	// RangeSafe says PostgreSQL puts exactly the rows of a source key range
+	// into the same range on the target (same ordering rules), so the
+	// validator may re-select a chunk on the target. False when the source
+	// orders keys differently (SQL Server collations, uniqueidentifier).
+	RangeSafe bool
+}
+
+// Column is one column.
+type Column struct {
+	Name       string // source name
+	TargetName string
+	SourceType string // as the source spells it, e.g. "numeric(10,2)", "datetime2(7)"
+	Type       string // target PostgreSQL type, SQL text, e.g. "numeric(10,2)", "integer[]"
+	// TypeRef names a user type (enum or domain) by its SOURCE name; Apply
+	// then sets Type to its quoted target name plus ArrayDims "[]".
+	TypeRef   *Name
+	ArrayDims int
+	Nullable  bool
+	// Default is a PostgreSQL expression, already translated; "" for none.
+	Default   string
+	Identity  *Identity
+	Sequence  string // a serial's sequence, target-qualified; its nextval is the default
+	Collation string // target collation name, "" for the database default
+	Generated string // PostgreSQL expression of a STORED generated column
+	Comment   string
+}
+
+// Identity describes an identity column.
+type Identity struct {
+	Always    bool
+	Start     int64
+	Increment int64
+}
+
+// Index is an index or a unique constraint.
+type Index struct {
+	Name    string // source name; the target name is Ident(Name)
+	Unique  bool
+	Method  string // btree, gin, ...; "" for btree
+	Columns []IndexColumn
+	Include []string // source column names
+	// Where is a partial index's predicate as PostgreSQL SQL text, "" for none.
+	Where string
+}
+
+// IndexColumn is one key of an index: a column or an expression.
+type IndexColumn struct {
+	Column string // source column name; "" when Expr is set
+	Expr   string // PostgreSQL expression (PostgreSQL sources only)
+	// Opclass is a non-default operator class, quoted and qualified.
+	Opclass string
+	Desc    bool
+	// NullsFirst is set when the order differs from PostgreSQL's default
+	// (NULLS LAST ascending, NULLS FIRST descending).
+	NullsOrder string // "", "NULLS FIRST" or "NULLS LAST"
+}
+
+// Check is a check constraint.
+type Check struct {
+	Name string
+	Expr string // PostgreSQL: "CHECK (...)"
+}
+
+// ForeignKey is a foreign key from Table to RefTable.
+type ForeignKey struct {
+	Name       string   // source name
+	Columns    []string // source column names
+	RefTable   Name     // source name of the referenced table
+	RefColumns []string // source column names of the referenced table
+	OnDelete   string   // "NO ACTION", "CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT"
+	OnUpdate   string
+}
+
+// Enum is an enumerated type to create on the target.
+type Enum struct {
+	Name   Name // target
+	Labels []string
+}
+
+// Domain is a domain type to create on the target.
+type Domain struct {
+	Name     Name // target
+	BaseType string
+	NotNull  bool
+	Default  string
+	Checks   []string // "CHECK (...)"
+}
+
+// ID is the stable id of a table in caravan's state and messages: its
+// qualified target name.
+func (t *Table) ID() string { return t.Target.String() }
+
+// Column returns the column of the given source name.
+func (t *Table) Column(name string) *Column {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// KeyColumns returns the primary-key columns, in key order.
+func (t *Table) KeyColumns() ([]*Column, error) {
+	out := make([]*Column, 0, len(t.PrimaryKey))
+	for _, k := range t.PrimaryKey {
+		c := t.Column(k)
+		if c == nil {
+			return nil, fmt.Errorf("table %s: primary key column %q not found", t.Source, k)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// LoadColumns returns the columns that receive data: every column but
+// generated ones, which PostgreSQL computes itself.
+func (t *Table) LoadColumns() []*Column {
+	out := make([]*Column, 0, len(t.Columns))
+	for _, c := range t.Columns {
+		if c.Generated == "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TargetColumn maps a source column name to its target name.
+func (t *Table) TargetColumn(source string) string {
+	if c := t.Column(source); c != nil {
+		return c.TargetName
+	}
+	return source
+}
+
+// Filter selects tables by glob patterns over "schema.table" (or "table",
+// matched against the name alone).
+type Filter struct {
+	Include []string
+	Exclude []string
+}
+
+// Match says whether a source table passes the filter.
+func (f Filter) Match(n Name) bool {
+	if len(f.Include) > 0 && !matchAny(f.Include, n) {
+		return false
+	}
+	return !matchAny(f.Exclude, n)
+}
+
+func matchAny(patterns []string, n Name) bool {
+	for _, p := range patterns {
+		subject := n.Name
+		if strings.Contains(p, ".") {
+			subject = n.String()
+		}
+		if globMatch(p, subject) {
+			return true
+		}
+	}
+	return false
+}

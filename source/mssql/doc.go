@@ -1,0 +1,16 @@
+// Package mssql is caravan's Microsoft SQL Server source, built on
+// github.com/microsoft/go-mssqldb.
+//
+// Discovery reads the sys.* catalog views (catalog.go) into row structs
+// that model.go turns into the schema model; types.go maps every SQL Server
+// type to PostgreSQL (docs/TYPES.md explains each choice); values.go and
+// pgtext.go turn the Go values go-mssqldb returns into the exact text
+// PostgreSQL prints for the target column; plan.go splits tables using
+// SQL Server's own statistics; read.go pages through a chunk with keyset
+// predicates that SQL Server evaluates (tsql.go writes them).
+//
+// Key order is SQL Server's: collations (case- and accent-insensitive,
+// trailing spaces ignored) and uniqueidentifier's byte order make
+// PostgreSQL order the same keys differently, so every table is marked
+// RangeSafe=false and only SQL Server ever decides which rows a range holds.
+package mssql

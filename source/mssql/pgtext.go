@@ -1,0 +1,328 @@
+package mssql
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// The functions in this file print values exactly as PostgreSQL's output
+// functions do under caravan's session settings (DateStyle ISO, TimeZone
+// UTC, extra_float_digits 1, bytea_output hex): that text is what the
+// loader COPYs and what the validator recomputes digests from on the target.
+
+// formatFloat prints like float8out/float4out with extra_float_digits > 0
+// (PostgreSQL 12+): the shortest text that reads back to the same value,
+// in exponent form when the decimal exponent is < -4 or >= 15 (float8) or
+// >= 6 (float4), as in src/common/d2s.c and f2s.c. Go's 'e' format writes the
+// exponent with a sign and at least two digits, like PostgreSQL.
+func formatFloat(f float64, bits int) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	case f == 0:
+		if math.Signbit(f) {
+			return "-0"
+		}
+		return "0"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, bits)
+	i := strings.LastIndexByte(e, 'e')
+	exp, _ := strconv.Atoi(e[i+1:])
+	limit := 15
+	if bits == 32 {
+		limit = 6
+	}
+	if exp < -4 || exp >= limit {
+		return e
+	}
+	return strconv.FormatFloat(f, 'f', -1, bits)
+}
+
+// decimalParts splits decimal text ("-123.4500") into sign, integer digits
+// and fraction digits, refusing anything else.
+func decimalParts(s string) (neg bool, ip, fp string, err error) {
+	if s == "" {
+		return false, "", "", fmt.Errorf("empty decimal")
+	}
+	if s[0] == '-' || s[0] == '+' {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	ip, fp, _ = strings.Cut(s, ".")
+	if ip == "" {
+		ip = "0"
+	}
+	for _, c := range ip + fp {
+		if c < '0' || c > '9' {
+			return false, "", "", fmt.Errorf("invalid decimal %q", s)
+		}
+	}
+	ip = strings.TrimLeft(ip, "0")
+	if ip == "" {
+		ip = "0"
+	}
+	return neg, ip, fp, nil
+}
+
+// formatNumeric prints decimal text as numeric_out does for a column of
+// the given typmod: with a typmod the value is rounded half away from zero
+// to the scale (numeric's rounding) and padded to it; without one
+// PostgreSQL keeps the scale it was given. Overflow of the precision is an
+// error, as it would be on COPY.
+func formatNumeric(s string, k pgKind) (string, error) {
+	neg, ip, fp, err := decimalParts(s)
+	if err != nil {
+		return "", err
+	}
+	if k.HasMod {
+		if len(fp) > k.Scale {
+			round := fp[k.Scale] >= '5'
+			fp = fp[:k.Scale]
+			if round {
+				ip, fp = incrementDecimal(ip, fp)
+			}
+		}
+		for len(fp) < k.Scale {
+			fp += "0"
+		}
+		if ip != "0" && len(ip) > k.Mod-k.Scale {
+			return "", fmt.Errorf("numeric field overflow: %s does not fit numeric(%d,%d)", s, k.Mod, k.Scale)
+		}
+	}
+	if ip == "0" && strings.Trim(fp, "0") == "" {
+		neg = false // numeric has no negative zero
+	}
+	out := ip
+	if fp != "" {
+		out += "." + fp
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out, nil
+}
+
+// incrementDecimal adds one unit in the last place of ip.fp.
+func incrementDecimal(ip, fp string) (string, string) {
+	digits := []byte(ip + fp)
+	i := len(digits) - 1
+	for ; i >= 0; i-- {
+		if digits[i] == '9' {
+			digits[i] = '0'
+			continue
+		}
+		digits[i]++
+		break
+	}
+	if i < 0 {
+		digits = append([]byte{'1'}, digits...)
+	}
+	n := len(digits) - len(fp)
+	return string(digits[:n]), string(digits[n:])
+}
+
+// wallTime is a civil date and a time of day; instants are kept as their
+// UTC wall time.
+type wallTime struct {
+	Year, Month, Day int
+	Nanos            int64 // since midnight
+}
+
+const (
+	nsPerUs  = 1000
+	usPerDay = 86400 * 1000000
+)
+
+// daysFromCivil counts days from 1970-01-01 in the proleptic Gregorian
+// calendar (Howard Hinnant's algorithm), valid for years <= 0 too.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
+
+func civilFromDays(z int64) (y, m, d int) {
+	z += 719468
+	era := z
+	if era < 0 {
+		era -= 146096
+	}
+	era /= 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	yy := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int(doy - (153*mp+2)/5 + 1)
+	m = int(mp + 3)
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		yy++
+	}
+	return int(yy), m, d
+}
+
+// roundNanosToMicros rounds half to even, as PostgreSQL's input does
+// (rint() of the fraction in microseconds): a tie needs the 7th digit of
+// SQL Server's 100 ns ticks to be exactly 5.
+func roundNanosToMicros(ns int64) int64 {
+	us, rem := ns/nsPerUs, ns%nsPerUs
+	if rem > 500 || (rem == 500 && us%2 == 1) {
+		us++
+	}
+	return us
+}
+
+var typmodScale = [7]int64{1000000, 100000, 10000, 1000, 100, 10, 1}
+
+// pgEpochDays is 2000-01-01, PostgreSQL's timestamp epoch.
+var pgEpochDays = daysFromCivil(2000, 1, 1)
+
+// timestampMicros converts a wall time to PostgreSQL's internal
+// microseconds since 2000-01-01, rounded as PostgreSQL would on input and
+// then to the typmod (AdjustTimestampForTypmod rounds half away from the
+// epoch, so before 2000 a tie goes to the earlier time).
+func timestampMicros(w wallTime, prec int) int64 {
+	ts := (daysFromCivil(w.Year, w.Month, w.Day)-pgEpochDays)*usPerDay + roundNanosToMicros(w.Nanos)
+	if prec >= 0 && prec < 6 {
+		sc := typmodScale[prec]
+		off := sc / 2
+		if ts >= 0 {
+			ts = (ts + off) / sc * sc
+		} else {
+			ts = -((-ts + off) / sc * sc)
+		}
+	}
+	return ts
+}
+
+func splitMicros(ts int64) (days, us int64) {
+	days = ts / usPerDay
+	us = ts % usPerDay
+	if us < 0 {
+		us += usPerDay
+		days--
+	}
+	return days, us
+}
+
+// appendYMD prints a date as PostgreSQL does: at least four year digits,
+// and years <= 0 as 1-year with " BC" added by the caller at the end.
+func appendYMD(dst []byte, y, m, d int) ([]byte, bool) {
+	bc := y <= 0
+	if bc {
+		y = 1 - y
+	}
+	dst = append(dst, fmt.Sprintf("%04d-%02d-%02d", y, m, d)...)
+	return dst, bc
+}
+
+// appendClock prints hh:mm:ss and the fraction without trailing zeros.
+func appendClock(dst []byte, us int64) []byte {
+	s := us / 1000000
+	frac := us % 1000000
+	dst = append(dst, fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)...)
+	if frac != 0 {
+		f := strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
+		dst = append(dst, '.')
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
+// formatTimestamp prints timestamp (tz=false) or timestamptz in UTC (tz=true).
+func formatTimestamp(w wallTime, prec int, tz bool) string {
+	days, us := splitMicros(timestampMicros(w, prec))
+	y, m, d := civilFromDays(days + pgEpochDays)
+	b := make([]byte, 0, 40)
+	b, bc := appendYMD(b, y, m, d)
+	b = append(b, ' ')
+	b = appendClock(b, us)
+	if tz {
+		b = append(b, "+00"...)
+	}
+	if bc {
+		b = append(b, " BC"...)
+	}
+	return string(b)
+}
+
+// formatDate prints a date (a timestamp's date part, when a timestamp is
+// stored in a date column: date_in ignores the time of day).
+func formatDate(w wallTime) string {
+	b, bc := appendYMD(nil, w.Year, w.Month, w.Day)
+	if bc {
+		b = append(b, " BC"...)
+	}
+	return string(b)
+}
+
+// formatTime prints time(prec): microseconds rounded half to even, then
+// AdjustTimeForTypmod (half up); 24:00:00 is a valid PostgreSQL time and is
+// what 23:59:59.9999995 becomes.
+func formatTime(nanos int64, prec int) string {
+	us := roundNanosToMicros(nanos)
+	if prec >= 0 && prec < 6 {
+		sc := typmodScale[prec]
+		us = (us + sc/2) / sc * sc
+	}
+	return string(appendClock(nil, us))
+}
+
+// formatBytea prints bytea in hex output format.
+func formatBytea(b []byte) string {
+	const hexdigits = "0123456789abcdef"
+	out := make([]byte, 2, 2+2*len(b))
+	out[0], out[1] = '\\', 'x'
+	for _, c := range b {
+		out = append(out, hexdigits[c>>4], hexdigits[c&15])
+	}
+	return string(out)
+}
+
+// padBpchar applies character(n): pad with spaces to n characters; longer
+// values lose trailing spaces beyond n (bpchar's input rule) or are refused.
+func padBpchar(s string, n int) (string, error) {
+	runes := []rune(s)
+	if len(runes) > n {
+		if strings.TrimRight(string(runes[n:]), " ") != "" {
+			return "", fmt.Errorf("value too long for type character(%d)", n)
+		}
+		return string(runes[:n]), nil
+	}
+	if len(runes) < n {
+		s += strings.Repeat(" ", n-len(runes))
+	}
+	return s, nil
+}
+
+// fitVarchar applies character varying(n): trailing spaces beyond n are
+// dropped, anything else longer is refused.
+func fitVarchar(s string, n int) (string, error) {
+	runes := []rune(s)
+	if len(runes) <= n {
+		return s, nil
+	}
+	if strings.TrimRight(string(runes[n:]), " ") != "" {
+		return "", fmt.Errorf("value too long for type character varying(%d)", n)
+	}
+	return string(runes[:n]), nil
+}

@@ -1,0 +1,343 @@
+package mssql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+)
+
+// Read implements source.Source: the chunk's rows in SQL Server's key
+// order, one keyset page (TOP (n) ... WHERE key > last ORDER BY key) at a
+// time, never OFFSET. Range predicates are evaluated by SQL Server, in the
+// key columns' own types and collations, so a chunk holds exactly the rows
+// SQL Server puts in [Lo, Hi). A keyless table is one chunk read in
+// %%physloc%% order.
+func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
+	if err := s.read(ctx, task, emit); err != nil {
+		return fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, scrub(err, s.secrets))
+	}
+	return nil
+}
+
+func (s *Source) read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
+	conv, err := s.newRowConverter(task)
+	if err != nil {
+		return err
+	}
+	keys, keyed, err := taskKeys(task)
+	if err != nil {
+		return err
+	}
+	if !keyed && task.Range == proto.RangeKey && (task.Lo != nil || task.Hi != nil) {
+		return fmt.Errorf("a key range needs key columns caravan can bound")
+	}
+	if task.Range == proto.RangePhysical {
+		return fmt.Errorf("physical ranges are not used for SQL Server: keyless tables are one chunk")
+	}
+	v, err := s.openView(ctx, task.Snapshot)
+	if err != nil {
+		return err
+	}
+	table := tableRef(v.dbName, schema.Name{Schema: task.Source.Schema, Name: task.Source.Name})
+	if keyed {
+		err = s.readKeyed(ctx, v.q, table, task, keys, conv, emit)
+	} else {
+		err = s.readHeap(ctx, v.q, table, conv, emit)
+	}
+	if cerr := v.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	conv.report(s, task)
+	return err
+}
+
+// taskKeys parses the task's key columns; keyed=false reads the table as
+// a heap.
+func taskKeys(task *proto.ChunkTask) ([]keyCol, bool, error) {
+	if len(task.Key) == 0 {
+		return nil, false, nil
+	}
+	if len(task.KeyTypes) != len(task.Key) {
+		return nil, false, fmt.Errorf("%d key columns but %d key types", len(task.Key), len(task.KeyTypes))
+	}
+	keys := make([]keyCol, len(task.Key))
+	for i, k := range task.Key {
+		st, err := parseSQLType(task.KeyTypes[i])
+		if err != nil {
+			return nil, false, fmt.Errorf("key column %q: %w", k, err)
+		}
+		if !st.keyable() {
+			return nil, false, nil
+		}
+		keys[i] = keyCol{Ref: quoteIdent(k), Type: st}
+	}
+	return keys, true, nil
+}
+
+func boundParams(keys []keyCol, bound []string, what string) ([]any, error) {
+	if len(bound) != len(keys) {
+		return nil, fmt.Errorf("%s bound has %d values for %d key columns", what, len(bound), len(keys))
+	}
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		p, err := paramFromText(k.Type, bound[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s bound, key column %s: %w", what, k.Ref, err)
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *proto.ChunkTask, keys []keyCol, conv *rowConverter, emit func([]byte) error) error {
+	var lo, hi, after []any
+	var err error
+	if task.Lo != nil {
+		if lo, err = boundParams(keys, task.Lo, "low"); err != nil {
+			return err
+		}
+	}
+	if task.Hi != nil {
+		if hi, err = boundParams(keys, task.Hi, "high"); err != nil {
+			return err
+		}
+	}
+	page := s.opts.pageRows()
+	width := conv.width + len(keys)
+	vals := make([]any, width)
+	ptrs := make([]any, width)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for {
+		ps := pageQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil)
+		args := append([]any{int64(page)}, lo...)
+		args = append(args, hi...)
+		args = append(args, after...)
+		n := 0
+		var last []any
+		err := scanAll(ctx, q, ps.SQL, "rows", func(r *sql.Rows) error {
+			if err := r.Scan(ptrs...); err != nil {
+				return err
+			}
+			n++
+			keyVals := vals[conv.width:]
+			line, err := conv.line(vals[:conv.width], func() string { return describeKey(task.Key, keys, keyVals) })
+			if err != nil {
+				return err
+			}
+			last = append(last[:0], keyVals...)
+			return emit(line)
+		}, args...)
+		if err != nil {
+			return err
+		}
+		if n < page {
+			return nil
+		}
+		after = make([]any, len(keys))
+		for i, k := range keys {
+			if after[i], err = keyParam(k.Type, last[i]); err != nil {
+				return fmt.Errorf("continue after key %s: %w", describeKey(task.Key, keys, last), err)
+			}
+		}
+	}
+}
+
+// readHeap reads a keyless table in one statement in %%physloc%% order.
+// Exactly once: the table is a single chunk; within an attempt the
+// loader's ledger drops redelivered batches, and a new attempt starts by
+// removing the earlier attempt's rows (the coordinator's job), so no row
+// can land twice. The physloc order makes a re-read in the same view
+// produce the same batches.
+func (s *Source) readHeap(ctx context.Context, q queryer, table string, conv *rowConverter, emit func([]byte) error) error {
+	width := conv.width + 1
+	vals := make([]any, width)
+	ptrs := make([]any, width)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return scanAll(ctx, q, heapQuery(table, conv.exprs()), "rows", func(r *sql.Rows) error {
+		if err := r.Scan(ptrs...); err != nil {
+			return err
+		}
+		loc := vals[conv.width]
+		line, err := conv.line(vals[:conv.width], func() string {
+			if b, ok := loc.([]byte); ok {
+				return fmt.Sprintf("(no key; %%%%physloc%%%% 0x%X)", b)
+			}
+			return "(no key)"
+		})
+		if err != nil {
+			return err
+		}
+		return emit(line)
+	})
+}
+
+// describeKey names a row by its key for errors and warnings.
+func describeKey(names []string, keys []keyCol, vals []any) string {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		txt, err := keyText(k.Type, vals[i])
+		if err != nil {
+			txt = "?"
+		}
+		parts[i] = names[i] + "=" + txt
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// readCol is one column as Read selects and prints it.
+type readCol struct {
+	Name  string
+	Type  sqlType
+	Kind  pgKind
+	Exprs []string
+}
+
+// rowConverter turns scanned values into COPY text lines and applies the
+// value policies.
+type rowConverter struct {
+	table  string
+	cols   []readCol
+	width  int
+	nul    Policy
+	sur    Policy
+	issues map[string]*issueCount
+	b      proto.RowBuilder
+}
+
+type issueCount struct {
+	NUL, Surrogates int
+	FirstKey        string
+}
+
+func (s *Source) newRowConverter(task *proto.ChunkTask) (*rowConverter, error) {
+	if len(task.Types) != len(task.Cols) {
+		return nil, fmt.Errorf("%d columns but %d types", len(task.Cols), len(task.Types))
+	}
+	c := &rowConverter{table: task.Source.String(), nul: s.opts.NUL, sur: s.opts.Surrogates, issues: map[string]*issueCount{}}
+	if c.nul == "" {
+		c.nul = PolicyFail
+	}
+	if c.sur == "" {
+		c.sur = PolicyFail
+	}
+	for i, name := range task.Cols {
+		st, err := parseSQLType(task.Types[i])
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", name, err)
+		}
+		pg := s.targetType(task, name, st)
+		k, err := parsePGType(pg)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", name, err)
+		}
+		if !compatible(st, k) {
+			return nil, fmt.Errorf("column %q: cannot convert %s to %s", name, st, pg)
+		}
+		rc := readCol{Name: name, Type: st, Kind: k, Exprs: selectExprs(quoteIdent(name), st, k)}
+		c.cols = append(c.cols, rc)
+		c.width += len(rc.Exprs)
+	}
+	return c, nil
+}
+
+// targetType is the column's PostgreSQL type: a per-task "type.<column>"
+// option (the coordinator may pass the model's type), else the source's
+// TypeOverrides, else the default mapping; Discover chose the same.
+func (s *Source) targetType(task *proto.ChunkTask, col string, st sqlType) string {
+	if t := task.Options["type."+col]; t != "" {
+		return t
+	}
+	if t := s.opts.TypeOverrides[task.Source.Schema+"."+task.Source.Name+"."+col]; t != "" {
+		return t
+	}
+	return defaultPGType(st, s.opts.PostGIS)
+}
+
+func (c *rowConverter) exprs() []string {
+	var out []string
+	for _, col := range c.cols {
+		out = append(out, col.Exprs...)
+	}
+	return out
+}
+
+// line builds one row's COPY text line from its scanned values.
+func (c *rowConverter) line(vals []any, key func() string) ([]byte, error) {
+	c.b.Reset()
+	i := 0
+	for _, col := range c.cols {
+		raw := vals[i]
+		var base string
+		if len(col.Exprs) > 1 {
+			base, _ = vals[i+1].(string)
+		}
+		i += len(col.Exprs)
+		if raw == nil {
+			c.b.Null()
+			continue
+		}
+		txt, err := c.value(col, raw, base, key)
+		if err != nil {
+			return nil, fmt.Errorf("table %s column %q key %s: %w", c.table, col.Name, key(), err)
+		}
+		c.b.String(txt)
+	}
+	return c.b.Line(), nil
+}
+
+var (
+	errNUL       = errors.New("string holds NUL characters, which PostgreSQL text cannot store (set the NUL policy to strip to remove them)")
+	errSurrogate = errors.New("string holds unpaired UTF-16 surrogates, which UTF-8 cannot encode (set the surrogate policy to replace to use U+FFFD)")
+)
+
+func (c *rowConverter) value(col readCol, raw any, base string, key func() string) (string, error) {
+	v, iss, err := decodeValue(col.Type, col.Kind, raw, base)
+	if err != nil {
+		return "", err
+	}
+	if iss.Surrogates > 0 {
+		if c.sur == PolicyFail {
+			return "", errSurrogate
+		}
+		c.note(col.Name, key, 0, iss.Surrogates)
+	}
+	if iss.NUL > 0 {
+		if c.nul == PolicyFail {
+			return "", errNUL
+		}
+		v.s = strings.ReplaceAll(v.s, "\x00", "")
+		c.note(col.Name, key, iss.NUL, 0)
+	}
+	return printValue(v, col.Kind)
+}
+
+func (c *rowConverter) note(col string, key func() string, nul, sur int) {
+	ic := c.issues[col]
+	if ic == nil {
+		ic = &issueCount{FirstKey: key()}
+		c.issues[col] = ic
+	}
+	ic.NUL += nul
+	ic.Surrogates += sur
+}
+
+// report logs one warning per column the policies changed in this chunk.
+func (c *rowConverter) report(s *Source, task *proto.ChunkTask) {
+	for col, ic := range c.issues {
+		if ic.NUL > 0 {
+			s.log.Warn("mssql source: NUL characters stripped", "table", c.table, "column", col, "chunk", task.Chunk, "count", ic.NUL, "first_key", ic.FirstKey)
+		}
+		if ic.Surrogates > 0 {
+			s.log.Warn("mssql source: unpaired UTF-16 surrogates replaced by U+FFFD", "table", c.table, "column", col, "chunk", task.Chunk, "count", ic.Surrogates, "first_key", ic.FirstKey)
+		}
+	}
+}

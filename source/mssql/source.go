@@ -1,0 +1,182 @@
+package mssql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	mssqldb "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
+
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
+)
+
+// Policy says what to do with a value PostgreSQL cannot store as is.
+type Policy string
+
+const (
+	// PolicyFail stops the chunk with an error naming table, column and key.
+	PolicyFail Policy = "fail"
+	// PolicyStrip removes NUL characters (text cannot hold them) and warns.
+	PolicyStrip Policy = "strip"
+	// PolicyReplace turns unpaired UTF-16 surrogates into U+FFFD and warns.
+	PolicyReplace Policy = "replace"
+)
+
+// Options configure the source. The zero value is usable.
+type Options struct {
+	// NUL is the policy for NUL characters in strings: PolicyFail (the
+	// default: values stay exact unless the user says otherwise) or
+	// PolicyStrip.
+	NUL Policy
+	// Surrogates is the policy for unpaired UTF-16 surrogates in nchar,
+	// nvarchar and ntext: PolicyFail (default) or PolicyReplace.
+	Surrogates Policy
+	// TypeOverrides maps "schema.table.column" (source names) to a
+	// PostgreSQL type; docs/TYPES.md lists the conversions caravan can do.
+	// Extractors must be given the same overrides as the coordinator: the
+	// target type decides the text of each value.
+	TypeOverrides map[string]string
+	// PostGIS makes geography and geometry PostGIS geometry instead of WKT
+	// text. Set it when the target has the postgis extension.
+	PostGIS bool
+	// PreserveCase keeps identifiers' case (DefaultNames); the default is
+	// lower case.
+	PreserveCase bool
+	// DatabaseSnapshot makes Snapshot create a database snapshot (CREATE
+	// DATABASE ... AS SNAPSHOT OF): one point in time for every chunk.
+	DatabaseSnapshot bool
+	// PageRows is the keyset page size of Read; 0 means 5000.
+	PageRows int
+	// MaxConns bounds open connections; 0 means no limit.
+	MaxConns int
+	// Logger receives value-policy warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Source is a SQL Server source database.
+type Source struct {
+	db       *sql.DB
+	opts     Options
+	database string // DB_NAME() of the connection
+	siOn     bool   // ALLOW_SNAPSHOT_ISOLATION
+	dsn      string // redacted, for messages
+	secrets  []string
+	log      *slog.Logger
+}
+
+var _ source.Source = (*Source)(nil)
+
+// Open connects to SQL Server. url is any go-mssqldb connection string;
+// it is never logged or put into an error with its password.
+func Open(ctx context.Context, url string, opts Options) (*Source, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	secrets := secretsOf(url)
+	redacted := redactURL(url)
+	cfg, err := msdsn.Parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("mssql source %s: %w", redacted, scrub(err, secrets))
+	}
+	// Values are decoded assuming go-mssqldb's defaults: GUIDs in wire
+	// order (guid.go) and date/time wall clocks built in UTC, where no
+	// daylight-saving gap can move them (values.go). A connection string
+	// asking otherwise is overruled rather than half-honoured.
+	cfg.Encoding.GuidConversion = false
+	cfg.Encoding.Timezone = time.UTC
+	if cfg.AppName == "" {
+		cfg.AppName = "caravan"
+	}
+	db := sql.OpenDB(mssqldb.NewConnectorConfig(cfg))
+	if opts.MaxConns > 0 {
+		db.SetMaxOpenConns(opts.MaxConns)
+	}
+	s := &Source{db: db, opts: opts, dsn: redacted, secrets: secrets, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	var state int
+	if err := db.QueryRowContext(ctx, snapshotStateSQL).Scan(&state, &s.database); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mssql source %s: %w", redacted, scrub(err, secrets))
+	}
+	s.siOn = state == 1
+	return s, nil
+}
+
+func (o Options) check() error {
+	switch o.NUL {
+	case "", PolicyFail, PolicyStrip:
+	default:
+		return fmt.Errorf("mssql source: NUL policy %q: want %q or %q", o.NUL, PolicyFail, PolicyStrip)
+	}
+	switch o.Surrogates {
+	case "", PolicyFail, PolicyReplace:
+	default:
+		return fmt.Errorf("mssql source: surrogate policy %q: want %q or %q", o.Surrogates, PolicyFail, PolicyReplace)
+	}
+	for k, v := range o.TypeOverrides {
+		if _, err := parsePGType(v); err != nil {
+			return fmt.Errorf("mssql source: type override %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (o Options) pageRows() int {
+	if o.PageRows > 0 {
+		return o.PageRows
+	}
+	return 5000
+}
+
+// Kind implements source.Source.
+func (s *Source) Kind() string { return "mssql" }
+
+// DefaultNames lower-cases identifiers (PostgreSQL folds unquoted names to
+// lower case, so lower-case names need no quoting in users' SQL) and maps
+// dbo, SQL Server's default schema, to public, PostgreSQL's.
+func (s *Source) DefaultNames() schema.NamePolicy {
+	p := schema.NamePolicy{Case: schema.CaseLower, SchemaMap: map[string]string{"dbo": "public"}}
+	if s != nil && s.opts.PreserveCase {
+		p.Case = schema.CasePreserve
+	}
+	return p
+}
+
+// Discover implements source.Source. Expressions it translates (checks,
+// index filters) name target columns under DefaultNames.
+func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Database, error) {
+	rows, err := readCatalog(ctx, s.db)
+	if err != nil {
+		return nil, fmt.Errorf("discover %s: %w", s.database, scrub(err, s.secrets))
+	}
+	db, err := buildModel(rows, filter, s.opts, s.DefaultNames())
+	if err != nil {
+		return nil, fmt.Errorf("discover %s: %w", s.database, err)
+	}
+	for k := range s.opts.TypeOverrides {
+		if !overrideUsed(db, k) {
+			db.Warnings = append(db.Warnings, fmt.Sprintf("type override %s matches no discovered column", k))
+		}
+	}
+	return db, nil
+}
+
+func overrideUsed(db *schema.Database, key string) bool {
+	for _, t := range db.Tables {
+		for _, c := range t.Columns {
+			if t.Source.Schema+"."+t.Source.Name+"."+c.Name == key {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Close implements source.Source.
+func (s *Source) Close() error { return s.db.Close() }

@@ -1,0 +1,299 @@
+package mssql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/caravan-db/caravan/schema"
+)
+
+// This file builds every T-SQL statement Plan and Read send. Names are
+// bracket-quoted; values (bounds, page sizes, object names for OBJECT_ID)
+// are always parameters (@p1, @p2, ... as the "sqlserver" driver names
+// positional arguments); the only text built from catalog data are type
+// names and collation names, both checked against a strict pattern by
+// parseSQLType.
+
+// quoteIdent quotes a T-SQL identifier.
+func quoteIdent(s string) string { return "[" + strings.ReplaceAll(s, "]", "]]") + "]" }
+
+// tableRef names a table, in the database snapshot dbName when set.
+func tableRef(dbName string, n schema.Name) string {
+	ref := quoteIdent(n.Schema) + "." + quoteIdent(n.Name)
+	if dbName != "" {
+		ref = quoteIdent(dbName) + "." + ref
+	}
+	return ref
+}
+
+// objectName is the text OBJECT_ID() resolves (passed as a parameter).
+func objectName(n schema.Name) string { return quoteIdent(n.Schema) + "." + quoteIdent(n.Name) }
+
+// castType spells a type for CAST/CONVERT: without its collation.
+func castType(t sqlType) string {
+	c := t
+	c.Collation = ""
+	if c.Name == "rowversion" {
+		return "binary(8)"
+	}
+	return c.String()
+}
+
+// nvarcharLen is the nvarchar length that holds a character column's
+// values: a varchar(n) holds at most n characters in any code page.
+func nvarcharLen(t sqlType) string {
+	if t.Length > 0 && t.Length <= 4000 {
+		return strconv.Itoa(t.Length)
+	}
+	return "max"
+}
+
+// selectExprs are the select-list expressions of one column for the
+// target printer k; decodeValue knows what each returns.
+func selectExprs(ref string, t sqlType, k pgKind) []string {
+	switch {
+	case t.isChar():
+		// SQL Server converts to UTF-16 with its own code-page knowledge;
+		// varbinary keeps the bytes from go-mssqldb's decoders (utf16.go)
+		n := nvarcharLen(t)
+		bin := "max"
+		if n != "max" {
+			bin = strconv.Itoa(2 * t.Length)
+		}
+		inner := ref
+		if !t.isUnicode() || t.Name == "ntext" {
+			inner = "CAST(" + ref + " AS nvarchar(" + n + "))"
+		}
+		return []string{"CAST(" + inner + " AS varbinary(" + bin + "))"}
+	case t.Name == "hierarchyid":
+		return []string{ref + ".ToString()"}
+	case t.isSpatial():
+		if k.Name == "geometry" {
+			return []string{"CAST(" + ref + ".STSrid AS binary(4)) + " + ref + ".AsBinaryZM()"}
+		}
+		return []string{ref + ".AsTextZM()"}
+	case t.Name == "sql_variant":
+		return []string{ref, "CAST(SQL_VARIANT_PROPERTY(" + ref + ", 'BaseType') AS nvarchar(128))"}
+	}
+	return []string{ref}
+}
+
+// keyExpr selects a key column's value in the form keyText and keyParam
+// read: native where the driver's value is exact, text where SQL Server's
+// own text is the exact round trip (style 121 is ISO with the type's full
+// precision, and the default style of date, time, datetime2 and
+// datetimeoffset).
+func keyExpr(ref string, t sqlType) string {
+	switch {
+	case t.isTemporal():
+		return "CONVERT(varchar(40), " + ref + ", 121)"
+	case t.isChar():
+		return selectExprs(ref, t, pgKind{Name: "text"})[0]
+	case t.Name == "hierarchyid":
+		return ref + ".ToString()"
+	}
+	return ref
+}
+
+// paramExpr turns parameter p (as keyParam/paramFromText produce it) into
+// a value of the key column's exact type, so SQL Server compares in the
+// column's own type and collation and can seek.
+func paramExpr(p string, t sqlType) string {
+	switch {
+	case t.isTemporal():
+		return "CONVERT(" + castType(t) + ", " + p + ", 121)"
+	case t.isChar():
+		// the parameter is UTF-16LE bytes; a varchar needs the column's
+		// collation BEFORE the conversion, which picks the code page
+		nv := "CAST(" + p + " AS nvarchar(" + nvarcharLen(t) + "))"
+		if t.isUnicode() {
+			return "CAST(" + nv + " AS " + castType(t) + ")"
+		}
+		if t.Collation != "" {
+			nv += " COLLATE " + t.Collation
+		}
+		return "CAST(" + nv + " AS " + castType(t) + ")"
+	case t.Name == "hierarchyid":
+		return "hierarchyid::Parse(" + p + ")"
+	}
+	return "CAST(" + p + " AS " + castType(t) + ")"
+}
+
+// keyCol is a key column for predicate building.
+type keyCol struct {
+	Ref  string // quoted column reference
+	Type sqlType
+}
+
+// tuplePredicate expands (k1, ..., kn) op (@a1, ..., @an) for T-SQL, which
+// has no row-value comparison: a disjunction over the first differing
+// column, led by a sargable condition on k1 so SQL Server can seek.
+// op is ">", ">=" or "<".
+func tuplePredicate(keys []keyCol, params []string, op string) string {
+	strict := op
+	if op == ">=" {
+		strict = ">"
+	}
+	lead := ">="
+	if op == "<" {
+		lead = "<="
+	}
+	var ors []string
+	for i := range keys {
+		var ands []string
+		for j := 0; j < i; j++ {
+			ands = append(ands, keys[j].Ref+" = "+paramExpr(params[j], keys[j].Type))
+		}
+		o := strict
+		if i == len(keys)-1 {
+			o = op
+		}
+		ands = append(ands, keys[i].Ref+" "+o+" "+paramExpr(params[i], keys[i].Type))
+		ors = append(ors, "("+strings.Join(ands, " AND ")+")")
+	}
+	if len(keys) == 1 {
+		return ors[0]
+	}
+	return "(" + keys[0].Ref + " " + lead + " " + paramExpr(params[0], keys[0].Type) + " AND (" + strings.Join(ors, " OR ") + "))"
+}
+
+// params names n parameters from @p<first>.
+func paramNames(first, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "@p" + strconv.Itoa(first+i)
+	}
+	return out
+}
+
+// pageQuery is one keyset page of a chunk: TOP (@p1) rows in key order
+// from [lo, hi), after the last key of the previous page when after is
+// set. It returns the statement and the first parameter number of each
+// bound (0 when the bound is absent). The key expressions follow the
+// column expressions in the select list.
+type pageSQL struct {
+	SQL                 string
+	LoAt, HiAt, AfterAt int
+}
+
+func pageQuery(table string, colExprs []string, keys []keyCol, hasLo, hasHi, after bool) pageSQL {
+	var q pageSQL
+	sel := append([]string{}, colExprs...)
+	for _, k := range keys {
+		sel = append(sel, keyExpr(k.Ref, k.Type))
+	}
+	next := 2
+	var conds []string
+	if hasLo {
+		q.LoAt = next
+		conds = append(conds, tuplePredicate(keys, paramNames(next, len(keys)), ">="))
+		next += len(keys)
+	}
+	if hasHi {
+		q.HiAt = next
+		conds = append(conds, tuplePredicate(keys, paramNames(next, len(keys)), "<"))
+		next += len(keys)
+	}
+	if after {
+		q.AfterAt = next
+		conds = append(conds, tuplePredicate(keys, paramNames(next, len(keys)), ">"))
+	}
+	var b strings.Builder
+	b.WriteString("SELECT TOP (@p1) " + strings.Join(sel, ", ") + " FROM " + table)
+	if len(conds) > 0 {
+		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
+	}
+	b.WriteString(" ORDER BY " + keyOrder(keys))
+	q.SQL = b.String()
+	return q
+}
+
+func keyOrder(keys []keyCol) string {
+	refs := make([]string, len(keys))
+	for i, k := range keys {
+		refs[i] = k.Ref
+	}
+	return strings.Join(refs, ", ")
+}
+
+// heapQuery reads a keyless table in one statement, in %%physloc%% order
+// (file, page, slot as binary(8)): deterministic in a database snapshot or
+// a quiet database, and it needs no key. The location follows the columns,
+// to name a row in errors.
+func heapQuery(table string, colExprs []string) string {
+	return "SELECT " + strings.Join(colExprs, ", ") + ", %%physloc%% FROM " + table + " ORDER BY %%physloc%%"
+}
+
+// Catalog-side statements of Plan.
+
+const pkIndexSQL = `SELECT i.index_id FROM sys.indexes AS i WHERE i.object_id = OBJECT_ID(@p1) AND i.is_primary_key = 1`
+
+const rowCountSQL = `SELECT CAST(COALESCE(SUM(p.rows), 0) AS bigint) FROM sys.partitions AS p WHERE p.object_id = OBJECT_ID(@p1) AND p.index_id IN (0, 1)`
+
+// histogramSQL reads the steps of the primary key's statistics: the
+// leading key column's distribution, maintained by SQL Server, so
+// planning never scans the table.
+const histogramSQL = `SELECT h.step_number, CAST(h.range_rows AS float), CAST(h.equal_rows AS float) FROM sys.dm_db_stats_histogram(OBJECT_ID(@p1), @p2) AS h ORDER BY h.step_number`
+
+// histogramBoundsSQL turns chosen histogram steps into full key tuples: the
+// first key after each step's upper key, found with one index seek per
+// step. A bound is only a split point: any value covers the table
+// exactly, so stale statistics cost balance, never correctness.
+func histogramBoundsSQL(table string, keys []keyCol) string {
+	var inner, outer []string
+	for _, k := range keys {
+		inner = append(inner, "x."+k.Ref)
+		outer = append(outer, keyExpr("b."+k.Ref, k.Type))
+	}
+	lead := "CAST(h.range_hi_key AS " + castType(keys[0].Type) + ")"
+	if keys[0].Type.Name == "hierarchyid" {
+		lead = "CAST(CAST(h.range_hi_key AS varbinary(892)) AS hierarchyid)"
+	}
+	return "SELECT h.step_number, " + strings.Join(outer, ", ") +
+		" FROM sys.dm_db_stats_histogram(OBJECT_ID(@p1), @p2) AS h" +
+		" CROSS APPLY (SELECT TOP (1) " + strings.Join(inner, ", ") + " FROM " + table + " AS x" +
+		" WHERE x." + keys[0].Ref + " > " + lead + " ORDER BY " + strings.Join(inner, ", ") + ") AS b" +
+		" WHERE h.step_number IN (SELECT CAST(value AS int) FROM STRING_SPLIT(@p3, ','))" +
+		" ORDER BY h.step_number"
+}
+
+// sampleBoundsSQL picks every @p1-th key of a page sample, in SQL Server's
+// key order: the fallback when statistics are missing or too coarse.
+// TABLESAMPLE reads whole pages, so it costs a fraction of a scan; the
+// percentage is a number caravan computed, not user text.
+func sampleBoundsSQL(table string, keys []keyCol, percent float64) string {
+	var inner, outer, order []string
+	for _, k := range keys {
+		inner = append(inner, k.Ref)
+		outer = append(outer, keyExpr("x."+k.Ref, k.Type))
+		order = append(order, "x."+k.Ref)
+	}
+	sample := ""
+	if percent < 100 {
+		sample = " TABLESAMPLE SYSTEM (" + strconv.FormatFloat(percent, 'f', 6, 64) + " PERCENT)"
+	}
+	return "SELECT " + strings.Join(outer, ", ") + " FROM (SELECT " + strings.Join(inner, ", ") +
+		", ROW_NUMBER() OVER (ORDER BY " + strings.Join(inner, ", ") + ") AS caravan_rn FROM " + table + sample +
+		") AS x WHERE x.caravan_rn % @p1 = 0 ORDER BY " + strings.Join(order, ", ")
+}
+
+// Snapshot statements.
+
+const snapshotStateSQL = `SELECT d.snapshot_isolation_state, d.name FROM sys.databases AS d WHERE d.database_id = DB_ID()`
+
+const dataFilesSQL = `SELECT f.name, f.physical_name FROM sys.database_files AS f WHERE f.type = 0`
+
+// createSnapshotSQL creates a database snapshot. DDL takes no parameters:
+// names are bracket-quoted and file paths are N” literals with quotes
+// doubled; both come from sys.database_files and a name caravan made.
+func createSnapshotSQL(snapshot, database string, files [][2]string) string {
+	var parts []string
+	for _, f := range files {
+		path := f[1] + "." + snapshot + ".ss"
+		parts = append(parts, fmt.Sprintf("(NAME = %s, FILENAME = N'%s')", quoteIdent(f[0]), strings.ReplaceAll(path, "'", "''")))
+	}
+	return "CREATE DATABASE " + quoteIdent(snapshot) + " ON " + strings.Join(parts, ", ") + " AS SNAPSHOT OF " + quoteIdent(database)
+}
+
+func dropSnapshotSQL(snapshot string) string { return "DROP DATABASE " + quoteIdent(snapshot) }

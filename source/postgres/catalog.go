@@ -1,0 +1,350 @@
+// Package postgres reads a PostgreSQL source: its catalog into the neutral
+// model, chunk plans from sampled keys or ctid ranges, and chunk rows inside
+// one exported snapshot, as PostgreSQL's own canonical text.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/caravan-db/caravan/schema"
+)
+
+// systemSchemas are never migrated; caravan is our own state.
+const schemaFilter = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'caravan')
+	AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`
+
+type tableRow struct {
+	OID      uint32
+	Schema   string
+	Name     string
+	Kind     string
+	Estimate int64
+	Comment  string
+}
+
+func discoverTables(ctx context.Context, q querier, filter schema.Filter) ([]*schema.Table, map[uint32]*schema.Table, error) {
+	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, greatest(c.reltuples, 0)::bigint,
+			coalesce(obj_description(c.oid, 'pg_class'), '')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND `+schemaFilter+`
+		ORDER BY n.nspname, c.relname`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list tables: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[tableRow])
+	if err != nil {
+		return nil, nil, fmt.Errorf("list tables: %w", err)
+	}
+	var tables []*schema.Table
+	byOID := map[uint32]*schema.Table{}
+	for _, r := range found {
+		name := schema.Name{Schema: r.Schema, Name: r.Name}
+		if !filter.Match(name) {
+			continue
+		}
+		t := &schema.Table{Source: name, RowEstimate: r.Estimate, Comment: r.Comment, RangeSafe: true}
+		tables = append(tables, t)
+		byOID[r.OID] = t
+	}
+	return tables, byOID, nil
+}
+
+type columnRow struct {
+	Rel        uint32
+	Name       string
+	Type       string
+	NotNull    bool
+	Default    *string
+	Identity   string
+	Generated  string
+	Comment    *string
+	Collation  *string
+	TypType    string
+	TypSchema  string
+	TypName    string
+	IsArray    bool
+	Sequence   *string
+	IdentStart *int64
+	IdentIncr  *int64
+}
+
+// discoverColumns fills the tables' columns and returns the user types
+// (enums "e", domains "d") they use.
+func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Table, db *schema.Database) (map[schema.Name]string, error) {
+	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+			pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
+			col_description(a.attrelid, a.attnum),
+			CASE WHEN a.attcollation <> 0 AND a.attcollation <> bt.typcollation THEN co.collname END,
+			bt.typtype::text, btn.nspname, bt.typname, t.typcategory = 'A',
+			seq.relname, idseq.seqstart, idseq.seqincrement
+		FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_type t ON t.oid = a.atttypid
+		JOIN pg_type bt ON bt.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END
+		JOIN pg_namespace btn ON btn.oid = bt.typnamespace
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		LEFT JOIN pg_collation co ON co.oid = a.attcollation
+		LEFT JOIN LATERAL (SELECT s.relname FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid
+			WHERE dep.classid = 'pg_class'::regclass AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum
+			  AND dep.deptype = 'a' AND s.relkind = 'S' LIMIT 1) seq ON a.attidentity = ''
+		LEFT JOIN LATERAL (SELECT ps.seqstart, ps.seqincrement FROM pg_depend dep JOIN pg_sequence ps ON ps.seqrelid = dep.objid
+			WHERE dep.classid = 'pg_class'::regclass AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum
+			  AND dep.deptype = 'i' LIMIT 1) idseq ON a.attidentity <> ''
+		WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND `+schemaFilter+`
+		ORDER BY a.attrelid, a.attnum`)
+	if err != nil {
+		return nil, fmt.Errorf("list columns: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[columnRow])
+	if err != nil {
+		return nil, fmt.Errorf("list columns: %w", err)
+	}
+	userTypes := map[schema.Name]string{}
+	for _, r := range found {
+		t := byOID[r.Rel]
+		if t == nil {
+			continue
+		}
+		c := &schema.Column{Name: r.Name, SourceType: r.Type, Type: r.Type, Nullable: !r.NotNull}
+		if r.Comment != nil {
+			c.Comment = *r.Comment
+		}
+		if r.Collation != nil {
+			c.Collation = *r.Collation
+		}
+		switch r.TypType {
+		case "e", "d":
+			ref := schema.Name{Schema: r.TypSchema, Name: r.TypName}
+			c.TypeRef = &ref
+			if r.IsArray {
+				c.ArrayDims = 1
+			}
+			userTypes[ref] = r.TypType
+		case "c", "r", "m":
+			if r.TypSchema == "pg_catalog" {
+				break
+			}
+			db.Warnings = append(db.Warnings, fmt.Sprintf("table %s column %s: user-defined %s type %s must already exist on the target",
+				t.Source, r.Name, map[string]string{"c": "composite", "r": "range", "m": "multirange"}[r.TypType], ref(r.TypSchema, r.TypName)))
+		}
+		switch {
+		case r.Generated == "s":
+			c.Generated = deref(r.Default)
+		case r.Identity != "":
+			c.Identity = &schema.Identity{Always: r.Identity == "a", Start: derefInt(r.IdentStart, 1), Increment: derefInt(r.IdentIncr, 1)}
+		case r.Sequence != nil && r.Default != nil && strings.HasPrefix(*r.Default, "nextval("):
+			c.Sequence = *r.Sequence
+		default:
+			c.Default = deref(r.Default)
+		}
+		t.Columns = append(t.Columns, c)
+	}
+	return userTypes, nil
+}
+
+func ref(schemaName, name string) string { return schema.QuoteName(schema.Name{Schema: schemaName, Name: name}) }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefInt(v *int64, def int64) int64 {
+	if v == nil {
+		return def
+	}
+	return *v
+}
+
+type constraintRow struct {
+	Rel        uint32
+	Name       string
+	Kind       string
+	Cols       []string
+	RefSchema  *string
+	RefTable   *string
+	RefCols    []string
+	OnDelete   string
+	OnUpdate   string
+	Definition string
+}
+
+var fkAction = map[string]string{"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+func discoverConstraints(ctx context.Context, q querier, byOID map[uint32]*schema.Table) error {
+	rows, err := q.Query(ctx, `SELECT con.conrelid, con.conname, con.contype::text,
+			ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+			      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord),
+			rn.nspname, rc.relname,
+			ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+			      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord),
+			con.confdeltype::text, con.confupdtype::text, pg_get_constraintdef(con.oid, true)
+		FROM pg_constraint con
+		JOIN pg_class c ON c.oid = con.conrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_class rc ON rc.oid = con.confrelid
+		LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+		WHERE con.contype IN ('p', 'u', 'f', 'c') AND con.conislocal AND `+schemaFilter+`
+		ORDER BY con.conrelid, con.conname`)
+	if err != nil {
+		return fmt.Errorf("list constraints: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[constraintRow])
+	if err != nil {
+		return fmt.Errorf("list constraints: %w", err)
+	}
+	for _, r := range found {
+		t := byOID[r.Rel]
+		if t == nil {
+			continue
+		}
+		switch r.Kind {
+		case "p":
+			t.PrimaryKey, t.PrimaryKeyName = r.Cols, r.Name
+		case "u":
+			ix := &schema.Index{Name: r.Name, Unique: true}
+			for _, c := range r.Cols {
+				ix.Columns = append(ix.Columns, schema.IndexColumn{Column: c})
+			}
+			t.Uniques = append(t.Uniques, ix)
+		case "c":
+			t.Checks = append(t.Checks, &schema.Check{Name: r.Name, Expr: r.Definition})
+		case "f":
+			t.ForeignKeys = append(t.ForeignKeys, &schema.ForeignKey{
+				Name: r.Name, Columns: r.Cols,
+				RefTable:   schema.Name{Schema: deref(r.RefSchema), Name: deref(r.RefTable)},
+				RefColumns: r.RefCols, OnDelete: fkAction[r.OnDelete], OnUpdate: fkAction[r.OnUpdate],
+			})
+		}
+	}
+	return nil
+}
+
+type indexRow struct {
+	Rel     uint32
+	Name    string
+	Unique  bool
+	Method  string
+	Keys    []string // per key column: "" for an expression, else the column name
+	Exprs   []string // pg_get_indexdef per key column
+	Options []int16
+	Opclass []string // "" for the default operator class
+	Include []string
+	Where   *string
+}
+
+func discoverIndexes(ctx context.Context, q querier, byOID map[uint32]*schema.Table) error {
+	rows, err := q.Query(ctx, `SELECT i.indrelid, ic.relname, i.indisunique, am.amname,
+			ARRAY(SELECT coalesce(a.attname::text, '') FROM generate_series(0, i.indnkeyatts - 1) k
+			      LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k] ORDER BY k),
+			ARRAY(SELECT pg_get_indexdef(i.indexrelid, k + 1, true) FROM generate_series(0, i.indnkeyatts - 1) k ORDER BY k),
+			ARRAY(SELECT i.indoption[k] FROM generate_series(0, i.indnkeyatts - 1) k ORDER BY k),
+			ARRAY(SELECT CASE WHEN oc.opcdefault THEN '' ELSE quote_ident(ocn.nspname) || '.' || quote_ident(oc.opcname) END
+			      FROM generate_series(0, i.indnkeyatts - 1) k
+			      JOIN pg_opclass oc ON oc.oid = i.indclass[k] JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace ORDER BY k),
+			ARRAY(SELECT a.attname::text FROM generate_series(i.indnkeyatts, i.indnatts - 1) k
+			      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k] ORDER BY k),
+			pg_get_expr(i.indpred, i.indrelid, true)
+		FROM pg_index i
+		JOIN pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_am am ON am.oid = ic.relam
+		JOIN pg_class c ON c.oid = i.indrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid)
+		  AND `+schemaFilter+`
+		ORDER BY i.indrelid, ic.relname`)
+	if err != nil {
+		return fmt.Errorf("list indexes: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[indexRow])
+	if err != nil {
+		return fmt.Errorf("list indexes: %w", err)
+	}
+	for _, r := range found {
+		t := byOID[r.Rel]
+		if t == nil {
+			continue
+		}
+		t.Indexes = append(t.Indexes, indexFromRow(r))
+	}
+	return nil
+}
+
+func indexFromRow(r indexRow) *schema.Index {
+	ix := &schema.Index{Name: r.Name, Unique: r.Unique, Method: r.Method, Include: r.Include, Where: deref(r.Where)}
+	for k := range r.Keys {
+		col := schema.IndexColumn{Column: r.Keys[k]}
+		if col.Column == "" {
+			col.Expr = r.Exprs[k]
+		}
+		if k < len(r.Opclass) {
+			col.Opclass = r.Opclass[k]
+		}
+		if k < len(r.Options) {
+			desc := r.Options[k]&1 != 0
+			nullsFirst := r.Options[k]&2 != 0
+			col.Desc = desc
+			// PostgreSQL's defaults: NULLS LAST ascending, NULLS FIRST descending.
+			if nullsFirst != desc {
+				if nullsFirst {
+					col.NullsOrder = "NULLS FIRST"
+				} else {
+					col.NullsOrder = "NULLS LAST"
+				}
+			}
+		}
+		ix.Columns = append(ix.Columns, col)
+	}
+	return ix
+}
+
+type enumRow struct {
+	Schema string
+	Name   string
+	Labels []string
+}
+
+type domainRow struct {
+	Schema   string
+	Name     string
+	BaseType string
+	NotNull  bool
+	Default  *string
+	Checks   []string
+}
+
+// discoverTypes reads the enums and domains the tables use.
+func discoverTypes(ctx context.Context, q querier, userTypes map[schema.Name]string, db *schema.Database) error {
+	for name, kind := range userTypes {
+		switch kind {
+		case "e":
+			var labels []string
+			err := q.QueryRow(ctx, `SELECT ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+				FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2`,
+				name.Schema, name.Name).Scan(&labels)
+			if err != nil {
+				return fmt.Errorf("read enum %s: %w", name, err)
+			}
+			db.Enums = append(db.Enums, &schema.Enum{Name: name, Labels: labels})
+		case "d":
+			var d domainRow
+			err := q.QueryRow(ctx, `SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
+					ARRAY(SELECT pg_get_constraintdef(con.oid, true) FROM pg_constraint con WHERE con.contypid = t.oid AND con.contype = 'c' ORDER BY con.conname)
+				FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2`,
+				name.Schema, name.Name).Scan(&d.Schema, &d.Name, &d.BaseType, &d.NotNull, &d.Default, &d.Checks)
+			if err != nil {
+				return fmt.Errorf("read domain %s: %w", name, err)
+			}
+			db.Domains = append(db.Domains, &schema.Domain{Name: name, BaseType: d.BaseType, NotNull: d.NotNull, Default: deref(d.Default), Checks: d.Checks})
+		}
+	}
+	sortTypes(db)
+	return nil
+}

@@ -1,0 +1,123 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
+)
+
+// Source is a PostgreSQL source database.
+type Source struct {
+	pool *pgxpool.Pool
+	url  string
+}
+
+var _ source.Source = (*Source)(nil)
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Open connects to a PostgreSQL source; maxConns bounds concurrent reads.
+func Open(ctx context.Context, connURL string, maxConns int32) (*Source, error) {
+	pool, err := pgutil.Pool(ctx, connURL, "caravan-source", maxConns)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	return &Source{pool: pool, url: connURL}, nil
+}
+
+// Kind implements source.Source.
+func (s *Source) Kind() string { return "postgres" }
+
+// DefaultNames keeps PostgreSQL names as they are.
+func (s *Source) DefaultNames() schema.NamePolicy {
+	return schema.NamePolicy{Case: schema.CasePreserve}
+}
+
+// Close implements source.Source.
+func (s *Source) Close() error { s.pool.Close(); return nil }
+
+// Discover reads the catalog in one repeatable-read transaction, so the
+// model is one consistent picture even while DDL happens elsewhere.
+func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Database, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	defer tx.Rollback(ctx)
+
+	db := &schema.Database{}
+	tables, byOID, err := discoverTables(ctx, tx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	db.Tables = tables
+	userTypes, err := discoverColumns(ctx, tx, byOID, db)
+	if err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	if err := discoverConstraints(ctx, tx, byOID); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	if err := discoverIndexes(ctx, tx, byOID); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	if err := discoverTypes(ctx, tx, userTypes, db); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	return db, nil
+}
+
+// sortTypes orders enums and domains by name so plans are stable.
+func sortTypes(db *schema.Database) {
+	sort.Slice(db.Enums, func(i, j int) bool { return db.Enums[i].Name.String() < db.Enums[j].Name.String() })
+	sort.Slice(db.Domains, func(i, j int) bool { return db.Domains[i].Name.String() < db.Domains[j].Name.String() })
+}
+
+// Snapshot exports a snapshot from a transaction that stays open until
+// Release: every extractor and the planner import it, so the whole run reads
+// one point in time however many connections and machines take part.
+func (s *Source) Snapshot(ctx context.Context) (*source.Snapshot, error) {
+	conn, err := pgutil.Conn(ctx, s.url, "caravan-snapshot")
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	var id string
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err == nil {
+		err = conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id)
+	}
+	if err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("snapshot: export: %w", err)
+	}
+	release := func(ctx context.Context) error {
+		return conn.Close(ctx)
+	}
+	return &source.Snapshot{ID: id, Note: "one exported snapshot (" + id + ") shared by every reader", Release: release}, nil
+}
+
+// readTx opens a read-only transaction in the run's snapshot.
+func (s *Source) readTx(ctx context.Context, snapshot string) (pgx.Tx, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	if snapshot != "" {
+		// SET TRANSACTION SNAPSHOT takes no parameters; the id is PostgreSQL's
+		// own output, quoted as a literal all the same.
+		if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+schema.QuoteLiteral(snapshot)); err != nil {
+			tx.Rollback(ctx)
+			return nil, fmt.Errorf("import snapshot %s (has the coordinator that exported it stopped?): %w", snapshot, err)
+		}
+	}
+	return tx, nil
+}

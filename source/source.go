@@ -1,0 +1,56 @@
+// Package source defines what caravan needs from a source database. Each
+// implementation (source/postgres, source/mssql) reads its own catalog into
+// the neutral schema model, splits tables into chunks, and streams a chunk's
+// rows in key order as canonical COPY text lines (see proto/rowtext.go).
+package source
+
+import (
+	"context"
+
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+)
+
+// Source is one source database.
+type Source interface {
+	// Kind names the source type ("postgres", "mssql").
+	Kind() string
+	// Discover reads the catalog: every table that passes the filter, with
+	// target types chosen and names not yet mapped (schema.NamePolicy does
+	// that afterwards).
+	Discover(ctx context.Context, filter schema.Filter) (*schema.Database, error)
+	// DefaultNames is the name policy a user gets without asking.
+	DefaultNames() schema.NamePolicy
+	// Snapshot opens the consistent view every chunk of the run is read in.
+	// The view lives until Release; workers join it through ID.
+	Snapshot(ctx context.Context) (*Snapshot, error)
+	// Plan splits a table into chunks of about rowsPerChunk rows, reading
+	// inside the snapshot. Chunks cover the table exactly, without overlap,
+	// in key order.
+	Plan(ctx context.Context, t *schema.Table, snapshot string, rowsPerChunk int64) ([]Chunk, error)
+	// Read streams the rows of one chunk, in the chunk's deterministic order,
+	// calling emit with each row as one COPY text line (newline-terminated).
+	// The line is only valid during the call.
+	Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error
+	// Close releases connections.
+	Close() error
+}
+
+// Snapshot is a consistent view of the source.
+type Snapshot struct {
+	// ID is what workers pass in ChunkTask.Snapshot; "" when the source has
+	// no shareable snapshot.
+	ID string
+	// Note explains the consistency the run gets, for the plan and the log
+	// (e.g. "SNAPSHOT isolation", "no snapshot: the source must be quiet").
+	Note string
+	// Release ends the view.
+	Release func(ctx context.Context) error
+}
+
+// Chunk is one planned range of a table.
+type Chunk struct {
+	Range   string   // proto.RangeKey, proto.RangePhysical or proto.RangeAll
+	Lo, Hi  []string // nil for an open end
+	EstRows int64
+}

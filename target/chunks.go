@@ -1,0 +1,208 @@
+package target
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/caravan-db/caravan/schema"
+)
+
+// ChunkState is one row of caravan.chunks.
+type ChunkState struct {
+	Table   string
+	Chunk   int
+	Attempt int
+	Range   string
+	Lo, Hi  []string // nil for an open end
+	EstRows int64
+	Status  string
+	Batches *int
+	Rows    int64
+	Bytes   int64
+	Digest  string
+	Error   string
+}
+
+// AddChunks records a table's planned chunks.
+func AddChunks(ctx context.Context, pool *pgxpool.Pool, run string, chunks []ChunkState) error {
+	batch := &pgx.Batch{}
+	for _, c := range chunks {
+		batch.Queue(`INSERT INTO caravan.chunks (run_id, table_id, chunk, attempt, range_kind, lo, hi, est_rows, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			run, c.Table, c.Chunk, c.Attempt, c.Range, c.Lo, c.Hi, c.EstRows, StatusPending)
+	}
+	if err := pool.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("record chunks: %w", err)
+	}
+	return nil
+}
+
+// MarkPublished stamps the chunks of a table as published.
+func MarkPublished(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk int) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET published_at = now() WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, run, table, chunk)
+	if err != nil {
+		return fmt.Errorf("chunk %s/%d published: %w", table, chunk, err)
+	}
+	return nil
+}
+
+// MarkExtracted records what an extractor read for a chunk attempt. A
+// report for an older attempt, or for a failed chunk, changes nothing.
+func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = 'extracted', batches = $5, rows = $6, bytes = $7, digest = $8, extracted_at = now()
+		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4 AND status = 'pending'`,
+		run, table, chunk, attempt, batches, rows, bytes, digest)
+	if err != nil {
+		return fmt.Errorf("chunk %s/%d extracted: %w", table, chunk, err)
+	}
+	return nil
+}
+
+// CompletedChunk is a chunk CompleteChunks found fully loaded.
+type CompletedChunk struct {
+	Table string
+	Chunk int
+	Rows  int64
+	Bytes int64
+}
+
+// CompleteChunks marks loaded every extracted chunk whose ledger holds seq
+// 0..n-1 of its attempt, n being the batch count the extractor reported.
+// Progress lives in the ledger, so this works after any restart.
+func CompleteChunks(ctx context.Context, pool *pgxpool.Pool, run string) ([]CompletedChunk, error) {
+	rows, err := pool.Query(ctx, `UPDATE caravan.chunks c SET status = 'loaded', loaded_at = now()
+		WHERE c.run_id = $1 AND c.status = 'extracted'
+		  AND c.batches = (SELECT count(*) FROM caravan.ledger l
+		                    WHERE l.run_id = c.run_id AND l.table_id = c.table_id AND l.chunk = c.chunk
+		                      AND l.attempt = c.attempt AND l.seq < c.batches)
+		RETURNING table_id, chunk, rows, bytes`, run)
+	if err != nil {
+		return nil, fmt.Errorf("complete chunks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CompletedChunk, error) {
+		var c CompletedChunk
+		err := r.Scan(&c.Table, &c.Chunk, &c.Rows, &c.Bytes)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete chunks: %w", err)
+	}
+	return out, nil
+}
+
+// Chunks lists a run's chunks (of one table when table is not "").
+func Chunks(ctx context.Context, pool *pgxpool.Pool, run, table string) ([]ChunkState, error) {
+	rows, err := pool.Query(ctx, `SELECT table_id, chunk, attempt, range_kind, lo, hi, est_rows, status, batches,
+			coalesce(rows, 0), coalesce(bytes, 0), coalesce(digest, ''), coalesce(error, '')
+		FROM caravan.chunks WHERE run_id = $1 AND ($2 = '' OR table_id = $2) ORDER BY table_id, chunk`, run, table)
+	if err != nil {
+		return nil, fmt.Errorf("list chunks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChunkState, error) {
+		var c ChunkState
+		err := r.Scan(&c.Table, &c.Chunk, &c.Attempt, &c.Range, &c.Lo, &c.Hi, &c.EstRows, &c.Status, &c.Batches, &c.Rows, &c.Bytes, &c.Digest, &c.Error)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list chunks: %w", err)
+	}
+	return out, nil
+}
+
+// TableProgress is what the ledger says about one table.
+type TableProgress struct {
+	Table        string
+	Status       string
+	EstRows      int64
+	Chunks       int
+	ChunksLoaded int
+	ChunksFailed int
+	Rows         int64 // committed rows
+	Bytes        int64
+	Started      time.Time
+	Error        string
+}
+
+// Progress reads per-table progress from the ledger.
+func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgress, error) {
+	rows, err := pool.Query(ctx, `SELECT t.table_id, t.status, t.est_rows, t.chunks,
+			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'loaded'),
+			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'failed'),
+			coalesce(l.rows, 0), coalesce(l.bytes, 0), t.started_at, coalesce(t.error, '')
+		FROM caravan.tables t
+		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id) l
+		  ON l.table_id = t.table_id
+		WHERE t.run_id = $1 ORDER BY t.table_id`, run)
+	if err != nil {
+		return nil, fmt.Errorf("progress of run %s: %w", run, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableProgress, error) {
+		var p TableProgress
+		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Started, &p.Error)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("progress of run %s: %w", run, err)
+	}
+	return out, nil
+}
+
+// FailChunk marks a chunk attempt failed.
+func FailChunk(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt int, errText string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = 'failed', error = $5
+		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4`, run, table, chunk, attempt, errText)
+	if err != nil {
+		return fmt.Errorf("fail chunk %s/%d: %w", table, chunk, err)
+	}
+	return nil
+}
+
+// RestartChunk moves an unfinished chunk to a new attempt and removes what
+// its earlier attempts loaded: the target rows in the chunk's range (where
+// says which, with args), their ledger rows and rejects. FOR UPDATE waits
+// for loaders committing a batch of the chunk (they hold FOR KEY SHARE)
+// and makes every later batch of an old attempt stale.
+func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.Name, table string, chunk, attempt int, where string, args ...any) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR UPDATE`, run, table, chunk); err != nil {
+		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
+	}
+	if where != "" {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+schema.QuoteName(t)+" WHERE "+where, args...); err != nil {
+			return fmt.Errorf("restart chunk %s/%d: remove earlier rows: %w", table, chunk, err)
+		}
+	}
+	for _, q := range []string{
+		`DELETE FROM caravan.ledger WHERE run_id = $1 AND table_id = $2 AND chunk = $3`,
+		`DELETE FROM caravan.rejects WHERE run_id = $1 AND table_id = $2 AND chunk = $3`,
+	} {
+		if _, err := tx.Exec(ctx, q, run, table, chunk); err != nil {
+			return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET attempt = $4, status = 'pending', batches = NULL, rows = NULL,
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, extracted_at = NULL, loaded_at = NULL
+		WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, run, table, chunk, attempt); err != nil {
+		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
+	}
+	return tx.Commit(ctx)
+}
+
+// HasLedgerRows says whether any batch of a chunk was committed.
+func HasLedgerRows(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk int) (bool, error) {
+	var ok bool
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM caravan.ledger WHERE run_id = $1 AND table_id = $2 AND chunk = $3)`,
+		run, table, chunk).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("ledger of %s/%d: %w", table, chunk, err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,192 @@
+package target
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+)
+
+// LoadResult says what LoadBatch did.
+type LoadResult struct {
+	Duplicate bool // the ledger already held this batch: nothing was written
+	// Stale: the batch belongs to an attempt the chunk has moved past (after
+	// `caravan resume`), or to no known chunk: nothing was written.
+	Stale bool
+}
+
+// LoadBatch commits one batch exactly once: the ledger row and the COPY go
+// in one transaction, and the ledger's primary key turns a second delivery
+// of the same batch into a no-op. The ledger row goes first so a duplicate
+// costs one index probe, not a COPY; a concurrent duplicate blocks on the
+// first's uncommitted key and then sees the conflict.
+func LoadBatch(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, data []byte) (LoadResult, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+
+	// FOR KEY SHARE lets the coordinator's progress updates through but
+	// blocks a resume's FOR UPDATE, which moves the chunk to a new attempt
+	// and removes the old attempt's rows: a batch of the old attempt either
+	// commits before that or is recognised here as stale.
+	var attempt int
+	err = tx.QueryRow(ctx, `SELECT attempt FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR KEY SHARE`,
+		b.Run, b.Table, b.Chunk).Scan(&attempt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return LoadResult{Stale: true}, nil
+	}
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("chunk state: %w", err)
+	}
+	if attempt != b.Attempt {
+		return LoadResult{Stale: true}, nil
+	}
+
+	tag, err := tx.Exec(ctx, `INSERT INTO caravan.ledger (run_id, table_id, chunk, attempt, seq, rows, bytes, digest)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+		b.Run, b.Table, b.Chunk, b.Attempt, b.Seq, b.Rows, len(data), b.Digest)
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("ledger: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return LoadResult{Duplicate: true}, nil
+	}
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), CopySQL(b.Target, b.Cols)); err != nil {
+		return LoadResult{}, fmt.Errorf("copy: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return LoadResult{}, fmt.Errorf("commit: %w", err)
+	}
+	return LoadResult{}, nil
+}
+
+// CopySQL is the COPY statement for a batch's columns.
+func CopySQL(t proto.TableRef, cols []string) string {
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = schema.Quote(c)
+	}
+	return fmt.Sprintf("COPY %s (%s) FROM STDIN", pgx.Identifier{t.Schema, t.Name}.Sanitize(), strings.Join(quoted, ", "))
+}
+
+// Rejection describes the row of a batch PostgreSQL refused.
+type Rejection struct {
+	Column string // "" when PostgreSQL did not say
+	Key    string // the row's key as "col=value, ..." ("" when unknown)
+	Row    string // the row's COPY text
+	Error  string
+}
+
+// copyContext matches PostgreSQL's error context for COPY:
+// `COPY t, line 3, column c: "value"` or `COPY t, line 3: "..."`.
+var copyContext = regexp.MustCompile(`COPY [^,]+, line (\d+)(?:, column ([^:]+))?`)
+
+// Explain finds the offending row of a rejected batch from PostgreSQL's error
+// so a user sees table, column, key and value instead of a line number.
+func Explain(err error, b *proto.RowBatch, data []byte) Rejection {
+	r := Rejection{Error: err.Error()}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return r
+	}
+	r.Error = pgErr.Message
+	if pgErr.Detail != "" {
+		r.Error += " (" + pgErr.Detail + ")"
+	}
+	if pgErr.ColumnName != "" {
+		r.Column = pgErr.ColumnName
+	}
+	m := copyContext.FindStringSubmatch(pgErr.Where)
+	if m == nil {
+		return r
+	}
+	if r.Column == "" && m[2] != "" {
+		r.Column = m[2]
+	}
+	lineNo, _ := strconv.Atoi(m[1])
+	line := nthLine(data, lineNo)
+	if line == nil {
+		return r
+	}
+	r.Row = string(line)
+	fields, err := proto.SplitRow(nil, line)
+	if err != nil {
+		return r
+	}
+	var key []string
+	for _, k := range b.Key {
+		if k < len(fields) && k < len(b.Cols) {
+			v := "NULL"
+			if !fields[k].Null {
+				v = strconv.Quote(string(fields[k].Value))
+			}
+			key = append(key, b.Cols[k]+"="+v)
+		}
+	}
+	r.Key = strings.Join(key, ", ")
+	return r
+}
+
+func nthLine(data []byte, n int) []byte {
+	for i := 1; len(data) > 0; i++ {
+		end := bytes.IndexByte(data, '\n')
+		if end < 0 {
+			end = len(data)
+		}
+		if i == n {
+			return data[:end]
+		}
+		if end == len(data) {
+			break
+		}
+		data = data[end+1:]
+	}
+	return nil
+}
+
+// Reject records a refused batch and fails its chunk. No ledger row is
+// written: the chunk must never look complete, and the rejects row's unique
+// key makes a redelivered rejection a no-op.
+func Reject(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, r Rejection) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record reject: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO caravan.rejects (run_id, table_id, chunk, attempt, seq, column_name, key, error, row_text)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+		b.Run, b.Table, b.Chunk, b.Attempt, b.Seq, r.Column, r.Key, r.Error, r.Row); err != nil {
+		return fmt.Errorf("record reject: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET status = 'failed', error = $4
+		WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, b.Run, b.Table, b.Chunk, r.Summary(b.Table)); err != nil {
+		return fmt.Errorf("record reject: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// Summary is the one-line message a user sees for a rejection.
+func (r Rejection) Summary(table string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table %s", table)
+	if r.Column != "" {
+		fmt.Fprintf(&b, ", column %s", r.Column)
+	}
+	if r.Key != "" {
+		fmt.Fprintf(&b, ", key %s", r.Key)
+	}
+	fmt.Fprintf(&b, ": %s", r.Error)
+	return b.String()
+}

@@ -1,0 +1,166 @@
+package target
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/caravan-db/caravan/schema"
+)
+
+// Run statuses.
+const (
+	RunPlanning  = "planning"
+	RunLoading   = "loading"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
+// Table and chunk statuses.
+const (
+	StatusPending   = "pending"
+	StatusExtracted = "extracted"
+	StatusLoaded    = "loaded"
+	StatusFinalized = "finalized"
+	StatusValidated = "validated"
+	StatusFailed    = "failed"
+)
+
+// Run is one row of caravan.runs.
+type Run struct {
+	ID          string
+	Status      string
+	SourceKind  string
+	Source      string // redacted URL
+	Snapshot    string
+	Consistency string
+	Config      map[string]any
+	Model       *schema.Database
+	Error       string
+	StartedAt   time.Time
+	FinishedAt  *time.Time
+}
+
+// CreateRun records a new run with its schema model, which the validator and
+// `caravan resume` read back instead of asking the source again.
+func CreateRun(ctx context.Context, pool *pgxpool.Pool, r *Run) error {
+	model, err := json.Marshal(r.Model)
+	if err != nil {
+		return fmt.Errorf("record run %s: %w", r.ID, err)
+	}
+	cfg, err := json.Marshal(r.Config)
+	if err != nil {
+		return fmt.Errorf("record run %s: %w", r.ID, err)
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source, snapshot, consistency, config, model)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, r.Status, r.SourceKind, r.Source, r.Snapshot, r.Consistency, cfg, model)
+	if err != nil {
+		return fmt.Errorf("record run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// ErrNoRun is returned when a run id is not in caravan.runs.
+var ErrNoRun = errors.New("no such run")
+
+// LoadRun reads a run; run "" means the newest.
+func LoadRun(ctx context.Context, pool *pgxpool.Pool, run string) (*Run, error) {
+	q := `SELECT run_id::text, status, source_kind, source, snapshot, consistency, config, model, coalesce(error, ''), started_at, finished_at
+		FROM caravan.runs WHERE ($1 = '' OR run_id::text = $1) ORDER BY started_at DESC LIMIT 1`
+	var r Run
+	var cfg, model []byte
+	err := pool.QueryRow(ctx, q, run).Scan(&r.ID, &r.Status, &r.SourceKind, &r.Source, &r.Snapshot, &r.Consistency, &cfg, &model, &r.Error, &r.StartedAt, &r.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("run %q: %w", run, ErrNoRun)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read run %q: %w", run, err)
+	}
+	if err := json.Unmarshal(cfg, &r.Config); err != nil {
+		return nil, fmt.Errorf("read run %s config: %w", r.ID, err)
+	}
+	if len(model) > 0 {
+		r.Model = &schema.Database{}
+		if err := json.Unmarshal(model, r.Model); err != nil {
+			return nil, fmt.Errorf("read run %s model: %w", r.ID, err)
+		}
+	}
+	return &r, nil
+}
+
+// SetRunStatus updates a run's status; a final status stamps finished_at.
+func SetRunStatus(ctx context.Context, pool *pgxpool.Pool, run, status, errText string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.runs SET status = $2, error = nullif($3, ''),
+		finished_at = CASE WHEN $2 IN ('succeeded', 'failed') THEN now() ELSE NULL END WHERE run_id = $1`, run, status, errText)
+	if err != nil {
+		return fmt.Errorf("run %s status %s: %w", run, status, err)
+	}
+	return nil
+}
+
+// SetRunSnapshot records the snapshot a resumed run reads in.
+func SetRunSnapshot(ctx context.Context, pool *pgxpool.Pool, run, snapshot, consistency string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.runs SET snapshot = $2, consistency = $3 WHERE run_id = $1`, run, snapshot, consistency)
+	if err != nil {
+		return fmt.Errorf("run %s snapshot: %w", run, err)
+	}
+	return nil
+}
+
+// TableState is one row of caravan.tables.
+type TableState struct {
+	Table      string
+	SourceName string
+	Status     string
+	Chunks     int
+	EstRows    int64
+	Created    bool // caravan created the table (and so owns its DDL)
+	Error      string
+}
+
+// AddTable records a table of a run.
+func AddTable(ctx context.Context, pool *pgxpool.Pool, run string, t TableState) error {
+	_, err := pool.Exec(ctx, `INSERT INTO caravan.tables (run_id, table_id, source_name, status, chunks, est_rows, created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (run_id, table_id) DO UPDATE SET status = excluded.status, chunks = excluded.chunks, est_rows = excluded.est_rows`,
+		run, t.Table, t.SourceName, t.Status, t.Chunks, t.EstRows, t.Created)
+	if err != nil {
+		return fmt.Errorf("record table %s: %w", t.Table, err)
+	}
+	return nil
+}
+
+// SetTableStatus updates a table's status and stamps its milestones.
+func SetTableStatus(ctx context.Context, pool *pgxpool.Pool, run, table, status, errText string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.tables SET status = $3, error = nullif($4, ''),
+		loaded_at = CASE WHEN $3 = 'loaded' THEN now() ELSE loaded_at END,
+		finalized_at = CASE WHEN $3 = 'finalized' THEN now() ELSE finalized_at END
+		WHERE run_id = $1 AND table_id = $2`, run, table, status, errText)
+	if err != nil {
+		return fmt.Errorf("table %s status %s: %w", table, status, err)
+	}
+	return nil
+}
+
+// Tables lists a run's tables.
+func Tables(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableState, error) {
+	rows, err := pool.Query(ctx, `SELECT table_id, source_name, status, chunks, est_rows, created, coalesce(error, '')
+		FROM caravan.tables WHERE run_id = $1 ORDER BY table_id`, run)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of run %s: %w", run, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableState, error) {
+		var t TableState
+		err := r.Scan(&t.Table, &t.SourceName, &t.Status, &t.Chunks, &t.EstRows, &t.Created, &t.Error)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tables of run %s: %w", run, err)
+	}
+	return out, nil
+}

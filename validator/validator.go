@@ -1,0 +1,247 @@
+// Package validator is the validator role: when a table is finalized it
+// proves the table against what the extractors read (row counts, primary
+// keys, per-chunk content digests) and, once foreign keys exist, counts
+// orphans per foreign key. Verdicts go to caravan.verdicts and the events
+// stream, where the coordinator waits for them.
+package validator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/telemetry"
+)
+
+// ConsumerName is the validator's durable consumer: one for all runs, so a
+// validator started once serves every run on the broker.
+const ConsumerName = "validator"
+
+// Config configures a validator.
+type Config struct {
+	Concurrency int
+	Tracer      trace.TracerProvider
+	Log         *slog.Logger
+}
+
+// Validator judges tables.
+type Validator struct {
+	cfg    Config
+	js     jetstream.JetStream
+	pool   *pgxpool.Pool
+	tracer trace.Tracer
+
+	mu   sync.Mutex
+	runs map[string]*target.Run
+}
+
+// New returns a validator reading the target through pool.
+func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Validator {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 2
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Validator{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer), runs: map[string]*target.Run{}}
+}
+
+// Run works until ctx ends.
+func (v *Validator) Run(ctx context.Context) error {
+	cons, err := v.js.CreateOrUpdateConsumer(ctx, proto.StreamEvents, jetstream.ConsumerConfig{
+		Durable:        ConsumerName,
+		FilterSubjects: []string{"caravan.*.events." + proto.EventTableFinalized, "caravan.*.events." + proto.EventForeignKeys},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        10 * time.Minute,
+		MaxDeliver:     5,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("validator: consumer: %w", err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < v.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v.work(ctx, cons)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (v *Validator) work(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			continue
+		}
+		for msg := range msgs.Messages() {
+			if err := v.handle(ctx, msg); err != nil && ctx.Err() == nil {
+				v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
+				_ = msg.NakWithDelay(5 * time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+	}
+}
+
+func (v *Validator) handle(ctx context.Context, msg jetstream.Msg) error {
+	ctx = telemetry.Extract(ctx, msg.Headers())
+	switch proto.EventKind(msg.Subject()) {
+	case proto.EventTableFinalized:
+		var ev proto.TableFinalized
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		run, err := v.run(ctx, ev.Run)
+		if err != nil || run == nil {
+			return err
+		}
+		verdict, err := v.table(ctx, run, &ev)
+		if err != nil {
+			return err
+		}
+		return broker.Publish(ctx, v.js, proto.EventSubject(ev.Run, proto.EventVerdict), verdict, telemetry.Header(ctx))
+	case proto.EventForeignKeys:
+		var ev proto.ForeignKeysCreated
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		run, err := v.run(ctx, ev.Run)
+		if err != nil || run == nil {
+			return err
+		}
+		verdict, err := v.foreignKeys(ctx, run, &ev)
+		if err != nil {
+			return err
+		}
+		return broker.Publish(ctx, v.js, proto.EventSubject(ev.Run, proto.EventVerdict), verdict, telemetry.Header(ctx))
+	}
+	return nil
+}
+
+// run loads a run's model once; it returns nil for a run that is over
+// (events of old runs replay when the durable consumer is first made).
+func (v *Validator) run(ctx context.Context, id string) (*target.Run, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r, ok := v.runs[id]; ok {
+		return r, nil
+	}
+	r, err := target.LoadRun(ctx, v.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == target.RunSucceeded || r.Status == target.RunFailed || r.Model == nil {
+		return nil, nil
+	}
+	v.runs[id] = r
+	return r, nil
+}
+
+func levels(run *target.Run) map[string]bool {
+	out := map[string]bool{}
+	if ls, ok := run.Config["validation"].([]any); ok {
+		for _, l := range ls {
+			if s, ok := l.(string); ok {
+				out[s] = true
+			}
+		}
+	}
+	return out
+}
+
+// table judges one finalized table at every level the run asked for.
+func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableFinalized) (*proto.Verdict, error) {
+	ctx, span := v.tracer.Start(ctx, "validate table", trace.WithAttributes(attribute.String("caravan.table", ev.Table)))
+	defer span.End()
+	started := time.Now()
+	verdict := &proto.Verdict{V: proto.Version, Run: run.ID, Table: ev.Table, Level: "table", OK: true}
+	t := findTable(run.Model, ev.Table)
+	if t == nil {
+		verdict.OK, verdict.Detail = false, "table not in the run's model"
+		return verdict, nil
+	}
+	chunks, err := target.Chunks(ctx, v.pool, run.ID, ev.Table)
+	if err != nil {
+		return nil, err
+	}
+	var sourceRows int64
+	for _, ch := range chunks {
+		sourceRows += ch.Rows
+	}
+	var results []target.VerdictRow
+	if ev.Error != "" {
+		results = append(results, target.VerdictRow{Level: "load", OK: false, SourceRows: &sourceRows, Detail: ev.Error})
+	}
+	want := levels(run)
+	checks := []struct {
+		level string
+		fn    func(context.Context, *schema.Table, []target.ChunkState, int64) (target.VerdictRow, error)
+	}{{"count", v.count}, {"keys", v.keys}, {"digest", v.digest}}
+	for _, c := range checks {
+		if !want[c.level] {
+			continue
+		}
+		_, cspan := v.tracer.Start(ctx, "check "+c.level)
+		r, err := c.fn(ctx, t, chunks, sourceRows)
+		cspan.End()
+		if err != nil {
+			return nil, fmt.Errorf("validate %s %s: %w", ev.Table, c.level, err)
+		}
+		r.Level = c.level
+		results = append(results, r)
+	}
+	var failed []string
+	for _, r := range results {
+		r.Run, r.Table = run.ID, ev.Table
+		r.Seconds = time.Since(started).Seconds()
+		if err := target.SaveVerdict(ctx, v.pool, r); err != nil {
+			return nil, err
+		}
+		if !r.OK {
+			verdict.OK = false
+			failed = append(failed, r.Level+": "+r.Detail)
+		}
+		status := "ok"
+		if !r.OK {
+			status = "failed"
+		}
+		_ = target.Audit(ctx, v.pool, target.AuditEntry{Run: run.ID, Table: ev.Table, Operation: "validate_" + r.Level, Rows: r.TargetRows,
+			Status: status, Error: errorText(r), Started: started, Metadata: map[string]any{"detail": r.Detail, "source_rows": r.SourceRows}})
+	}
+	verdict.Detail = strings.Join(failed, "; ")
+	span.SetAttributes(attribute.Bool("caravan.ok", verdict.OK))
+	return verdict, nil
+}
+
+func errorText(r target.VerdictRow) string {
+	if r.OK {
+		return ""
+	}
+	return r.Detail
+}
+
+func findTable(db *schema.Database, id string) *schema.Table {
+	for _, t := range db.Tables {
+		if t.ID() == id {
+			return t
+		}
+	}
+	return nil
+}
