@@ -44,7 +44,7 @@ func resumeCommand() *cli.Command {
 		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
-				return fmt.Errorf("resume needs the run id: caravan resume RUN")
+				return fmt.Errorf("resume needs exactly one run id, after the flags: caravan resume [flags] RUN")
 			}
 			return runAll(c, c.Args().First())
 		},
@@ -88,8 +88,8 @@ func runAll(c *cli.Context, resume string) error {
 			}
 		}()
 	}
-	start("extractor", extractor.New(b.js, src, extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Log: log}).Run)
-	start("loader", loader.New(b.js, pool, loader.Config{Concurrency: c.Int("loaders"), Log: log}).Run)
+	start("extractor", extractor.New(b.js, src, extractorConfig(c, log)).Run)
+	start("loader", loader.New(b.js, pool, loaderConfig(c, log)).Run)
 	start("validator", validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log}).Run)
 
 	cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log}

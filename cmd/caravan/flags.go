@@ -70,9 +70,12 @@ var (
 	extractorFlags = []cli.Flag{
 		num("extractors", "chunks read at once in this process", 2),
 		dur("task-ack-wait", "time a chunk task may go without a heartbeat before another extractor gets it", time.Minute),
+		dur("task-heartbeat", "how often a chunk in progress is extended (0: a third of --task-ack-wait; negative: never)", 0),
 	}
 	loaderFlags = []cli.Flag{
 		num("loaders", "batches committed at once in this process", 2),
+		dur("batch-ack-wait", "time a batch may stay unacknowledged before another loader gets it", 2*time.Minute),
+		num("batch-max-deliver", "deliveries of a failing batch before it is parked as rejected", 5),
 	}
 	validatorFlags = []cli.Flag{
 		num("validators", "tables validated at once in this process", 2),

@@ -87,7 +87,7 @@ func extractorCommand() *cli.Command {
 			}
 			defer b.Close()
 			log.Info("extractor started", "concurrency", c.Int("extractors"))
-			return extractor.New(b.js, src, extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Log: log}).Run(c.Context)
+			return extractor.New(b.js, src, extractorConfig(c, log)).Run(c.Context)
 		},
 	}
 }
@@ -116,7 +116,7 @@ func loaderCommand() *cli.Command {
 			}
 			defer b.Close()
 			log.Info("loader started", "concurrency", c.Int("loaders"))
-			return loader.New(b.js, pool, loader.Config{Concurrency: c.Int("loaders"), Log: log}).Run(c.Context)
+			return loader.New(b.js, pool, loaderConfig(c, log)).Run(c.Context)
 		},
 	}
 }

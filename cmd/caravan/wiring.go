@@ -14,6 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/extractor"
+	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/source/postgres"
@@ -101,4 +103,12 @@ func (b *brokerConn) Close() {
 	if b.tmp != "" {
 		os.RemoveAll(b.tmp)
 	}
+}
+
+func extractorConfig(c *cli.Context, log *slog.Logger) extractor.Config {
+	return extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Heartbeat: c.Duration("task-heartbeat"), Log: log}
+}
+
+func loaderConfig(c *cli.Context, log *slog.Logger) loader.Config {
+	return loader.Config{Concurrency: c.Int("loaders"), AckWait: c.Duration("batch-ack-wait"), MaxDeliver: c.Int("batch-max-deliver"), Log: log}
 }

@@ -147,7 +147,9 @@ func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 	return userTypes, nil
 }
 
-func ref(schemaName, name string) string { return schema.QuoteName(schema.Name{Schema: schemaName, Name: name}) }
+func ref(schemaName, name string) string {
+	return schema.QuoteName(schema.Name{Schema: schemaName, Name: name})
+}
 
 func deref(s *string) string {
 	if s == nil {
