@@ -1,0 +1,162 @@
+package target
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/caravan-db/caravan/internal/testenv"
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func pool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgutil.Pool(context.Background(), testenv.Database(t, "target"), "test", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if err := EnsureState(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The validator's SQL digest must equal the extractor's Go digest for
+// every kind of value, or a correct copy would look corrupt.
+func TestDigestSQLMatchesGo(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	_, err := p.Exec(ctx, `CREATE TABLE v (b boolean, i inet, ip inet, by bytea, a text[], ts timestamptz, f float8, n numeric(10,3), c char(4), j jsonb, t text, e text)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := "t\t10.0.0.1\t10.0.0.0/8\t\\\\x00ff\t{a,\"b c\",NULL}\t2020-01-01 10:00:00.5+00\t1.5e-07\t12.300\tab  \t{\"a\": 1}\tunicode 😀 tab\\there\t\\N\n" +
+		"f\t::1\t\\N\t\\\\x\t{}\t-infinity\tNaN\t-0.001\t    \t[]\t\t\n"
+	b := &proto.RowBatch{Run: "00000000-0000-0000-0000-000000000001", Table: "public.v", Target: proto.TableRef{Schema: "public", Name: "v"},
+		Cols: []string{"b", "i", "ip", "by", "a", "ts", "f", "n", "c", "j", "t", "e"}}
+	if _, err := p.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source) VALUES ($1, 'loading', 'test', 'x')`, b.Run); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `INSERT INTO caravan.tables (run_id, table_id, source_name, status) VALUES ($1, 'public.v', 'v', 'pending')`, b.Run); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddChunks(ctx, p, b.Run, []ChunkState{{Table: "public.v", Chunk: 0, Attempt: 1, Range: proto.RangeAll}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Attempt = 1
+	if _, err := LoadBatch(ctx, p, b, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	var want proto.Digest
+	var scratch []byte
+	for _, line := range strings.SplitAfter(strings.TrimSuffix(data, "\n"), "\n") {
+		fields, err := proto.SplitRow(nil, []byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h uint64
+		h, scratch = proto.RowHash(fields, scratch)
+		want.Add(h)
+	}
+	got, err := Digest(ctx, p, schema.Name{Schema: "public", Name: "v"}, b.Cols, "TRUE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("SQL digest %s over %d rows, Go digest %s over %d", got, got.Rows, want, want.Rows)
+	}
+}
+
+// Four loaders receiving the same batch at once commit it once.
+func TestLoadBatchIsExactlyOnceUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	run := "00000000-0000-0000-0000-000000000002"
+	for _, q := range []string{
+		`CREATE TABLE t (id integer, v text)`,
+		`INSERT INTO caravan.runs (run_id, status, source_kind, source) VALUES ('` + run + `', 'loading', 'test', 'x')`,
+		`INSERT INTO caravan.tables (run_id, table_id, source_name, status) VALUES ('` + run + `', 'public.t', 't', 'pending')`,
+	} {
+		if _, err := p.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := AddChunks(ctx, p, run, []ChunkState{{Table: "public.t", Chunk: 0, Attempt: 2, Range: proto.RangeAll}}); err != nil {
+		t.Fatal(err)
+	}
+	b := &proto.RowBatch{Run: run, Table: "public.t", Chunk: 0, Attempt: 2, Seq: 0, Rows: 3, Target: proto.TableRef{Schema: "public", Name: "t"}, Cols: []string{"id", "v"}}
+	data := []byte("1\ta\n2\tb\n3\tc\n")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	committed := 0
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := LoadBatch(ctx, p, b, data)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !res.Duplicate {
+				mu.Lock()
+				committed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	var rows int
+	if err := p.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if committed != 1 || rows != 3 {
+		t.Errorf("%d commits and %d rows, want 1 and 3", committed, rows)
+	}
+	// A batch of an attempt the chunk has moved past changes nothing.
+	old := *b
+	old.Attempt, old.Seq = 1, 1
+	res, err := LoadBatch(ctx, p, &old, data)
+	if err != nil || !res.Stale {
+		t.Errorf("stale batch: %+v, %v", res, err)
+	}
+}
+
+// A refused batch is explained by table, column, key and value.
+func TestExplainRejectedRow(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	if _, err := p.Exec(ctx, `CREATE TABLE r ("Id" integer, "Name" varchar(3))`); err != nil {
+		t.Fatal(err)
+	}
+	b := &proto.RowBatch{Target: proto.TableRef{Schema: "public", Name: "r"}, Cols: []string{"Id", "Name"}, Key: []int{0}}
+	data := []byte("1\tab\n2\ttoo long\n")
+	_, err := p.Exec(ctx, "SELECT 1") // keep the pool warm; the COPY below fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	_, copyErr := conn.Conn().PgConn().CopyFrom(ctx, strings.NewReader(string(data)), CopySQL(b.Target, b.Cols))
+	if copyErr == nil || !pgutil.IsDataError(copyErr) {
+		t.Fatalf("want a data error, got %v", copyErr)
+	}
+	r := Explain(copyErr, b, data)
+	if r.Column != "Name" || r.Key != `Id="2"` || r.Row != "2\ttoo long" || !strings.Contains(r.Error, "too long") {
+		t.Errorf("explained as %+v", r)
+	}
+	if s := r.Summary("public.r"); !strings.Contains(s, "table public.r, column Name, key Id=\"2\"") {
+		t.Errorf("summary %q", s)
+	}
+}
