@@ -90,9 +90,9 @@ func runAll(c *cli.Context, resume string) error {
 	}
 	start("extractor", extractor.New(b.js, src, extractorConfig(c, log)).Run)
 	start("loader", loader.New(b.js, pool, loaderConfig(c, log)).Run)
-	start("validator", validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log}).Run)
+	start("validator", validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log, Metrics: metrics(c)}).Run)
 
-	cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log}
+	cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log, Metrics: metrics(c)}
 	var runErr error
 	if resume == "" {
 		opts, err := options(c)

@@ -80,6 +80,11 @@ var (
 	validatorFlags = []cli.Flag{
 		num("validators", "tables validated at once in this process", 2),
 	}
+	// observeFlags are added to every long-running command by observed
+	// (observe.go); traces are configured by the OTEL_* environment instead.
+	observeFlags = []cli.Flag{
+		str("metrics-addr", "serve Prometheus /metrics and /healthz on this address, e.g. :9464 (empty: off)", ""),
+	}
 )
 
 func join(groups ...[]cli.Flag) []cli.Flag {

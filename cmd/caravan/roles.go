@@ -45,7 +45,7 @@ func coordinatorCommand() *cli.Command {
 				return err
 			}
 			defer b.Close()
-			cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log}
+			cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log, Metrics: metrics(c)}
 			var runErr error
 			if run := c.String("resume"); run != "" {
 				cfg.Run = run
@@ -145,7 +145,7 @@ func validatorCommand() *cli.Command {
 			}
 			defer b.Close()
 			log.Info("validator started")
-			return validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log}).Run(c.Context)
+			return validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log, Metrics: metrics(c)}).Run(c.Context)
 		},
 	}
 }

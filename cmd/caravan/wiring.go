@@ -106,9 +106,9 @@ func (b *brokerConn) Close() {
 }
 
 func extractorConfig(c *cli.Context, log *slog.Logger) extractor.Config {
-	return extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Heartbeat: c.Duration("task-heartbeat"), Log: log}
+	return extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Heartbeat: c.Duration("task-heartbeat"), Log: log, Metrics: metrics(c)}
 }
 
 func loaderConfig(c *cli.Context, log *slog.Logger) loader.Config {
-	return loader.Config{Concurrency: c.Int("loaders"), AckWait: c.Duration("batch-ack-wait"), MaxDeliver: c.Int("batch-max-deliver"), Log: log}
+	return loader.Config{Concurrency: c.Int("loaders"), AckWait: c.Duration("batch-ack-wait"), MaxDeliver: c.Int("batch-max-deliver"), Log: log, Metrics: metrics(c)}
 }
