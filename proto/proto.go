@@ -112,12 +112,16 @@ type ChunkTask struct {
 	Attempt    int      `msgpack:"attempt"`
 	Source     TableRef `msgpack:"source"`
 	Target     TableRef `msgpack:"target"`
-	Cols       []string `msgpack:"cols"`      // source column names, in load order
-	Types      []string `msgpack:"types"`     // source type per column (for value conversion)
-	TargetCols []string `msgpack:"tcols"`     // target column names, same order
-	Key        []string `msgpack:"key"`       // source key columns, in key order
-	KeyTypes   []string `msgpack:"key_types"` // source types of the key columns, for casting bounds
-	Range      string   `msgpack:"range"`     // RangeKey, RangePhysical or RangeAll
+	Cols       []string `msgpack:"cols"`  // source column names, in load order
+	Types      []string `msgpack:"types"` // source type per column (for value conversion)
+	TargetCols []string `msgpack:"tcols"` // target column names, same order
+	// TargetTypes are the target PostgreSQL types, same order: a source
+	// other than PostgreSQL prints each value in its target type's text, and
+	// the coordinator's choice (overrides included) must be the one used.
+	TargetTypes []string `msgpack:"ttypes"`
+	Key         []string `msgpack:"key"`       // source key columns, in key order
+	KeyTypes    []string `msgpack:"key_types"` // source types of the key columns, for casting bounds
+	Range       string   `msgpack:"range"`     // RangeKey, RangePhysical or RangeAll
 	// Lo and Hi bound the chunk as [Lo, Hi): a nil bound is open, a bound
 	// holds one text value per key column (or one physical location).
 	Lo         []string          `msgpack:"lo"`

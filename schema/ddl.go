@@ -124,13 +124,13 @@ func Finalize(t *Table, policy NamePolicy) []string {
 	var out []string
 	if len(t.PrimaryKey) > 0 {
 		name := ""
-		if t.PrimaryKeyName != "" {
-			name = "CONSTRAINT " + Quote(policy.Ident(t.PrimaryKeyName)) + " "
+		if pk := orIdent(t.PrimaryKeyTarget, t.PrimaryKeyName, policy); pk != "" {
+			name = "CONSTRAINT " + Quote(pk) + " "
 		}
 		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD %sPRIMARY KEY (%s)", QuoteName(t.Target), name, t.quotedCols(t.PrimaryKey)))
 	}
 	for _, u := range t.Uniques {
-		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", QuoteName(t.Target), Quote(policy.Ident(u.Name)), t.indexCols(u.Columns)))
+		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", QuoteName(t.Target), Quote(orIdent(u.TargetName, u.Name, policy)), t.indexCols(u.Columns)))
 	}
 	for _, ix := range t.Indexes {
 		out = append(out, t.createIndex(ix, policy))
@@ -152,7 +152,7 @@ func (t *Table) createIndex(ix *Index, policy NamePolicy) string {
 	if ix.Unique {
 		b.WriteString("UNIQUE ")
 	}
-	fmt.Fprintf(&b, "INDEX %s ON %s", Quote(policy.Ident(ix.Name)), QuoteName(t.Target))
+	fmt.Fprintf(&b, "INDEX %s ON %s", Quote(orIdent(ix.TargetName, ix.Name, policy)), QuoteName(t.Target))
 	if ix.Method != "" && ix.Method != "btree" {
 		b.WriteString(" USING " + Quote(ix.Method))
 	}
@@ -164,6 +164,15 @@ func (t *Table) createIndex(ix *Index, policy NamePolicy) string {
 		b.WriteString(" WHERE " + ix.Where)
 	}
 	return b.String()
+}
+
+// orIdent is a name Apply chose, or the policy's mapping of the source
+// name for a model Apply has not seen.
+func orIdent(target, source string, policy NamePolicy) string {
+	if target != "" || source == "" {
+		return target
+	}
+	return policy.Ident(source)
 }
 
 func (t *Table) indexCols(cols []IndexColumn) string {

@@ -105,12 +105,57 @@ func (p NamePolicy) Apply(db *Database) error {
 	for _, d := range db.Domains {
 		d.Name = Name{Schema: p.Schema(d.Name.Schema), Name: p.Ident(d.Name.Name)}
 	}
+	p.nameIndexes(db)
 	db.Policy = p
 	sort.Strings(problems)
 	if len(problems) > 0 {
 		return fmt.Errorf("name collisions on the target:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// nameIndexes gives every index-backed name (primary keys, unique
+// constraints, indexes) a target name unique among the relations of its
+// schema: PostgreSQL keeps tables, indexes and sequences in one namespace
+// per schema, where SQL Server scopes index names to their table.
+func (p NamePolicy) nameIndexes(db *Database) {
+	taken := map[string]bool{}
+	key := func(schemaName, name string) string { return schemaName + "\x00" + name }
+	for _, t := range db.Tables {
+		taken[key(t.Target.Schema, t.Target.Name)] = true
+		for _, c := range t.Columns {
+			if c.Sequence != "" {
+				taken[key(t.Target.Schema, c.Sequence)] = true
+			}
+		}
+	}
+	claim := func(t *Table, source string) string {
+		name := p.Ident(source)
+		if !taken[key(t.Target.Schema, name)] {
+			taken[key(t.Target.Schema, name)] = true
+			return name
+		}
+		base := truncateIdent(t.Target.Name + "_" + name)
+		candidate := base
+		for i := 2; taken[key(t.Target.Schema, candidate)]; i++ {
+			suffix := fmt.Sprintf("_%d", i)
+			candidate = truncateIdent(base[:min(len(base), MaxIdentifierBytes-len(suffix))] + suffix)
+		}
+		taken[key(t.Target.Schema, candidate)] = true
+		db.Warnings = append(db.Warnings, fmt.Sprintf("table %s: index %q renamed %q: its name is taken in schema %s", t.Source, source, candidate, t.Target.Schema))
+		return candidate
+	}
+	for _, t := range db.Tables {
+		if t.PrimaryKeyName != "" {
+			t.PrimaryKeyTarget = claim(t, t.PrimaryKeyName)
+		}
+		for _, ix := range t.Uniques {
+			ix.TargetName = claim(t, ix.Name)
+		}
+		for _, ix := range t.Indexes {
+			ix.TargetName = claim(t, ix.Name)
+		}
+	}
 }
 
 // Quote quotes an identifier for PostgreSQL.

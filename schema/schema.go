@@ -49,11 +49,14 @@ type Table struct {
 	// table.
 	PrimaryKey     []string
 	PrimaryKeyName string
-	Uniques        []*Index // unique constraints (not plain unique indexes)
-	Indexes        []*Index
-	Checks         []*Check // PostgreSQL-valid checks only; others are warned about
-	ForeignKeys    []*ForeignKey
-	Comment        string
+	// PrimaryKeyTarget is the target constraint (and index) name, set by
+	// NamePolicy.Apply; "" lets PostgreSQL choose.
+	PrimaryKeyTarget string
+	Uniques          []*Index // unique constraints (not plain unique indexes)
+	Indexes          []*Index
+	Checks           []*Check // PostgreSQL-valid checks only; others are warned about
+	ForeignKeys      []*ForeignKey
+	Comment          string
 	// RowEstimate is the catalog's row estimate, for planning and progress.
 	RowEstimate int64
 	// RangeSafe says PostgreSQL puts exactly the rows of a source key range
@@ -92,11 +95,15 @@ type Identity struct {
 
 // Index is an index or a unique constraint.
 type Index struct {
-	Name    string // source name; the target name is Ident(Name)
-	Unique  bool
-	Method  string // btree, gin, ...; "" for btree
-	Columns []IndexColumn
-	Include []string // source column names
+	Name string // source name
+	// TargetName is set by NamePolicy.Apply: Ident(Name), or a longer name
+	// when that one is taken, since PostgreSQL index names are unique per
+	// schema and SQL Server's only per table.
+	TargetName string
+	Unique     bool
+	Method     string // btree, gin, ...; "" for btree
+	Columns    []IndexColumn
+	Include    []string // source column names
 	// Where is a partial index's predicate as PostgreSQL SQL text, "" for none.
 	Where string
 }

@@ -102,3 +102,23 @@ func TestForeignKeySQL(t *testing.T) {
 		t.Errorf("validate: %s", validate)
 	}
 }
+
+// SQL Server scopes index names to a table; PostgreSQL to a schema.
+func TestApplyRenamesCollidingIndexNames(t *testing.T) {
+	db := &Database{Tables: []*Table{
+		{Source: Name{"dbo", "A"}, PrimaryKey: []string{"id"}, PrimaryKeyName: "PK", Indexes: []*Index{{Name: "IX_Name"}}, Columns: []*Column{{Name: "id"}}},
+		{Source: Name{"dbo", "B"}, PrimaryKey: []string{"id"}, PrimaryKeyName: "PK", Indexes: []*Index{{Name: "IX_Name"}, {Name: "a"}}, Columns: []*Column{{Name: "id"}}},
+	}}
+	if err := (NamePolicy{Case: CaseLower}).Apply(db); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{db.Tables[0].PrimaryKeyTarget, db.Tables[0].Indexes[0].TargetName, db.Tables[1].PrimaryKeyTarget,
+		db.Tables[1].Indexes[0].TargetName, db.Tables[1].Indexes[1].TargetName}
+	want := []string{"pk", "ix_name", "b_pk", "b_ix_name", "b_a"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("names %v, want %v", got, want)
+			break
+		}
+	}
+}

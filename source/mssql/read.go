@@ -249,10 +249,15 @@ func (s *Source) newRowConverter(task *proto.ChunkTask) (*rowConverter, error) {
 	return c, nil
 }
 
-// targetType is the column's PostgreSQL type: a per-task "type.<column>"
-// option (the coordinator may pass the model's type), else the source's
-// TypeOverrides, else the default mapping; Discover chose the same.
+// targetType is the column's PostgreSQL type: the coordinator's choice
+// carried in the task (TargetTypes, or a "type.<column>" option), else the
+// source's TypeOverrides, else the default mapping; Discover chose the same.
 func (s *Source) targetType(task *proto.ChunkTask, col string, st sqlType) string {
+	for i, c := range task.Cols {
+		if c == col && i < len(task.TargetTypes) && task.TargetTypes[i] != "" {
+			return task.TargetTypes[i]
+		}
+	}
 	if t := task.Options["type."+col]; t != "" {
 		return t
 	}

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caravan-db/caravan/internal/testenv"
+)
+
+// plan prints mapping, DDL and chunks, and touches nothing.
+func TestPlanTouchesNothing(t *testing.T) {
+	src := testenv.Database(t, "src")
+	testenv.Exec(t, src, sourceSchema...)
+	res := caravan(t, time.Minute, "plan", "--source-url", src, "--chunk-rows", "1000", "--exclude", "events_*")
+	if res.code != 0 {
+		t.Fatalf("plan exited %d: %s", res.code, res.stderr)
+	}
+	mustContain(t, res.stdout, "-- mapping", `"Odd Schema"."Table ""Quoted"" Ünïcødé"`, "CREATE TABLE", `ADD CONSTRAINT "all_types_pkey" PRIMARY KEY ("id")`,
+		"FOREIGN KEY", "NOT VALID", "-- chunks", "public.skewed: ")
+	if strings.Contains(res.stdout, "events_log") {
+		t.Error("--exclude events_* did not exclude events_log")
+	}
+	if n := query[int64](t, src, `SELECT count(*) FROM pg_namespace WHERE nspname = 'caravan'`); n != 0 {
+		t.Error("plan created the caravan schema in the source")
+	}
+}
+
+// Every flag can come from the YAML config file or the environment.
+func TestConfigFileAndEnvironment(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a SELECT generate_series(1, 10)`,
+		`CREATE TABLE b (id int PRIMARY KEY)`, `INSERT INTO b SELECT generate_series(1, 10)`)
+	cfg := filepath.Join(t.TempDir(), "caravan.yaml")
+	if err := os.WriteFile(cfg, []byte("source-url: "+src+"\ninclude: [public.a]\nchunk-rows: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "migrate", "--config", cfg)
+	cmd.Env = append(os.Environ(), "CARAVAN_TARGET_URL="+dst, "CARAVAN_LOG_FORMAT=json")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("migrate: %v\n%s", err, tail(string(out), 3000))
+	}
+	assertSameContent(t, src, dst, "public.a")
+	if n := query[int64](t, dst, `SELECT count(*) FROM pg_tables WHERE tablename = 'b' AND schemaname = 'public'`); n != 0 {
+		t.Error("include from the config file was ignored")
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.chunks`); n < 2 {
+		t.Errorf("chunk-rows from the config file was ignored: %d chunks", n)
+	}
+}
+
+// Bad input is refused before anything is created, with a message that says
+// what to do.
+func TestRefusesNonEmptyTargetInCreateMode(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a VALUES (1)`)
+	testenv.Exec(t, dst, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a VALUES (99)`)
+	res := caravan(t, time.Minute, "migrate", "--source-url", src, "--target-url", dst)
+	if res.code == 0 {
+		t.Fatal("migrate into a non-empty table succeeded in create mode")
+	}
+	mustContain(t, res.stderr, `table "public"."a" already exists and holds rows`, "--mode truncate")
+	if n := query[int64](t, dst, `SELECT count(*) FROM a WHERE id = 99`); n != 1 {
+		t.Error("the existing row was touched")
+	}
+	res = caravan(t, time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--mode", "drop-recreate")
+	if res.code != 0 {
+		t.Fatalf("drop-recreate exited %d: %s", res.code, tail(res.stderr, 2000))
+	}
+	assertSameContent(t, src, dst, "a")
+}
