@@ -70,7 +70,7 @@ func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 		nats.RetryOnFailedConnect(true),
 	)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", redact(url), scrub(err, url))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -32,6 +32,7 @@ type Config struct {
 	PollEvery time.Duration
 	Tracer    trace.TracerProvider
 	Log       *slog.Logger
+	Metrics   *telemetry.Metrics // nil records nothing
 }
 
 // Coordinator runs one run.
@@ -68,6 +69,7 @@ func New(src source.Source, pool *pgxpool.Pool, js jetstream.JetStream, cfg Conf
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	cfg.Metrics = cfg.Metrics.Role("coordinator")
 	return &Coordinator{cfg: cfg, src: src, pool: pool, js: js, tracer: telemetry.Tracer(cfg.Tracer),
 		log: cfg.Log.With("run", cfg.Run), tables: map[string]*tableState{}}
 }
@@ -202,6 +204,7 @@ func (c *Coordinator) publishChunk(ctx context.Context, t *schema.Table, ch targ
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish %s chunk %d: %w", task.Table, task.Chunk, err)
 	}
+	c.cfg.Metrics.Chunks(ctx, task.Table, telemetry.ChunkPublished, 1)
 	return target.MarkPublished(ctx, c.pool, c.cfg.Run, task.Table, task.Chunk)
 }
 
@@ -214,6 +217,7 @@ func (c *Coordinator) task(t *schema.Table, ch target.ChunkState) *proto.ChunkTa
 		task.Cols = append(task.Cols, col.Name)
 		task.Types = append(task.Types, col.SourceType)
 		task.TargetCols = append(task.TargetCols, col.TargetName)
+		task.TargetTypes = append(task.TargetTypes, col.Type)
 	}
 	for _, k := range t.PrimaryKey {
 		task.Key = append(task.Key, k)

@@ -11,6 +11,7 @@ import (
 	"github.com/caravan-db/caravan/broker"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/telemetry"
 )
 
 // track follows a run's events until every table has its verdict. Progress
@@ -21,6 +22,11 @@ func (c *Coordinator) track(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopLag, err := c.cfg.Metrics.ObserveLag(proto.EventsConsumer("coordinator", c.cfg.Run), broker.LagFunc(cons))
+	if err != nil {
+		return err
+	}
+	defer stopLag()
 	events := make(chan jetstream.Msg, 64)
 	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
 	if err != nil {
@@ -107,6 +113,7 @@ func (c *Coordinator) event(ctx context.Context, msg jetstream.Msg) error {
 		if err := target.FailChunk(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Error); err != nil {
 			return err
 		}
+		c.cfg.Metrics.Chunks(ctx, ev.Table, telemetry.ChunkFailed, 1)
 		c.audit(ctx, target.AuditEntry{Table: ev.Table, Operation: "chunk_failed", Status: "failed", Error: ev.Error,
 			Metadata: map[string]any{"chunk": ev.Chunk, "attempt": ev.Attempt}})
 	case proto.EventVerdict:
@@ -138,6 +145,7 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		return err
 	}
 	for _, ch := range done {
+		c.cfg.Metrics.Chunks(ctx, ch.Table, telemetry.ChunkLoaded, 1)
 		rows := ch.Rows
 		c.audit(ctx, target.AuditEntry{Table: ch.Table, Operation: "chunk_loaded", Rows: &rows, Status: "ok",
 			Metadata: map[string]any{"chunk": ch.Chunk, "bytes": ch.Bytes}})

@@ -36,7 +36,7 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 	testenv.Exec(t, src, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a SELECT generate_series(1, 10)`,
 		`CREATE TABLE b (id int PRIMARY KEY)`, `INSERT INTO b SELECT generate_series(1, 10)`)
 	cfg := filepath.Join(t.TempDir(), "caravan.yaml")
-	if err := os.WriteFile(cfg, []byte("source-url: "+src+"\ninclude: [public.a]\nchunk-rows: 5\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("source-url: "+src+"\ninclude: [public.a]\nchunk-rows: 5\nunlogged: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "migrate", "--config", cfg)
@@ -51,6 +51,22 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 	}
 	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.chunks`); n < 2 {
 		t.Errorf("chunk-rows from the config file was ignored: %d chunks", n)
+	}
+	// Loaded UNLOGGED, then made durable.
+	if p := query[string](t, dst, `SELECT relpersistence::text FROM pg_class WHERE oid = 'public.a'::regclass`); p != "p" {
+		t.Errorf("table left with persistence %q after an unlogged load", p)
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE metadata->>'sql' LIKE '%SET LOGGED'`); n != 1 {
+		t.Error("the unlogged option from the config file was ignored")
+	}
+
+	// status reads the run back from the target, for people and scripts.
+	res := caravan(t, time.Minute, "status", "--target-url", dst)
+	mustContain(t, res.stdout, "succeeded", "public.a", "digest ok")
+	res = caravan(t, time.Minute, "status", "--target-url", dst, "--json")
+	mustContain(t, res.stdout, `"status": "succeeded"`, `"source_rows": 10`, `"progress"`)
+	if strings.Contains(res.stdout, "\x1b") {
+		t.Error("status --json carries terminal escapes")
 	}
 }
 

@@ -151,8 +151,8 @@ func keyPositions(t *proto.ChunkTask) []int {
 // is the backpressure that keeps extractors from outrunning loaders.
 func (e *Extractor) publish(ctx context.Context, b *proto.RowBatch) error {
 	ctx, span := e.tracer.Start(ctx, "publish batch", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		attribute.String("caravan.table", b.Table), attribute.Int("caravan.chunk", b.Chunk), attribute.Int("caravan.seq", b.Seq),
-		attribute.Int("caravan.rows", b.Rows), attribute.Int("caravan.bytes", len(b.Data))))
+		attribute.String("caravan.table", b.Table), attribute.Int("caravan.chunk", b.Chunk), attribute.Int("caravan.attempt", b.Attempt),
+		attribute.Int("caravan.seq", b.Seq), attribute.Int("caravan.rows", b.Rows), attribute.Int("caravan.bytes", len(b.Data))))
 	defer span.End()
 	if len(b.Data) > e.maxData() {
 		if err := e.putBlob(ctx, b); err != nil {

@@ -33,6 +33,7 @@ type Config struct {
 	MaxDeliver int
 	Tracer     trace.TracerProvider
 	Log        *slog.Logger
+	Metrics    *telemetry.Metrics // nil records nothing
 }
 
 func (c *Config) defaults() {
@@ -51,6 +52,7 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	c.Metrics = c.Metrics.Role("extractor")
 }
 
 // Extractor reads chunks.
@@ -77,6 +79,11 @@ func (e *Extractor) Run(ctx context.Context) error {
 	if e.blobs, err = e.js.ObjectStore(ctx, proto.BlobBucket); err != nil {
 		return fmt.Errorf("extractor: blob bucket: %w", err)
 	}
+	stopLag, err := e.cfg.Metrics.ObserveLag(proto.ConsumerExtractors, broker.LagFunc(cons))
+	if err != nil {
+		return fmt.Errorf("extractor: %w", err)
+	}
+	defer stopLag()
 	var wg sync.WaitGroup
 	for i := 0; i < e.cfg.Concurrency; i++ {
 		wg.Add(1)
@@ -121,6 +128,7 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 		trace.WithAttributes(chunkAttrs(&task)...), trace.WithAttributes(attribute.Int64("caravan.delivery", int64(delivered))))
 	defer span.End()
 
+	started := time.Now()
 	stop := e.heartbeat(ctx, msg)
 	res, err := e.extract(ctx, &task)
 	stop()
@@ -131,8 +139,12 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	if err == nil {
+		e.cfg.Metrics.Moved(ctx, task.Table, res.Rows, res.Bytes, int64(res.Batches))
+		e.cfg.Metrics.ChunkDuration(ctx, task.Table, time.Since(started))
+		e.cfg.Metrics.Chunks(ctx, task.Table, telemetry.ChunkExtracted, 1)
 		return
 	}
+	e.cfg.Metrics.Error(ctx, task.Table)
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
 	if ctx.Err() != nil {

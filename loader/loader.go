@@ -30,6 +30,7 @@ type Config struct {
 	MaxDeliver  int // deliveries of a failing batch before it is parked
 	Tracer      trace.TracerProvider
 	Log         *slog.Logger
+	Metrics     *telemetry.Metrics // nil records nothing
 }
 
 func (c *Config) defaults() {
@@ -45,6 +46,7 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	c.Metrics = c.Metrics.Role("loader")
 }
 
 // Loader commits batches.
@@ -71,6 +73,11 @@ func (l *Loader) Run(ctx context.Context) error {
 	if l.blobs, err = l.js.ObjectStore(ctx, proto.BlobBucket); err != nil {
 		return fmt.Errorf("loader: blob bucket: %w", err)
 	}
+	stopLag, err := l.cfg.Metrics.ObserveLag(proto.ConsumerLoaders, broker.LagFunc(cons))
+	if err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	defer stopLag()
 	var wg sync.WaitGroup
 	for i := 0; i < l.cfg.Concurrency; i++ {
 		wg.Add(1)
@@ -117,6 +124,7 @@ func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
 		attribute.Int64("caravan.delivery", int64(delivered))))
 	defer span.End()
 
+	started := time.Now()
 	data, err := l.data(ctx, &b)
 	var res target.LoadResult
 	if err == nil {
@@ -125,9 +133,17 @@ func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err == nil {
 		span.SetAttributes(attribute.Bool("caravan.duplicate", res.Duplicate), attribute.Bool("caravan.stale", res.Stale))
+		switch {
+		case res.Duplicate:
+			l.cfg.Metrics.Duplicate(ctx, b.Table)
+		case !res.Stale:
+			l.cfg.Metrics.Moved(ctx, b.Table, int64(b.Rows), int64(len(data)), 1)
+			l.cfg.Metrics.BatchDuration(ctx, b.Table, time.Since(started))
+		}
 		l.loaded(ctx, msg, &b, len(data), res)
 		return
 	}
+	l.cfg.Metrics.Error(ctx, b.Table)
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
 	if ctx.Err() != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -94,6 +95,14 @@ func Redact(s string) string {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
+	// A URL net/url refuses (a bad port, a stray character) still carries
+	// its password in the userinfo: cut it out by position.
+	if strings.Contains(s, "://") {
+		if lo, hi, ok := rawURLPassword(s); ok {
+			s = s[:lo] + "xxxxx" + s[hi:]
+		}
+		return queryPasswordRE.ReplaceAllString(s, "${1}xxxxx")
+	}
 	// key=value form: password=... up to the next space.
 	fields := strings.Fields(s)
 	for i, f := range fields {
@@ -120,6 +129,12 @@ func password(connURL string) string {
 			return p
 		}
 		return u.Query().Get("password")
+	}
+	if lo, hi, ok := rawURLPassword(connURL); ok {
+		return connURL[lo:hi]
+	}
+	if m := queryPasswordRE.FindStringSubmatch(connURL); m != nil {
+		return m[2]
 	}
 	for _, f := range strings.Fields(connURL) {
 		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
@@ -164,4 +179,31 @@ func RangePredicate(cols, types []string, lo, hi []string, argBase int) (string,
 		return "TRUE", nil
 	}
 	return strings.Join(parts, " AND "), args
+}
+
+// queryPasswordRE matches a password=... query parameter of a URL.
+var queryPasswordRE = regexp.MustCompile(`(?i)([?&]password=)([^&#\s]*)`)
+
+// rawURLPassword finds the password of scheme://user:password@host... by
+// position alone, for URLs net/url cannot parse. It returns the password's
+// bounds in s.
+func rawURLPassword(s string) (lo, hi int, ok bool) {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return 0, 0, false
+	}
+	start := i + 3
+	authority := s[start:]
+	if end := strings.IndexAny(authority, "/?#"); end >= 0 {
+		authority = authority[:end]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return 0, 0, false
+	}
+	colon := strings.IndexByte(authority[:at], ':')
+	if colon < 0 || colon+1 == at {
+		return 0, 0, false
+	}
+	return start + colon + 1, start + at, true
 }

@@ -43,3 +43,21 @@ func TestRangePredicate(t *testing.T) {
 		t.Errorf("half-open range: %s", where)
 	}
 }
+
+// A URL net/url refuses must not leak its password through the key=value
+// fallback.
+func TestRedactUnparsableURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://bob:s3cret@db:port/app":  "postgres://bob:xxxxx@db:port/app",
+		"postgres://bob:s3@cret@db:bad/app":  "postgres://bob:xxxxx@db:bad/app",
+		"postgres://bob@db:bad/app":          "postgres://bob@db:bad/app",
+		"postgres://db:bad/app?password=abc": "postgres://db:bad/app?password=xxxxx",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if pw := password("postgres://bob:s3cret@db:port/app"); pw != "s3cret" {
+		t.Errorf("password of an unparsable URL: %q", pw)
+	}
+}

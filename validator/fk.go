@@ -51,6 +51,7 @@ func (v *Validator) foreignKeys(ctx context.Context, run *target.Run, ev *proto.
 		if err := target.SaveVerdict(ctx, v.pool, r); err != nil {
 			return nil, err
 		}
+		v.cfg.Metrics.Check(ctx, t.ID(), "fk", r.OK)
 		status := "ok"
 		if !r.OK {
 			status = "failed"

@@ -34,6 +34,7 @@ type Config struct {
 	Concurrency int
 	Tracer      trace.TracerProvider
 	Log         *slog.Logger
+	Metrics     *telemetry.Metrics // nil records nothing
 }
 
 // Validator judges tables.
@@ -55,6 +56,7 @@ func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Validator {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	cfg.Metrics = cfg.Metrics.Role("validator")
 	return &Validator{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer), runs: map[string]*target.Run{}}
 }
 
@@ -71,6 +73,11 @@ func (v *Validator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("validator: consumer: %w", err)
 	}
+	stopLag, err := v.cfg.Metrics.ObserveLag(ConsumerName, broker.LagFunc(cons))
+	if err != nil {
+		return fmt.Errorf("validator: %w", err)
+	}
+	defer stopLag()
 	var wg sync.WaitGroup
 	for i := 0; i < v.cfg.Concurrency; i++ {
 		wg.Add(1)
@@ -92,6 +99,7 @@ func (v *Validator) work(ctx context.Context, cons jetstream.Consumer) {
 		for msg := range msgs.Messages() {
 			if err := v.handle(ctx, msg); err != nil && ctx.Err() == nil {
 				v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
+				v.cfg.Metrics.Error(ctx, "")
 				_ = msg.NakWithDelay(5 * time.Second)
 				continue
 			}
@@ -214,6 +222,7 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 		if err := target.SaveVerdict(ctx, v.pool, r); err != nil {
 			return nil, err
 		}
+		v.cfg.Metrics.Check(ctx, ev.Table, r.Level, r.OK)
 		if !r.OK {
 			verdict.OK = false
 			failed = append(failed, r.Level+": "+r.Detail)

@@ -43,14 +43,16 @@ func app() *cli.App {
 		Name:  "caravan",
 		Usage: "move whole databases into PostgreSQL, exactly once, proven",
 		Commands: []*cli.Command{
-			withConfig(migrateCommand()),
+			withConfig(observed("caravan-migrate", migrateCommand())),
 			withConfig(planCommand()),
-			withConfig(coordinatorCommand()),
-			withConfig(extractorCommand()),
-			withConfig(loaderCommand()),
-			withConfig(validatorCommand()),
+			withConfig(observed("caravan-coordinator", coordinatorCommand())),
+			withConfig(observed("caravan-extractor", extractorCommand())),
+			withConfig(observed("caravan-loader", loaderCommand())),
+			withConfig(observed("caravan-validator", validatorCommand())),
 			withConfig(statusCommand()),
-			withConfig(resumeCommand()),
+			withConfig(observed("caravan-migrate", resumeCommand())),
+			withConfig(brokerCommand()),
+			healthcheckCommand(),
 		},
 	}
 }
@@ -60,12 +62,17 @@ func withConfig(cmd *cli.Command) *cli.Command {
 	cmd.Flags = append(cmd.Flags, configFlag)
 	next := cmd.Action
 	load := altsrc.InitInputSourceWithContext(cmd.Flags, altsrc.NewYamlSourceFromFlagFunc("config"))
+	// A Before the command already has (observed's) runs after the file is
+	// read, so it sees every flag's final value.
+	then := cmd.Before
 	cmd.Before = func(c *cli.Context) error {
-		if c.String("config") == "" {
-			return nil
+		if c.String("config") != "" {
+			if err := load(c); err != nil {
+				return fmt.Errorf("config %s: %w", c.String("config"), err)
+			}
 		}
-		if err := load(c); err != nil {
-			return fmt.Errorf("config %s: %w", c.String("config"), err)
+		if then != nil {
+			return then(c)
 		}
 		return nil
 	}
