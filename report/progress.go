@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,20 +12,18 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/caravan-db/caravan/target"
-	"github.com/caravan-db/caravan/telemetry"
 )
 
 // Follow shows a run's progress until ctx ends: a redrawn bar per table on
-// a terminal, one JSON log record per table otherwise.
-func Follow(ctx context.Context, pool *pgxpool.Pool, run string, w io.Writer, log *slog.Logger) error {
-	tty := telemetry.IsTerminal(w)
+// a terminal (console non-nil), one log record per table otherwise.
+func Follow(ctx context.Context, pool *pgxpool.Pool, run string, console *Console, log *slog.Logger) error {
+	tty := console != nil
 	every := 10 * time.Second
 	if tty {
 		every = time.Second
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	lines := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -36,12 +35,14 @@ func Follow(ctx context.Context, pool *pgxpool.Pool, run string, w io.Writer, lo
 			continue // the run may not be recorded yet
 		}
 		if tty {
-			lines = drawBars(w, progress, lines, true)
+			var b bytes.Buffer
+			drawBars(&b, progress, 0, false)
+			console.draw(b.Bytes())
 			continue
 		}
 		for _, p := range progress {
 			s := Stats(p, time.Now())
-			log.InfoContext(ctx, "progress", "run", run, "table", p.Table, "status", p.Status, "rows", p.Rows, "rows_total", p.EstRows,
+			log.InfoContext(ctx, "progress", "run", run, "table", p.Table, "status", displayStatus(p), "rows", p.Rows, "rows_total", p.EstRows,
 				"bytes", p.Bytes, "rows_per_sec", int64(s.RowsPerSec), "eta_seconds", int64(s.ETA.Seconds()), "chunks_loaded", p.ChunksLoaded, "chunks", p.Chunks)
 		}
 	}
@@ -63,8 +64,16 @@ func Stats(p target.TableProgress, now time.Time) TableStats {
 	} else if p.Chunks > 0 {
 		s.Fraction = float64(p.ChunksLoaded) / float64(p.Chunks)
 	}
-	if el := now.Sub(p.Started).Seconds(); el > 0 {
-		s.RowsPerSec = float64(p.Rows) / el
+	// The rate covers the table's own loading window, and stops moving
+	// once the table is done.
+	end := now
+	if p.Chunks > 0 && p.ChunksLoaded+p.ChunksFailed == p.Chunks && p.LastLoad != nil {
+		end = *p.LastLoad
+	}
+	if p.FirstLoad != nil {
+		if el := end.Sub(*p.FirstLoad).Seconds(); el > 0.5 {
+			s.RowsPerSec = float64(p.Rows) / el
+		}
 	}
 	if s.RowsPerSec > 0 && total > p.Rows {
 		s.ETA = time.Duration(float64(total-p.Rows) / s.RowsPerSec * float64(time.Second))
@@ -89,8 +98,8 @@ func drawBars(w io.Writer, progress []target.TableProgress, prev int, ansi bool)
 		rows += p.Rows
 		total += max(p.EstRows, p.Rows)
 		bytes += p.Bytes
-		fmt.Fprintf(&b, "%s%-32.32s %s %5.1f%% %10d/%-10d %8.1f MB %9.0f rows/s ETA %s %s\n",
-			clear, p.Table, bar(s.Fraction, 20), 100*s.Fraction, p.Rows, max(p.EstRows, p.Rows), float64(p.Bytes)/1e6, s.RowsPerSec, eta(s.ETA), p.Status)
+		fmt.Fprintf(&b, "%s%-32.32s %s %5.1f%% %10d/%-10d %8.1f MB %9s rows/s ETA %s %s\n",
+			clear, p.Table, bar(s.Fraction, 20), 100*s.Fraction, p.Rows, max(p.EstRows, p.Rows), float64(p.Bytes)/1e6, rate(s.RowsPerSec), eta(s.ETA), displayStatus(p))
 	}
 	frac := 0.0
 	if total > 0 {
@@ -101,10 +110,26 @@ func drawBars(w io.Writer, progress []target.TableProgress, prev int, ansi bool)
 	return len(progress) + 1
 }
 
+// displayStatus says "loading" for a table whose rows are arriving; its
+// recorded status only changes at milestones.
+func displayStatus(p target.TableProgress) string {
+	if p.Status == target.StatusPending && p.Rows > 0 {
+		return "loading"
+	}
+	return p.Status
+}
+
 func bar(f float64, width int) string {
 	n := int(f * float64(width))
 	n = min(max(n, 0), width)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+func rate(r float64) string {
+	if r <= 0 {
+		return "-" // not measurable yet (or the table took under half a second)
+	}
+	return fmt.Sprintf("%.0f", r)
 }
 
 func eta(d time.Duration) string {

@@ -124,6 +124,8 @@ type TableProgress struct {
 	Rows         int64 // committed rows
 	Bytes        int64
 	Started      time.Time
+	FirstLoad    *time.Time // first and last batch commits
+	LastLoad     *time.Time
 	Error        string
 }
 
@@ -132,9 +134,10 @@ func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgr
 	rows, err := pool.Query(ctx, `SELECT t.table_id, t.status, t.est_rows, t.chunks,
 			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'loaded'),
 			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'failed'),
-			coalesce(l.rows, 0), coalesce(l.bytes, 0), t.started_at, coalesce(t.error, '')
+			coalesce(l.rows, 0), coalesce(l.bytes, 0), t.started_at, l.first_load, l.last_load, coalesce(t.error, '')
 		FROM caravan.tables t
-		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id) l
+		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes, min(loaded_at) AS first_load, max(loaded_at) AS last_load
+		           FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id) l
 		  ON l.table_id = t.table_id
 		WHERE t.run_id = $1 ORDER BY t.table_id`, run)
 	if err != nil {
@@ -142,7 +145,7 @@ func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgr
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableProgress, error) {
 		var p TableProgress
-		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Started, &p.Error)
+		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Started, &p.FirstLoad, &p.LastLoad, &p.Error)
 		return p, err
 	})
 	if err != nil {

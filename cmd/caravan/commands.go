@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/telemetry"
 	"github.com/caravan-db/caravan/validator"
 )
 
@@ -56,7 +58,15 @@ func runAll(c *cli.Context, resume string) error {
 	if err := require(c, "source-url", "target-url"); err != nil {
 		return err
 	}
-	log, err := logger(c)
+	// On a terminal, log lines and progress bars share stderr through a
+	// console that keeps them apart.
+	var console *report.Console
+	logOut, format := io.Writer(os.Stderr), c.String("log-format")
+	if telemetry.IsTerminal(os.Stderr) && format != telemetry.LogJSON {
+		console = report.NewConsole(os.Stderr)
+		logOut, format = console, telemetry.LogText
+	}
+	log, err := telemetry.NewLogger(logOut, format, c.String("log-level"))
 	if err != nil {
 		return err
 	}
@@ -102,11 +112,11 @@ func runAll(c *cli.Context, resume string) error {
 			return err
 		}
 		cfg.Run, cfg.Options = runID(c), opts
-		start("progress", progress(pool, cfg.Run, log))
+		start("progress", progress(pool, cfg.Run, console, log))
 		runErr = coordinator.New(src, pool, b.js, cfg).Run(ctx)
 	} else {
 		cfg.Run = resume
-		start("progress", progress(pool, cfg.Run, log))
+		start("progress", progress(pool, cfg.Run, console, log))
 		runErr = coordinator.Resume(ctx, src, pool, b.js, cfg)
 	}
 	stopWorkers()
@@ -121,9 +131,9 @@ func runID(c *cli.Context) string {
 	return uuid.NewString()
 }
 
-func progress(pool *pgxpool.Pool, run string, log *slog.Logger) func(context.Context) error {
+func progress(pool *pgxpool.Pool, run string, console *report.Console, log *slog.Logger) func(context.Context) error {
 	return func(ctx context.Context) error {
-		return report.Follow(ctx, pool, run, os.Stderr, log)
+		return report.Follow(ctx, pool, run, console, log)
 	}
 }
 
