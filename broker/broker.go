@@ -86,6 +86,11 @@ type StreamConfig struct {
 	// batches (DiscardNew) and extractors wait: backpressure, never loss.
 	BatchesMaxBytes int64
 	Replicas        int
+	// Memory keeps streams in memory instead of files: for an embedded broker
+	// that lives and dies with its one process, where files buy no
+	// durability (the target's ledger is what a resume reads) and cost a
+	// second write of every batch.
+	Memory bool
 }
 
 // EnsureStreams creates or updates the streams and the blob bucket.
@@ -96,21 +101,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
+	storage := jetstream.FileStorage
+	if cfg.Memory {
+		storage = jetstream.MemoryStorage
+	}
 	streams := []jetstream.StreamConfig{
 		{Name: proto.StreamTasks, Subjects: []string{proto.SubjectAllTasks}, Retention: jetstream.WorkQueuePolicy,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
+			Storage: storage, Replicas: cfg.Replicas},
 		{Name: proto.StreamBatches, Subjects: []string{proto.SubjectAllBatches}, Retention: jetstream.WorkQueuePolicy,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxBytes: cfg.BatchesMaxBytes, Discard: jetstream.DiscardNew,
+			Storage: storage, Replicas: cfg.Replicas, MaxBytes: cfg.BatchesMaxBytes, Discard: jetstream.DiscardNew,
 			Duplicates: 2 * time.Minute},
 		{Name: proto.StreamEvents, Subjects: []string{proto.SubjectAllEvents}, Retention: jetstream.LimitsPolicy,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour},
+			Storage: storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour},
 	}
 	for _, sc := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: proto.BlobBucket, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}); err != nil {
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: proto.BlobBucket, Storage: jetstream.StorageType(storage), Replicas: cfg.Replicas}); err != nil {
 		return fmt.Errorf("object store %s: %w", proto.BlobBucket, err)
 	}
 	return nil
@@ -164,4 +173,27 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, msg an
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return nil
+}
+
+// FetchOne waits up to wait for one message of a pull consumer. It returns
+// (nil, nil) when none came, and returns at once when ctx ends, so a
+// stopping worker does not sit out the wait. A message that arrives after
+// that is simply redelivered once its ack wait passes.
+func FetchOne(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jetstream.Msg, error) {
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case msg, ok := <-batch.Messages():
+		if !ok {
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+				return nil, err
+			}
+			return nil, nil
+		}
+		return msg, nil
+	case <-ctx.Done():
+		return nil, nil
+	}
 }

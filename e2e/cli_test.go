@@ -91,3 +91,18 @@ func TestRefusesNonEmptyTargetInCreateMode(t *testing.T) {
 	}
 	assertSameContent(t, src, dst, "a")
 }
+
+// --validate none skips the checks; the report then judges on loading alone.
+func TestValidateNone(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a SELECT generate_series(1, 100)`)
+	res := caravan(t, time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--validate", "none")
+	if res.code != 0 || strings.Contains(res.stdout, "FAILED") {
+		t.Fatalf("exit %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 2000))
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.verdicts`); n != 0 {
+		t.Errorf("%d verdicts recorded with --validate none", n)
+	}
+	assertSameContent(t, src, dst, "a")
+}

@@ -98,7 +98,7 @@ func (e *Extractor) Run(ctx context.Context) error {
 
 func (e *Extractor) work(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		msg, err := broker.FetchOne(ctx, cons, 2*time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.cfg.Log.WarnContext(ctx, "fetch tasks", "err", err)
@@ -106,7 +106,7 @@ func (e *Extractor) work(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
-		for msg := range msgs.Messages() {
+		if msg != nil {
 			e.handle(ctx, msg)
 		}
 	}

@@ -92,7 +92,7 @@ func (l *Loader) Run(ctx context.Context) error {
 
 func (l *Loader) work(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		msg, err := broker.FetchOne(ctx, cons, 2*time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				l.cfg.Log.WarnContext(ctx, "fetch batches", "err", err)
@@ -100,7 +100,7 @@ func (l *Loader) work(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
-		for msg := range msgs.Messages() {
+		if msg != nil {
 			l.handle(ctx, msg)
 		}
 	}

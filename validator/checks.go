@@ -5,53 +5,104 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
 )
 
+// chunkParallelism is how many chunk ranges of one table are digested at
+// once: digests are CPU-bound in PostgreSQL (md5 over every value).
+const chunkParallelism = 2
+
+// tableCheck holds what the checks of one table share, notably the
+// per-chunk target digests, which both the keys and digest levels read and
+// which cost a scan of the table: they are computed once.
+type tableCheck struct {
+	v          *Validator
+	t          *schema.Table
+	chunks     []target.ChunkState
+	sourceRows int64
+	perChunk   []proto.Digest // nil until computed
+}
+
+// rangeSafe says whether chunks can be re-selected on the target.
+func (c *tableCheck) rangeSafe() bool { return c.t.RangeSafe && len(c.t.PrimaryKey) > 0 }
+
+// chunkDigests digests every chunk's key range on the target.
+func (c *tableCheck) chunkDigests(ctx context.Context) ([]proto.Digest, error) {
+	if c.perChunk != nil {
+		return c.perChunk, nil
+	}
+	out := make([]proto.Digest, len(c.chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(chunkParallelism)
+	cols := loadCols(c.t)
+	for i, ch := range c.chunks {
+		g.Go(func() error {
+			where, args := chunkWhere(c.t, ch)
+			d, err := target.Digest(gctx, c.v.pool, c.t.Target, cols, where, args...)
+			out[i] = d
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	c.perChunk = out
+	return out, nil
+}
+
 // count compares the target's rows with the rows the extractors read.
-func (v *Validator) count(ctx context.Context, t *schema.Table, _ []target.ChunkState, sourceRows int64) (target.VerdictRow, error) {
+func (c *tableCheck) count(ctx context.Context) (target.VerdictRow, error) {
 	var n int64
-	if err := v.pool.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(t.Target)).Scan(&n); err != nil {
+	if err := c.v.pool.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(c.t.Target)).Scan(&n); err != nil {
 		return target.VerdictRow{}, err
 	}
-	r := target.VerdictRow{OK: n == sourceRows, SourceRows: &sourceRows, TargetRows: &n}
+	r := target.VerdictRow{OK: n == c.sourceRows, SourceRows: &c.sourceRows, TargetRows: &n}
 	if !r.OK {
-		r.Detail = fmt.Sprintf("source has %d rows, target %d", sourceRows, n)
+		r.Detail = fmt.Sprintf("source has %d rows, target %d", c.sourceRows, n)
 	}
 	return r, nil
 }
 
-// keys looks for duplicate primary keys and, where ranges can be re-selected
-// on the target, for chunks whose key range holds fewer or more rows than
-// were read (missing keys).
-func (v *Validator) keys(ctx context.Context, t *schema.Table, chunks []target.ChunkState, sourceRows int64) (target.VerdictRow, error) {
+// keys looks for duplicate primary keys and, where chunk ranges can be
+// re-selected on the target, for chunks whose range holds more or fewer
+// rows than were read (missing keys).
+func (c *tableCheck) keys(ctx context.Context) (target.VerdictRow, error) {
+	t := c.t
+	r := target.VerdictRow{OK: true, SourceRows: &c.sourceRows}
 	if len(t.PrimaryKey) == 0 {
-		return target.VerdictRow{OK: true, SourceRows: &sourceRows, Detail: "no primary key"}, nil
+		r.Detail = "no primary key"
+		return r, nil
 	}
-	cols := keyCols(t)
-	var dups int64
-	q := fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1) d", schema.QuoteName(t.Target), strings.Join(cols, ", "))
-	if err := v.pool.QueryRow(ctx, q).Scan(&dups); err != nil {
+	var problems []string
+	enforced, err := c.primaryKeyEnforced(ctx)
+	if err != nil {
 		return target.VerdictRow{}, err
 	}
-	r := target.VerdictRow{OK: dups == 0, SourceRows: &sourceRows}
-	var problems []string
-	if dups > 0 {
-		problems = append(problems, fmt.Sprintf("%d duplicate keys", dups))
+	if !enforced {
+		var dups int64
+		q := fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1) d", schema.QuoteName(t.Target), strings.Join(keyCols(t), ", "))
+		if err := c.v.pool.QueryRow(ctx, q).Scan(&dups); err != nil {
+			return target.VerdictRow{}, err
+		}
+		if dups > 0 {
+			r.OK = false
+			problems = append(problems, fmt.Sprintf("%d duplicate keys", dups))
+		}
 	}
-	if t.RangeSafe {
-		for _, ch := range chunks {
-			where, args := v.chunkWhere(t, ch)
-			var n int64
-			if err := v.pool.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(t.Target)+" WHERE "+where, args...).Scan(&n); err != nil {
-				return target.VerdictRow{}, err
-			}
-			if n != ch.Rows {
+	if c.rangeSafe() {
+		got, err := c.chunkDigests(ctx)
+		if err != nil {
+			return target.VerdictRow{}, err
+		}
+		for i, ch := range c.chunks {
+			if got[i].Rows != ch.Rows {
 				r.OK = false
-				problems = append(problems, fmt.Sprintf("chunk %d %s: %d keys read, %d on the target", ch.Chunk, rangeText(ch), ch.Rows, n))
+				problems = append(problems, fmt.Sprintf("chunk %d %s: %d keys read, %d on the target", ch.Chunk, rangeText(ch), ch.Rows, got[i].Rows))
 			}
 		}
 	}
@@ -59,42 +110,48 @@ func (v *Validator) keys(ctx context.Context, t *schema.Table, chunks []target.C
 	return r, nil
 }
 
+// primaryKeyEnforced says whether the target table has a valid primary key
+// constraint, which makes duplicate keys impossible and their search moot.
+func (c *tableCheck) primaryKeyEnforced(ctx context.Context) (bool, error) {
+	var ok bool
+	err := c.v.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p' AND convalidated)`,
+		schema.QuoteName(c.t.Target)).Scan(&ok)
+	return ok, err
+}
+
 // digest recomputes the content digest on the target. Where PostgreSQL
 // orders keys as the source does, each chunk is compared alone, naming the
 // chunk that differs; otherwise the whole table is (digests add up).
-func (v *Validator) digest(ctx context.Context, t *schema.Table, chunks []target.ChunkState, sourceRows int64) (target.VerdictRow, error) {
-	cols := make([]string, 0, len(t.Columns))
-	for _, c := range t.LoadColumns() {
-		cols = append(cols, c.TargetName)
-	}
-	r := target.VerdictRow{OK: true, SourceRows: &sourceRows}
-	var problems []string
+func (c *tableCheck) digest(ctx context.Context) (target.VerdictRow, error) {
+	r := target.VerdictRow{OK: true, SourceRows: &c.sourceRows}
 	var total proto.Digest
-	for _, ch := range chunks {
+	for _, ch := range c.chunks {
 		sum, err := proto.ParseDigest(ch.Digest)
 		if err != nil {
 			return target.VerdictRow{}, fmt.Errorf("chunk %d digest: %w", ch.Chunk, err)
 		}
 		total.Merge(proto.Digest{Sum: sum, Rows: ch.Rows})
 	}
-	if t.RangeSafe && len(t.PrimaryKey) > 0 {
-		for _, ch := range chunks {
-			where, args := v.chunkWhere(t, ch)
-			got, err := target.Digest(ctx, v.pool, t.Target, cols, where, args...)
-			if err != nil {
-				return target.VerdictRow{}, err
-			}
-			if got.String() != ch.Digest || got.Rows != ch.Rows {
+	if c.rangeSafe() {
+		got, err := c.chunkDigests(ctx)
+		if err != nil {
+			return target.VerdictRow{}, err
+		}
+		var problems []string
+		var rows int64
+		for i, ch := range c.chunks {
+			rows += got[i].Rows
+			if got[i].String() != ch.Digest || got[i].Rows != ch.Rows {
 				r.OK = false
 				problems = append(problems, fmt.Sprintf("chunk %d %s: content differs (source digest %s over %d rows, target %s over %d)",
-					ch.Chunk, rangeText(ch), ch.Digest, ch.Rows, got, got.Rows))
+					ch.Chunk, rangeText(ch), ch.Digest, ch.Rows, got[i], got[i].Rows))
 			}
 		}
 		r.Detail = strings.Join(problems, "; ")
-		r.TargetRows = ptr(total.Rows)
+		r.TargetRows = &rows
 		return r, nil
 	}
-	got, err := target.Digest(ctx, v.pool, t.Target, cols, "TRUE")
+	got, err := target.Digest(ctx, c.v.pool, c.t.Target, loadCols(c.t), "TRUE")
 	if err != nil {
 		return target.VerdictRow{}, err
 	}
@@ -106,7 +163,13 @@ func (v *Validator) digest(ctx context.Context, t *schema.Table, chunks []target
 	return r, nil
 }
 
-func ptr(n int64) *int64 { return &n }
+func loadCols(t *schema.Table) []string {
+	cols := make([]string, 0, len(t.Columns))
+	for _, c := range t.LoadColumns() {
+		cols = append(cols, c.TargetName)
+	}
+	return cols
+}
 
 func keyCols(t *schema.Table) []string {
 	cols := make([]string, len(t.PrimaryKey))
@@ -118,7 +181,7 @@ func keyCols(t *schema.Table) []string {
 
 // chunkWhere re-selects a chunk's key range on the target, with the bounds
 // cast to the target key types.
-func (v *Validator) chunkWhere(t *schema.Table, ch target.ChunkState) (string, []any) {
+func chunkWhere(t *schema.Table, ch target.ChunkState) (string, []any) {
 	types := make([]string, len(t.PrimaryKey))
 	for i, k := range t.PrimaryKey {
 		types[i] = t.Column(k).Type

@@ -92,19 +92,33 @@ func (v *Validator) Run(ctx context.Context) error {
 
 func (v *Validator) work(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		msg, err := broker.FetchOne(ctx, cons, 2*time.Second)
 		if err != nil {
+			if ctx.Err() == nil {
+				v.cfg.Log.WarnContext(ctx, "fetch events", "err", err)
+				wait(ctx, time.Second)
+			}
 			continue
 		}
-		for msg := range msgs.Messages() {
-			if err := v.handle(ctx, msg); err != nil && ctx.Err() == nil {
-				v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
-				v.cfg.Metrics.Error(ctx, "")
-				_ = msg.NakWithDelay(5 * time.Second)
-				continue
-			}
-			_ = msg.Ack()
+		if msg == nil {
+			continue
 		}
+		if err := v.handle(ctx, msg); err != nil && ctx.Err() == nil {
+			v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
+			v.cfg.Metrics.Error(ctx, "")
+			_ = msg.NakWithDelay(5 * time.Second)
+			continue
+		}
+		_ = msg.Ack()
+	}
+}
+
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -198,16 +212,17 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 		results = append(results, target.VerdictRow{Level: "load", OK: false, SourceRows: &sourceRows, Detail: ev.Error})
 	}
 	want := levels(run)
+	tc := &tableCheck{v: v, t: t, chunks: chunks, sourceRows: sourceRows}
 	checks := []struct {
 		level string
-		fn    func(context.Context, *schema.Table, []target.ChunkState, int64) (target.VerdictRow, error)
-	}{{"count", v.count}, {"keys", v.keys}, {"digest", v.digest}}
+		fn    func(context.Context) (target.VerdictRow, error)
+	}{{"count", tc.count}, {"keys", tc.keys}, {"digest", tc.digest}}
 	for _, c := range checks {
 		if !want[c.level] {
 			continue
 		}
-		_, cspan := v.tracer.Start(ctx, "check "+c.level)
-		r, err := c.fn(ctx, t, chunks, sourceRows)
+		cctx, cspan := v.tracer.Start(ctx, "check "+c.level)
+		r, err := c.fn(cctx)
 		cspan.End()
 		if err != nil {
 			return nil, fmt.Errorf("validate %s %s: %w", ev.Table, c.level, err)

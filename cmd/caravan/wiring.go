@@ -62,6 +62,7 @@ type brokerConn struct {
 func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool) (*brokerConn, error) {
 	b := &brokerConn{}
 	addr := c.String("nats-url")
+	streams := broker.StreamConfig{}
 	if addr == "" {
 		if !embed {
 			return nil, fmt.Errorf("--nats-url is required (or CARAVAN_NATS_URL)")
@@ -73,6 +74,9 @@ func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool)
 				return nil, fmt.Errorf("embedded nats: %w", err)
 			}
 			dir, b.tmp = tmp, tmp
+			// A throwaway broker keeps its streams in memory (256 MiB of
+			// batches in flight at most); with --data-dir they are files.
+			streams = broker.StreamConfig{Memory: true, BatchesMaxBytes: 256 << 20}
 		}
 		srv, err := broker.StartEmbedded(dir, 0)
 		if err != nil {
@@ -86,7 +90,7 @@ func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool)
 		return nil, err
 	}
 	b.nc, b.js = nc, js
-	if err := broker.EnsureStreams(ctx, js, broker.StreamConfig{}); err != nil {
+	if err := broker.EnsureStreams(ctx, js, streams); err != nil {
 		b.Close()
 		return nil, err
 	}

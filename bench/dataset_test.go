@@ -1,0 +1,268 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// table is one table of the dataset, described twice: as it is on the
+// source, and as the DDL the raw-copy baseline pre-creates on its target.
+type table struct {
+	Name   string // in schema public
+	Create string // CREATE TABLE without keys or indexes: they are built after the load, as caravan does
+	Key    string // the primary key's column list, "" for a keyless table
+	Rows   int64  // on the source
+	Bytes  int64  // COPY text bytes on the source
+}
+
+func (t *table) qualified() string { return pgx.Identifier{"public", t.Name}.Sanitize() }
+
+func (t *table) addKey() string {
+	return fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", t.qualified(), t.Key)
+}
+
+// dataset is the shared source database.
+type dataset struct {
+	Name   string
+	URL    string
+	Tables []*table // largest first, so parallel copies start with the long ones
+	Rows   int64
+	Bytes  int64
+	How    string // how the pgbench tables were generated
+}
+
+// The pgbench tables as pgbench -i (PostgreSQL 15) creates them, minus the
+// fillfactor storage option, which does not matter for a freshly loaded table.
+func pgbenchTables() []*table {
+	return []*table{
+		{Name: "pgbench_accounts", Create: `CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84))`, Key: "aid"},
+		{Name: "pgbench_branches", Create: `CREATE TABLE pgbench_branches (bid int NOT NULL, bbalance int, filler char(88))`, Key: "bid"},
+		{Name: "pgbench_tellers", Create: `CREATE TABLE pgbench_tellers (tid int NOT NULL, bid int, tbalance int, filler char(84))`, Key: "tid"},
+		{Name: "pgbench_history", Create: `CREATE TABLE pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22))`},
+	}
+}
+
+// wideTable has one column of every common type family, values of varying
+// length (escapes, multi-byte UTF-8), and NULLs in every nullable column.
+func wideTable() *table {
+	return &table{Name: "bench_wide", Key: "id", Create: `CREATE TABLE bench_wide (
+		id bigint NOT NULL,
+		n integer,
+		amount numeric(18,4),
+		ratio double precision,
+		note text,
+		code varchar(40),
+		flag boolean,
+		day date,
+		at timestamptz,
+		uid uuid,
+		doc jsonb,
+		blob bytea,
+		tags integer[])`}
+}
+
+// wideRowsSQL fills bench_wide with rows lo..hi: deterministic (no random()),
+// so every run measures the same bytes.
+func wideRowsSQL(lo, hi int) string {
+	return fmt.Sprintf(`INSERT INTO bench_wide
+	SELECT g,
+		CASE WHEN g %% 17 = 0 THEN NULL ELSE (g::bigint * 7919) %% 1000000 - 500000 END,
+		CASE WHEN g %% 19 = 0 THEN NULL ELSE round(((g::bigint * 104729) %% 100000000000) / 10000.0 - 5000000, 4) END,
+		CASE WHEN g %% 13 = 0 THEN NULL ELSE sin(g) * 1e6 END,
+		CASE g %% 6
+			WHEN 0 THEN NULL
+			WHEN 1 THEN repeat('ab', g %% 40)
+			WHEN 2 THEN 'Zürich ☃ 東京 🚀 ' || g
+			WHEN 3 THEN repeat(md5(g::text), 1 + g %% 8)
+			WHEN 4 THEN E'tab\there\nnewline \\ back ' || g
+			ELSE ''
+		END,
+		'C-' || to_hex((g::bigint * 2654435761) %% 4294967296),
+		CASE WHEN g %% 11 = 0 THEN NULL ELSE g %% 2 = 0 END,
+		date '2000-01-01' + g %% 9000,
+		CASE WHEN g %% 23 = 0 THEN NULL ELSE timestamptz '2020-01-01 00:00:00+00' + g * interval '1.234567 second' END,
+		md5(g::text)::uuid,
+		CASE WHEN g %% 7 = 0 THEN NULL ELSE jsonb_build_object('id', g, 'name', 'item ' || g, 'tags', jsonb_build_array(g %% 3, g %% 5),
+			'nested', jsonb_build_object('ok', g %% 2 = 0, 'v', g / 3.0)) END,
+		CASE WHEN g %% 9 = 0 THEN NULL ELSE decode(repeat(md5(g::text), 1 + g %% 4), 'hex') END,
+		CASE g %% 6 WHEN 0 THEN NULL WHEN 1 THEN '{}' ELSE ARRAY[g %% 10, g %% 1000, g, -g] END
+	FROM generate_series(%d, %d) g`, lo, hi)
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// sourceDataset builds the source once per test binary.
+func sourceDataset(b *testing.B) *dataset {
+	b.Helper()
+	datasetOnce.Do(func() {
+		scale := envInt(b, "CARAVAN_BENCH_SCALE", 10)
+		wide := envInt(b, "CARAVAN_BENCH_WIDE_ROWS", 300_000)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		start := time.Now()
+		name, dbURL := newDatabase(ctx, b, "caravan_bench_src")
+		source = &dataset{Name: name, URL: dbURL}
+		datasetErr = source.load(ctx, scale, wide)
+		if datasetErr == nil {
+			b.Logf("source %s: %s; %d rows, %.1f MB of COPY text in %d tables, built in %s",
+				name, source.How, source.Rows, mb(source.Bytes), len(source.Tables), time.Since(start).Round(time.Second))
+		}
+	})
+	if datasetErr != nil {
+		b.Fatalf("benchmark dataset: %v", datasetErr)
+	}
+	return source
+}
+
+func (d *dataset) load(ctx context.Context, scale, wideRows int) error {
+	pgbench, err := exec.LookPath("pgbench")
+	if err == nil {
+		if err := runPgbench(ctx, pgbench, d.URL, scale); err != nil {
+			return err
+		}
+		d.How = fmt.Sprintf("pgbench -i -s %d", scale)
+	} else {
+		if err := generatePgbench(ctx, d.URL, scale); err != nil {
+			return err
+		}
+		d.How = fmt.Sprintf("pgbench not found: pgbench tables for scale %d generated with SQL", scale)
+	}
+	wide := wideTable()
+	stmts := []string{wide.Create}
+	// Slices keep each INSERT's memory and WAL bounded.
+	for lo := 1; lo <= wideRows; lo += 100_000 {
+		stmts = append(stmts, wideRowsSQL(lo, min(lo+100_000-1, wideRows)))
+	}
+	stmts = append(stmts, wide.addKey(), "VACUUM ANALYZE")
+	if err := execAll(ctx, d.URL, stmts...); err != nil {
+		return fmt.Errorf("wide table: %w", err)
+	}
+	d.How += fmt.Sprintf(" + bench_wide (%d rows)", wideRows)
+	d.Tables = append(pgbenchTables(), wide)
+	return d.measure(ctx)
+}
+
+// runPgbench initialises the pgbench tables. pgbench takes libpq options,
+// not a pgx URL, so the URL is taken apart.
+func runPgbench(ctx context.Context, pgbench, dbURL string, scale int) error {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return fmt.Errorf("pgbench: source URL: %w", err)
+	}
+	args := []string{"-i", "-q", "-s", strconv.Itoa(scale)}
+	if h := u.Hostname(); h != "" {
+		args = append(args, "-h", h)
+	}
+	if p := u.Port(); p != "" {
+		args = append(args, "-p", p)
+	}
+	if u.User != nil && u.User.Username() != "" {
+		args = append(args, "-U", u.User.Username())
+	}
+	args = append(args, strings.TrimPrefix(u.Path, "/"))
+	var env []string
+	if pw, ok := u.User.Password(); ok {
+		env = append(env, "PGPASSWORD="+pw)
+	}
+	if m := u.Query().Get("sslmode"); m != "" {
+		env = append(env, "PGSSLMODE="+m)
+	}
+	if _, _, err := runCommand(ctx, pgbench, env, args...); err != nil {
+		return fmt.Errorf("pgbench -i: %w", err)
+	}
+	return nil
+}
+
+// generatePgbench is what pgbench -i would have produced: accounts with a
+// blank-padded filler, branches and tellers with NULL fillers, empty history.
+func generatePgbench(ctx context.Context, dbURL string, scale int) error {
+	var stmts []string
+	for _, t := range pgbenchTables() {
+		stmts = append(stmts, t.Create)
+	}
+	stmts = append(stmts,
+		fmt.Sprintf(`INSERT INTO pgbench_branches (bid, bbalance) SELECT g, 0 FROM generate_series(1, %d) g`, scale),
+		fmt.Sprintf(`INSERT INTO pgbench_tellers (tid, bid, tbalance) SELECT g, (g - 1) / 10 + 1, 0 FROM generate_series(1, %d) g`, 10*scale),
+		fmt.Sprintf(`INSERT INTO pgbench_accounts SELECT g, (g - 1) / 100000 + 1, 0, '' FROM generate_series(1, %d) g`, 100000*scale))
+	for _, t := range pgbenchTables() {
+		if t.Key != "" {
+			stmts = append(stmts, t.addKey())
+		}
+	}
+	if err := execAll(ctx, dbURL, stmts...); err != nil {
+		return fmt.Errorf("generate pgbench tables: %w", err)
+	}
+	return nil
+}
+
+// measure counts each table's rows and COPY text bytes. Reading everything
+// once also sets hint bits and warms the cache, so whichever benchmark runs
+// first does not pay for that alone.
+func (d *dataset) measure(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, d.URL)
+	if err != nil {
+		return fmt.Errorf("measure source: %w", err)
+	}
+	defer conn.Close(ctx)
+	for _, t := range d.Tables {
+		var w countingWriter
+		tag, err := conn.PgConn().CopyTo(ctx, &w, "COPY "+t.qualified()+" TO STDOUT")
+		if err != nil {
+			return fmt.Errorf("measure %s: %w", t.Name, err)
+		}
+		t.Rows, t.Bytes = tag.RowsAffected(), w.n
+		d.Rows += t.Rows
+		d.Bytes += t.Bytes
+	}
+	sort.SliceStable(d.Tables, func(i, j int) bool { return d.Tables[i].Bytes > d.Tables[j].Bytes })
+	return nil
+}
+
+// checkCounts proves a target holds as many rows per table as the source.
+func (d *dataset) checkCounts(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("check target: %w", err)
+	}
+	defer conn.Close(ctx)
+	var bad []string
+	for _, t := range d.Tables {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+t.qualified()).Scan(&n); err != nil {
+			return fmt.Errorf("check target %s: %w", t.Name, err)
+		}
+		if n != t.Rows {
+			bad = append(bad, fmt.Sprintf("%s: %d rows, source %d", t.Name, n, t.Rows))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("target differs from source: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+func mb(n int64) float64 { return float64(n) / 1e6 }
