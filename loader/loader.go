@@ -157,24 +157,23 @@ func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
 	_ = msg.NakWithDelay(time.Duration(delivered) * time.Second)
 }
 
-// loaded reports a committed (or already committed) batch, then acks. The
-// report comes first: a loader that dies between the two gets the batch
-// again, finds it in the ledger and reports it again, so the coordinator
-// never waits for a report that was lost.
+// loaded acknowledges a committed (or already committed) batch and reports
+// it. The report is a hint, published without waiting: the coordinator
+// reads progress from the ledger and polls it, so a lost report delays it
+// by a poll, never misleads it; waiting for the broker's confirmation would
+// cost every batch a round trip.
 func (l *Loader) loaded(ctx context.Context, msg jetstream.Msg, b *proto.RowBatch, size int, res target.LoadResult) {
+	if err := msg.Ack(); err != nil {
+		l.cfg.Log.WarnContext(ctx, "ack batch", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "err", err)
+	}
 	if res.Stale {
 		l.cfg.Log.InfoContext(ctx, "dropped a batch of a superseded chunk attempt", "table", b.Table, "chunk", b.Chunk, "attempt", b.Attempt)
-		_ = msg.Ack()
 		return
 	}
 	ev := &proto.BatchLoaded{V: proto.Version, Run: b.Run, Table: b.Table, Chunk: b.Chunk, Attempt: b.Attempt, Seq: b.Seq,
 		Rows: b.Rows, Bytes: size, Duplicate: res.Duplicate}
-	if err := broker.Publish(ctx, l.js, proto.EventSubject(b.Run, proto.EventBatchLoaded), ev, telemetry.Header(ctx)); err != nil {
-		l.cfg.Log.WarnContext(ctx, "report loaded batch", "err", err)
-		return // no ack: the redelivery reports it
-	}
-	if err := msg.DoubleAck(ctx); err != nil {
-		l.cfg.Log.WarnContext(ctx, "ack batch", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "err", err)
+	if err := broker.PublishAsync(l.js, proto.EventSubject(b.Run, proto.EventBatchLoaded), ev, telemetry.Header(ctx)); err != nil {
+		l.cfg.Log.DebugContext(ctx, "report loaded batch", "err", err)
 	}
 	if b.Blob != "" {
 		_ = l.blobs.Delete(ctx, b.Blob)

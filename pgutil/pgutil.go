@@ -159,13 +159,22 @@ func IsDataError(err error) bool {
 // column's type, numbered from $argBase+1. cols are quoted key expressions.
 // A nil bound is open. It returns "TRUE" when both ends are open.
 func RangePredicate(cols, types []string, lo, hi []string, argBase int) (string, []any) {
+	return RangePredicateWith(cols, types, lo, hi, func(n int, typ string) string {
+		return fmt.Sprintf("$%d::%s", argBase+n, typ)
+	})
+}
+
+// RangePredicateWith is RangePredicate with the n-th bound (from 1)
+// rendered by param: statements that take no bind parameters, such as
+// COPY, read their bounds from settings set with parameters beforehand.
+func RangePredicateWith(cols, types []string, lo, hi []string, param func(n int, typ string) string) (string, []any) {
 	var parts []string
 	var args []any
 	bound := func(vals []string, op string) {
 		ph := make([]string, len(vals))
 		for i, v := range vals {
 			args = append(args, v)
-			ph[i] = fmt.Sprintf("$%d::%s", argBase+len(args), types[i])
+			ph[i] = param(len(args), types[i])
 		}
 		parts = append(parts, fmt.Sprintf("(%s) %s (%s)", strings.Join(cols, ", "), op, strings.Join(ph, ", ")))
 	}

@@ -37,30 +37,31 @@ func LoadBatch(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, data 
 	}
 	defer tx.Rollback(ctx)
 
-	// FOR KEY SHARE lets the coordinator's progress updates through but
-	// blocks a resume's FOR UPDATE, which moves the chunk to a new attempt
-	// and removes the old attempt's rows: a batch of the old attempt either
-	// commits before that or is recognised here as stale.
-	var attempt int
-	err = tx.QueryRow(ctx, `SELECT attempt FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR KEY SHARE`,
-		b.Run, b.Table, b.Chunk).Scan(&attempt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return LoadResult{Stale: true}, nil
-	}
-	if err != nil {
-		return LoadResult{}, fmt.Errorf("chunk state: %w", err)
-	}
-	if attempt != b.Attempt {
-		return LoadResult{Stale: true}, nil
-	}
-
-	tag, err := tx.Exec(ctx, `INSERT INTO caravan.ledger (run_id, table_id, chunk, attempt, seq, rows, bytes, digest)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-		b.Run, b.Table, b.Chunk, b.Attempt, b.Seq, b.Rows, len(data), b.Digest)
+	// One round trip claims the batch: FOR KEY SHARE on the chunk lets the
+	// coordinator's progress updates through but blocks a resume's FOR
+	// UPDATE, which moves the chunk to a new attempt and removes the old
+	// attempt's rows, so a batch of the old attempt either commits before
+	// that or is recognised here as stale. The ledger row is written only
+	// for the current attempt; its primary key turns a redelivery into a
+	// no-op.
+	var attempt *int
+	var claimed bool
+	err = tx.QueryRow(ctx, `WITH c AS (
+			SELECT attempt FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR KEY SHARE
+		), ins AS (
+			INSERT INTO caravan.ledger (run_id, table_id, chunk, attempt, seq, rows, bytes, digest)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM c WHERE c.attempt = $4
+			ON CONFLICT DO NOTHING RETURNING 1
+		)
+		SELECT (SELECT attempt FROM c), EXISTS (SELECT 1 FROM ins)`,
+		b.Run, b.Table, b.Chunk, b.Attempt, b.Seq, b.Rows, len(data), b.Digest).Scan(&attempt, &claimed)
 	if err != nil {
 		return LoadResult{}, fmt.Errorf("ledger: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if attempt == nil || *attempt != b.Attempt {
+		return LoadResult{Stale: true}, nil
+	}
+	if !claimed {
 		return LoadResult{Duplicate: true}, nil
 	}
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), CopySQL(b.Target, b.Cols)); err != nil {

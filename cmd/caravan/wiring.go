@@ -84,7 +84,11 @@ func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool)
 		}
 		b.embedded, addr = srv, srv.URL()
 	}
-	nc, js, err := broker.Connect(addr, name)
+	connect := func() (*nats.Conn, jetstream.JetStream, error) { return broker.Connect(addr, name) }
+	if b.embedded != nil {
+		connect = func() (*nats.Conn, jetstream.JetStream, error) { return b.embedded.Connect(name) }
+	}
+	nc, js, err := connect()
 	if err != nil {
 		b.Close()
 		return nil, err
