@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -220,5 +222,41 @@ func FetchOne(ctx context.Context, cons jetstream.Consumer, wait time.Duration) 
 		return msg, nil
 	case <-ctx.Done():
 		return nil, nil
+	}
+}
+
+// Serve runs n workers that each pull one message at a time from cons and
+// pass it to handle, until ctx ends. Fetch failures (a broker restarting)
+// are logged and retried after a pause; handle owns acknowledgement.
+func Serve(ctx context.Context, cons jetstream.Consumer, n int, log *slog.Logger, handle func(context.Context, jetstream.Msg)) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				msg, err := FetchOne(ctx, cons, 2*time.Second)
+				if err != nil {
+					if ctx.Err() == nil {
+						log.WarnContext(ctx, "fetch", "consumer", cons.CachedInfo().Name, "err", err)
+						pause(ctx, time.Second)
+					}
+					continue
+				}
+				if msg != nil {
+					handle(ctx, msg)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }

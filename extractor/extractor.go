@@ -84,32 +84,8 @@ func (e *Extractor) Run(ctx context.Context) error {
 		return fmt.Errorf("extractor: %w", err)
 	}
 	defer stopLag()
-	var wg sync.WaitGroup
-	for i := 0; i < e.cfg.Concurrency; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.work(ctx, cons)
-		}()
-	}
-	wg.Wait()
+	broker.Serve(ctx, cons, e.cfg.Concurrency, e.cfg.Log, e.handle)
 	return nil
-}
-
-func (e *Extractor) work(ctx context.Context, cons jetstream.Consumer) {
-	for ctx.Err() == nil {
-		msg, err := broker.FetchOne(ctx, cons, 2*time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.cfg.Log.WarnContext(ctx, "fetch tasks", "err", err)
-				waitOrDone(ctx, time.Second)
-			}
-			continue
-		}
-		if msg != nil {
-			e.handle(ctx, msg)
-		}
-	}
 }
 
 func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -78,32 +77,8 @@ func (l *Loader) Run(ctx context.Context) error {
 		return fmt.Errorf("loader: %w", err)
 	}
 	defer stopLag()
-	var wg sync.WaitGroup
-	for i := 0; i < l.cfg.Concurrency; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.work(ctx, cons)
-		}()
-	}
-	wg.Wait()
+	broker.Serve(ctx, cons, l.cfg.Concurrency, l.cfg.Log, l.handle)
 	return nil
-}
-
-func (l *Loader) work(ctx context.Context, cons jetstream.Consumer) {
-	for ctx.Err() == nil {
-		msg, err := broker.FetchOne(ctx, cons, 2*time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				l.cfg.Log.WarnContext(ctx, "fetch batches", "err", err)
-				wait(ctx, time.Second)
-			}
-			continue
-		}
-		if msg != nil {
-			l.handle(ctx, msg)
-		}
-	}
 }
 
 func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
@@ -216,13 +191,4 @@ func (l *Loader) data(ctx context.Context, b *proto.RowBatch) ([]byte, error) {
 		return nil, fmt.Errorf("load %s chunk %d: fetch oversized row %s: %w", b.Table, b.Chunk, b.Blob, err)
 	}
 	return data, nil
-}
-
-func wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -78,48 +78,22 @@ func (v *Validator) Run(ctx context.Context) error {
 		return fmt.Errorf("validator: %w", err)
 	}
 	defer stopLag()
-	var wg sync.WaitGroup
-	for i := 0; i < v.cfg.Concurrency; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v.work(ctx, cons)
-		}()
-	}
-	wg.Wait()
+	broker.Serve(ctx, cons, v.cfg.Concurrency, v.cfg.Log, v.serve)
 	return nil
 }
 
-func (v *Validator) work(ctx context.Context, cons jetstream.Consumer) {
-	for ctx.Err() == nil {
-		msg, err := broker.FetchOne(ctx, cons, 2*time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				v.cfg.Log.WarnContext(ctx, "fetch events", "err", err)
-				wait(ctx, time.Second)
-			}
-			continue
-		}
-		if msg == nil {
-			continue
-		}
-		if err := v.handle(ctx, msg); err != nil && ctx.Err() == nil {
+// serve handles one event: acked when judged, retried later when the
+// target could not be read.
+func (v *Validator) serve(ctx context.Context, msg jetstream.Msg) {
+	if err := v.handle(ctx, msg); err != nil {
+		if ctx.Err() == nil {
 			v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
 			v.cfg.Metrics.Error(ctx, "")
 			_ = msg.NakWithDelay(5 * time.Second)
-			continue
 		}
-		_ = msg.Ack()
+		return
 	}
-}
-
-func wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	_ = msg.Ack()
 }
 
 func (v *Validator) handle(ctx context.Context, msg jetstream.Msg) error {
