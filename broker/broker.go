@@ -134,14 +134,17 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 	return nil
 }
 
-// WorkConsumer creates or updates a work-queue consumer.
-func WorkConsumer(ctx context.Context, js jetstream.JetStream, stream, name, filter string, ackWait time.Duration, maxDeliver int) (jetstream.Consumer, error) {
+// WorkConsumer creates or updates a work-queue consumer. Deliveries are
+// unlimited: a message JetStream stopped delivering would leave its run
+// waiting forever, so the workers decide themselves when to give up on one
+// (and say so), and retry for as long as a database is merely away.
+func WorkConsumer(ctx context.Context, js jetstream.JetStream, stream, name, filter string, ackWait time.Duration) (jetstream.Consumer, error) {
 	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       name,
 		FilterSubject: filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxDeliver:    maxDeliver,
+		MaxDeliver:    -1,
 		MaxAckPending: 1000,
 	})
 	if err != nil {
@@ -223,6 +226,13 @@ func FetchOne(ctx context.Context, cons jetstream.Consumer, wait time.Duration) 
 	case <-ctx.Done():
 		return nil, nil
 	}
+}
+
+// Backoff is the redelivery delay after the n-th failed delivery: quick
+// at first, then every 15 s while an outage lasts.
+func Backoff(delivered uint64) time.Duration {
+	d := time.Duration(1<<min(delivered, 6)) * 250 * time.Millisecond
+	return min(d, 15*time.Second)
 }
 
 // Serve runs n workers that each pull one message at a time from cons and

@@ -2,10 +2,14 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
@@ -33,6 +37,12 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 	for _, stmt := range stmts {
 		started := time.Now()
 		_, err := c.pool.Exec(ctx, stmt)
+		if pgutil.IsTransient(err) {
+			return fmt.Errorf("finalize %s: %w", t.ID(), err) // tried again once the target is back
+		}
+		if alreadyDone(err) {
+			err = nil // an earlier try got this far before the target went away
+		}
 		entry := target.AuditEntry{Table: t.ID(), Operation: "finalize", Status: "ok", Started: started, Metadata: map[string]any{"sql": stmt}}
 		if err != nil {
 			entry.Status, entry.Error = "failed", err.Error()
@@ -60,6 +70,22 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 	}
 	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
 	return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
+}
+
+// alreadyDone recognises a finalize statement that an interrupted earlier
+// try already applied: the index, constraint or key exists.
+func alreadyDone(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "42P07", // relation (index) already exists
+		"42710", // constraint already exists
+		"42P16": // multiple primary keys
+		return true
+	}
+	return false
 }
 
 // resetSequences restarts identity and serial sequences at max+1, so the

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/telemetry"
@@ -28,63 +29,103 @@ func (c *Coordinator) track(ctx context.Context) error {
 	}
 	defer stopLag()
 	events := make(chan jetstream.Msg, 64)
-	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
-	if err != nil {
-		return fmt.Errorf("events: %w", err)
-	}
-	defer iter.Stop()
-	go func() {
-		defer close(events)
-		for {
-			msg, err := iter.Next()
-			if err != nil {
-				return
-			}
-			select {
-			case events <- msg:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go c.pump(ctx, cons, events)
 
 	tick := time.NewTicker(c.cfg.PollEvery)
 	defer tick.Stop()
 	for {
-		if err := c.advance(ctx); err != nil {
-			return err
+		err := c.advance(ctx)
+		if err == nil {
+			var done bool
+			if done, err = c.finished(ctx); done && !pgutil.IsTransient(err) {
+				return err
+			}
 		}
-		if done, err := c.finished(ctx); done || err != nil {
+		if err != nil && !c.bearable(ctx, err) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-		case msg, ok := <-events:
-			if !ok {
-				return fmt.Errorf("events: subscription ended")
-			}
-			if err := c.event(ctx, msg); err != nil {
-				return err
-			}
-			// Drain what else is waiting before the next ledger query.
-			for drained := false; !drained; {
+		case msg := <-events:
+			// Take what else is waiting too before the next ledger query.
+			for more := true; more; {
+				if err := c.event(ctx, msg); err != nil && !c.bearable(ctx, err) {
+					return err
+				}
 				select {
-				case msg := <-events:
-					if err := c.event(ctx, msg); err != nil {
-						return err
-					}
+				case msg = <-events:
 				default:
-					drained = true
+					more = false
 				}
 			}
 		}
 	}
 }
 
+// bearable says whether the run can go on after err: the target being
+// away (restarting, failing over) only pauses the coordinator, which picks
+// up from the ledger when it is back.
+func (c *Coordinator) bearable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !pgutil.IsTransient(err) {
+		return false
+	}
+	c.log.WarnContext(ctx, "target unavailable, waiting", "err", err)
+	return true
+}
+
+// pump feeds the run's events into ch until ctx ends, re-subscribing when
+// the broker goes away and comes back.
+func (c *Coordinator) pump(ctx context.Context, cons jetstream.Consumer, ch chan<- jetstream.Msg) {
+	for ctx.Err() == nil {
+		iter, err := cons.Messages(jetstream.PullMaxMessages(64))
+		if err != nil {
+			c.log.WarnContext(ctx, "subscribe to events", "err", err)
+			pause(ctx, time.Second)
+			continue
+		}
+		for {
+			msg, err := iter.Next()
+			if err != nil {
+				break
+			}
+			select {
+			case ch <- msg:
+			case <-ctx.Done():
+				iter.Stop()
+				return
+			}
+		}
+		iter.Stop()
+		if ctx.Err() == nil {
+			c.log.WarnContext(ctx, "event subscription ended, subscribing again")
+			pause(ctx, time.Second)
+		}
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// event records one event; it is acknowledged once recorded, and comes
+// back later when the target could not take it.
 func (c *Coordinator) event(ctx context.Context, msg jetstream.Msg) error {
-	defer msg.Ack()
+	if err := c.record(ctx, msg); err != nil {
+		_ = msg.NakWithDelay(time.Second)
+		return err
+	}
+	_ = msg.Ack() // a lost ack redelivers the event, which records the same again
+	return nil
+}
+
+func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
 	switch proto.EventKind(msg.Subject()) {
 	case proto.EventChunkExtracted:
 		var ev proto.ChunkExtracted

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/caravan-db/caravan/internal/pgsandbox"
 	"github.com/caravan-db/caravan/internal/testenv"
 )
 
@@ -198,4 +199,38 @@ func TestResumeAfterCoordinatorKilled(t *testing.T) {
 	}
 	assertSameContent(t, src, dst, "big", "heap")
 	assertExactlyOnce(t, src, dst, run, "big", "heap")
+}
+
+// TestTargetCrashMidRun crashes the target PostgreSQL (immediate shutdown,
+// then crash recovery) while batches are being committed. Loaders, the
+// coordinator and the validator wait for it to come back, and the run ends
+// with every row there exactly once.
+func TestTargetCrashMidRun(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := pgsandbox.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Stop)
+	dst := cluster.URL("postgres")
+	src := testenv.Database(t, "src")
+	testenv.Exec(t, src, bigTable("big", 200_000)...)
+	run := uuid.NewString()
+	mig := start(t, "migrate", "migrate", "--source-url", src, "--target-url", dst, "--run-id", run,
+		"--chunk-rows", "10000", "--batch-rows", "1000")
+	testenv.Eventually(t, 2*time.Minute, "batches to be committed", func() bool {
+		return countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run) >= 20
+	})
+	if err := cluster.Crash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	atCrash := countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run)
+	if code := waitExit(t, mig, 90*time.Second); code != 0 {
+		t.Fatalf("migrate exited %d after the target crashed", code)
+	}
+	if total := query[int64](t, dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run); total <= atCrash {
+		t.Fatalf("the run was over when the target crashed (%d of %d batches): the test proves nothing", atCrash, total)
+	}
+	assertSameContent(t, src, dst, "big")
+	assertExactlyOnce(t, src, dst, run, "big")
 }

@@ -87,6 +87,7 @@ func start(t *testing.T, name string, args ...string) *exec.Cmd {
 		if t.Failed() {
 			data, _ := os.ReadFile(log.Name())
 			t.Logf("%s log:\n%s", name, tail(string(data), 6000))
+			_ = os.WriteFile(filepath.Join(os.TempDir(), "caravan-"+name+".log"), data, 0o644)
 		}
 	})
 	return cmd

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/telemetry"
@@ -72,7 +73,7 @@ func New(js jetstream.JetStream, src source.Source, cfg Config) *Extractor {
 
 // Run works until ctx ends.
 func (e *Extractor) Run(ctx context.Context) error {
-	cons, err := broker.WorkConsumer(ctx, e.js, proto.StreamTasks, proto.ConsumerExtractors, proto.SubjectAllTasks, e.cfg.AckWait, e.cfg.MaxDeliver)
+	cons, err := broker.WorkConsumer(ctx, e.js, proto.StreamTasks, proto.ConsumerExtractors, proto.SubjectAllTasks, e.cfg.AckWait)
 	if err != nil {
 		return fmt.Errorf("extractor: %w", err)
 	}
@@ -126,7 +127,10 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 	if ctx.Err() != nil {
 		return // shutting down: the task is redelivered to another extractor
 	}
-	if delivered >= uint64(e.cfg.MaxDeliver) {
+	// A source that is merely away (restarting, failing over) is waited
+	// for; anything else fails the chunk after MaxDeliver tries.
+	transient := pgutil.IsTransient(err)
+	if !transient && delivered >= uint64(e.cfg.MaxDeliver) {
 		e.cfg.Log.ErrorContext(ctx, "chunk failed for good", "table", task.Table, "chunk", task.Chunk, "deliveries", delivered, "err", err)
 		failed := &proto.ChunkFailed{V: proto.Version, Run: task.Run, Table: task.Table, Chunk: task.Chunk, Attempt: task.Attempt,
 			Error: fmt.Sprintf("extract failed after %d deliveries: %v", delivered, err)}
@@ -135,8 +139,8 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 		return
 	}
-	e.cfg.Log.WarnContext(ctx, "chunk will be retried", "table", task.Table, "chunk", task.Chunk, "delivery", delivered, "err", err)
-	_ = msg.NakWithDelay(backoff(delivered))
+	e.cfg.Log.WarnContext(ctx, "chunk will be retried", "table", task.Table, "chunk", task.Chunk, "delivery", delivered, "transient", transient, "err", err)
+	_ = msg.NakWithDelay(broker.Backoff(delivered))
 }
 
 // heartbeat keeps a long chunk's task from being redelivered while it is
@@ -175,11 +179,6 @@ func chunkAttrs(t *proto.ChunkTask) []attribute.KeyValue {
 		attribute.StringSlice("caravan.range.lo", t.Lo),
 		attribute.StringSlice("caravan.range.hi", t.Hi),
 	}
-}
-
-func backoff(delivered uint64) time.Duration {
-	d := time.Duration(1<<min(delivered, 6)) * 250 * time.Millisecond
-	return min(d, 15*time.Second)
 }
 
 func waitOrDone(ctx context.Context, d time.Duration) {

@@ -65,7 +65,7 @@ func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Loader {
 
 // Run works until ctx ends.
 func (l *Loader) Run(ctx context.Context) error {
-	cons, err := broker.WorkConsumer(ctx, l.js, proto.StreamBatches, proto.ConsumerLoaders, proto.SubjectAllBatches, l.cfg.AckWait, l.cfg.MaxDeliver)
+	cons, err := broker.WorkConsumer(ctx, l.js, proto.StreamBatches, proto.ConsumerLoaders, proto.SubjectAllBatches, l.cfg.AckWait)
 	if err != nil {
 		return fmt.Errorf("loader: %w", err)
 	}
@@ -124,12 +124,16 @@ func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
 	if ctx.Err() != nil {
 		return // shutting down: JetStream redelivers the batch
 	}
-	if pgutil.IsDataError(err) || delivered >= uint64(l.cfg.MaxDeliver) {
+	// The database being away is not the batch's fault: wait for it as long
+	// as it takes. A refused value is, at once; anything else after
+	// MaxDeliver tries.
+	transient := pgutil.IsTransient(err)
+	if pgutil.IsDataError(err) || (!transient && delivered >= uint64(l.cfg.MaxDeliver)) {
 		l.park(ctx, msg, &b, data, err, delivered)
 		return
 	}
-	l.cfg.Log.WarnContext(ctx, "batch will be retried", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "delivery", delivered, "err", err)
-	_ = msg.NakWithDelay(time.Duration(delivered) * time.Second)
+	l.cfg.Log.WarnContext(ctx, "batch will be retried", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "delivery", delivered, "transient", transient, "err", err)
+	_ = msg.NakWithDelay(broker.Backoff(delivered))
 }
 
 // loaded acknowledges a committed (or already committed) batch and reports

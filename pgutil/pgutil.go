@@ -7,9 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,6 +30,11 @@ var sessionParams = map[string]string{
 	"bytea_output":                "hex",
 	"standard_conforming_strings": "on",
 	"client_encoding":             "UTF8",
+	// A loader acknowledges a batch once PostgreSQL says it committed; a
+	// server running with synchronous_commit off may forget such a commit
+	// in a crash, and the batch would be lost for good. caravan's own
+	// transactions are durable whatever the server's default.
+	"synchronous_commit": "on",
 }
 
 // Config parses a connection URL and applies the canonical session settings.
@@ -215,4 +223,44 @@ func rawURLPassword(s string) (lo, hi int, ok bool) {
 		return 0, 0, false
 	}
 	return start + colon + 1, start + at, true
+}
+
+// IsTransient says whether err is the database (or the network to it)
+// being unavailable rather than anything wrong with the work: a restart, a
+// failover, a dropped connection, too many connections, a deadlock. Such
+// work is retried for as long as it takes, never given up on.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, starting up
+			pgErr.Code == "53300",                        // too many connections
+			pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	// pgx reports a connection lost mid-statement this way.
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "unexpected EOF")
 }

@@ -2,8 +2,13 @@ package pgutil
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestRedact(t *testing.T) {
@@ -59,5 +64,26 @@ func TestRedactUnparsableURL(t *testing.T) {
 	}
 	if pw := password("postgres://bob:s3cret@db:port/app"); pw != "s3cret" {
 		t.Errorf("password of an unparsable URL: %q", pw)
+	}
+}
+
+func TestIsTransient(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{&pgconn.PgError{Code: "40P01"}, true},
+		{&pgconn.PgError{Code: "22001"}, false},
+		{&pgconn.PgError{Code: "42P01"}, false},
+		{fmt.Errorf("copy: %w", io.ErrUnexpectedEOF), true},
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{errors.New("something else"), false},
+		{nil, false},
+	} {
+		if got := IsTransient(c.err); got != c.want {
+			t.Errorf("IsTransient(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
@@ -67,7 +68,7 @@ func (v *Validator) Run(ctx context.Context) error {
 		FilterSubjects: []string{"caravan.*.events." + proto.EventTableFinalized, "caravan.*.events." + proto.EventForeignKeys},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        10 * time.Minute,
-		MaxDeliver:     5,
+		MaxDeliver:     -1, // serve decides when to give up, with a verdict
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -82,18 +83,59 @@ func (v *Validator) Run(ctx context.Context) error {
 	return nil
 }
 
-// serve handles one event: acked when judged, retried later when the
-// target could not be read.
+// serve handles one event: acked when judged, tried again later when the
+// target could not be read. A check that keeps failing for another reason
+// ends as a failed verdict saying why, so the run is never left waiting.
 func (v *Validator) serve(ctx context.Context, msg jetstream.Msg) {
-	if err := v.handle(ctx, msg); err != nil {
-		if ctx.Err() == nil {
-			v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
-			v.cfg.Metrics.Error(ctx, "")
-			_ = msg.NakWithDelay(5 * time.Second)
-		}
+	err := v.handle(ctx, msg)
+	if err == nil {
+		_ = msg.Ack()
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	v.cfg.Log.ErrorContext(ctx, "validation", "subject", msg.Subject(), "err", err)
+	v.cfg.Metrics.Error(ctx, "")
+	delivered := uint64(1)
+	if md, mdErr := msg.Metadata(); mdErr == nil {
+		delivered = md.NumDelivered
+	}
+	if pgutil.IsTransient(err) || delivered < maxAttempts {
+		_ = msg.NakWithDelay(broker.Backoff(delivered))
+		return
+	}
+	if perr := v.giveUp(ctx, msg, err); perr != nil {
+		_ = msg.NakWithDelay(broker.Backoff(delivered))
 		return
 	}
 	_ = msg.Ack()
+}
+
+// maxAttempts is how often a check failing for a reason other than the
+// target's absence is tried before its verdict says it could not be made.
+const maxAttempts = 5
+
+// giveUp publishes a failed verdict for an event that could not be judged.
+func (v *Validator) giveUp(ctx context.Context, msg jetstream.Msg, cause error) error {
+	verdict := &proto.Verdict{V: proto.Version, OK: false, Detail: "could not validate: " + cause.Error()}
+	switch proto.EventKind(msg.Subject()) {
+	case proto.EventTableFinalized:
+		var ev proto.TableFinalized
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		verdict.Run, verdict.Table, verdict.Level = ev.Run, ev.Table, "table"
+	case proto.EventForeignKeys:
+		var ev proto.ForeignKeysCreated
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		verdict.Run, verdict.Table, verdict.Level = ev.Run, "*", "fk"
+	default:
+		return nil
+	}
+	return broker.Publish(ctx, v.js, proto.EventSubject(verdict.Run, proto.EventVerdict), verdict, telemetry.Header(ctx))
 }
 
 func (v *Validator) handle(ctx context.Context, msg jetstream.Msg) error {

@@ -23,6 +23,7 @@ type Cluster struct {
 	dir  string
 	bin  string
 	port int
+	opts string // server options, kept for Restart
 	cred *syscall.Credential
 }
 
@@ -64,10 +65,10 @@ func Start(ctx context.Context) (*Cluster, error) {
 		if c.port, err = freePort(); err != nil {
 			return nil, err
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB",
+		c.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB",
 			c.port, dir)
 		var out []byte
-		out, err = c.run(ctx, "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "log"), "-o", opts)
+		out, err = c.run(ctx, "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "log"), "-o", c.opts)
 		if err == nil {
 			return c, nil
 		}
@@ -75,6 +76,20 @@ func Start(ctx context.Context) (*Cluster, error) {
 	}
 	c.Stop()
 	return nil, err
+}
+
+// Crash stops the server the way a crash would (immediate shutdown: no
+// checkpoint, every connection cut) and starts it again, on the same port,
+// through crash recovery. Fault tests use it to kill a database mid-run.
+func (c *Cluster) Crash(ctx context.Context) error {
+	data := filepath.Join(c.dir, "data")
+	if out, err := c.run(ctx, "pg_ctl", "stop", "-D", data, "-m", "immediate", "-w"); err != nil {
+		return fmt.Errorf("pgsandbox: stop: %w\n%s", err, out)
+	}
+	if out, err := c.run(ctx, "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(c.dir, "log"), "-o", c.opts); err != nil {
+		return fmt.Errorf("pgsandbox: start: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // Stop stops the cluster and removes its directory.
