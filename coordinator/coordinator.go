@@ -257,6 +257,16 @@ var errRunFailed = errors.New("run failed")
 // unvalidated tables.
 func ErrRunFailed() error { return errRunFailed }
 
+// broadcast publishes a run event, retrying while the broker is away
+// (restarting, failing over): a lost TableFinalized would leave its table
+// unjudged. It gives up after two minutes.
 func broadcast(ctx context.Context, js jetstream.JetStream, run, kind string, msg any) error {
-	return broker.Publish(ctx, js, proto.EventSubject(run, kind), msg, telemetry.Header(ctx))
+	deadline := time.Now().Add(2 * time.Minute)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := broker.Publish(ctx, js, proto.EventSubject(run, kind), msg, telemetry.Header(ctx))
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		pause(ctx, wait)
+	}
 }

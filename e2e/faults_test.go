@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -230,6 +231,58 @@ func TestTargetCrashMidRun(t *testing.T) {
 	}
 	if total := query[int64](t, dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run); total <= atCrash {
 		t.Fatalf("the run was over when the target crashed (%d of %d batches): the test proves nothing", atCrash, total)
+	}
+	assertSameContent(t, src, dst, "big")
+	assertExactlyOnce(t, src, dst, run, "big")
+}
+
+// TestBrokerKilledMidRun SIGKILLs the NATS server (a `caravan broker`
+// process storing JetStream on disk) mid-run and starts it again on the same
+// address and directory. Every role reconnects and the run finishes with
+// every row exactly once.
+func TestBrokerKilledMidRun(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, bigTable("big", 200_000)...)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	brokerArgs := []string{"broker", "--listen", addr, "--data-dir", dir}
+	first := start(t, "broker-1", brokerArgs...)
+	natsURL := "nats://" + addr
+	testenv.Eventually(t, 30*time.Second, "the broker to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	run := uuid.NewString()
+	start(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL)
+	start(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL, "--batch-ack-wait", "5s")
+	start(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
+	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
+		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "1000")
+
+	testenv.Eventually(t, 2*time.Minute, "batches to be committed", func() bool {
+		return countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run) >= 20
+	})
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	atKill := countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run)
+	start(t, "broker-2", brokerArgs...)
+
+	if code := waitExit(t, coord, 3*time.Minute); code != 0 {
+		t.Fatalf("coordinator exited %d after the broker was killed", code)
+	}
+	if total := query[int64](t, dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run); total <= atKill {
+		t.Fatalf("the run was over when the broker died (%d of %d batches): the test proves nothing", atKill, total)
 	}
 	assertSameContent(t, src, dst, "big")
 	assertExactlyOnce(t, src, dst, run, "big")
