@@ -82,3 +82,21 @@ func TestMigrateEveryKindOfTable(t *testing.T) {
 		}
 	}
 }
+
+// A value larger than a broker message travels through the object store
+// and still arrives intact.
+func TestValueLargerThanAMessage(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE TABLE docs (id integer PRIMARY KEY, body text, blob bytea)`,
+		`INSERT INTO docs SELECT g, repeat(md5(g::text), CASE WHEN g = 3 THEN 400000 ELSE 10 END),
+			CASE WHEN g = 4 THEN decode(repeat('00ff', 5000000), 'hex') END FROM generate_series(1, 6) g`)
+	res := caravan(t, 3*time.Minute, "migrate", "--source-url", src, "--target-url", dst)
+	if res.code != 0 {
+		t.Fatalf("migrate exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 3000))
+	}
+	assertSameContent(t, src, dst, "docs")
+	if n := query[int64](t, dst, `SELECT octet_length(body) FROM docs WHERE id = 3`); n != 12_800_000 {
+		t.Errorf("the 12.8 MB value arrived as %d bytes", n)
+	}
+}
