@@ -21,8 +21,9 @@ SQL
 echo "== building the sample source database"
 psql -q -v ON_ERROR_STOP=1 "$src" -f scripts/demo-source.sql
 
-echo "== caravan plan (what will happen; touches nothing)"
-bin/caravan plan --source-url "$src" | head -40
+echo "== caravan plan (what will happen; touches nothing): first lines of demo-plan.sql"
+bin/caravan plan --source-url "$src" > demo-plan.sql
+head -40 demo-plan.sql
 echo "   ..."
 
 echo "== caravan migrate"
