@@ -36,6 +36,13 @@ type Source interface {
 	Close() error
 }
 
+// Consistency describes, without opening anything, the consistency a run
+// would get (what Snapshot's Note will say), so `caravan plan` can tell a
+// user before a run whether the source must be kept quiet.
+type Consistency interface {
+	Consistency() string
+}
+
 // Snapshot is a consistent view of the source.
 type Snapshot struct {
 	// ID is what workers pass in ChunkTask.Snapshot; "" when the source has

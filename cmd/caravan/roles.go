@@ -12,6 +12,7 @@ import (
 	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/validator"
 )
@@ -172,13 +173,20 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return printPlan(plan, c.Bool("unlogged"))
+			consistency := ""
+			if cs, ok := src.(source.Consistency); ok {
+				consistency = cs.Consistency()
+			}
+			return printPlan(plan, consistency, c.Bool("unlogged"))
 		},
 	}
 }
 
-func printPlan(plan *coordinator.Plan, unlogged bool) error {
+func printPlan(plan *coordinator.Plan, consistency string, unlogged bool) error {
 	w := os.Stdout
+	if consistency != "" {
+		fmt.Fprintf(w, "-- consistency: %s\n\n", consistency)
+	}
 	fmt.Fprintln(w, "-- mapping")
 	for _, tp := range plan.Tables {
 		t := tp.Table

@@ -26,6 +26,17 @@ const noteIsolation = "SNAPSHOT isolation: each chunk (every page of it) is read
 const noteQuiet = "no snapshot: ALLOW_SNAPSHOT_ISOLATION is OFF and no database snapshot was asked for; " +
 	"chunks are read under READ COMMITTED, so the source must be quiet (no writes) for the whole run"
 
+// Consistency implements source.Consistency: the note Snapshot will give.
+func (s *Source) Consistency() string {
+	switch {
+	case s.opts.DatabaseSnapshot:
+		return "database snapshot (created when the run starts): every chunk reads the same point in time"
+	case s.siOn:
+		return noteIsolation
+	}
+	return noteQuiet
+}
+
 // Snapshot implements source.Source.
 func (s *Source) Snapshot(ctx context.Context) (*source.Snapshot, error) {
 	if s.opts.DatabaseSnapshot {

@@ -105,6 +105,11 @@ func (s *Source) Snapshot(ctx context.Context) (*source.Snapshot, error) {
 	return &source.Snapshot{ID: id, Note: "one exported snapshot (" + id + ") shared by every reader", Release: release}, nil
 }
 
+// Consistency implements source.Consistency.
+func (s *Source) Consistency() string {
+	return "one exported snapshot shared by every reader: the whole run reads one point in time"
+}
+
 // readTx opens a read-only transaction in the run's snapshot.
 func (s *Source) readTx(ctx context.Context, snapshot string) (pgx.Tx, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
