@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
 	"github.com/caravan-db/caravan/coordinator"
@@ -13,7 +16,6 @@ import (
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
-	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/validator"
 )
 
@@ -99,25 +101,9 @@ func loaderCommand() *cli.Command {
 		Usage: "commit row batches into the target, exactly once",
 		Flags: join([]cli.Flag{targetURL, natsURL}, loaderFlags, logFlags),
 		Action: func(c *cli.Context) error {
-			if err := require(c, "target-url", "nats-url"); err != nil {
-				return err
-			}
-			log, err := logger(c)
-			if err != nil {
-				return err
-			}
-			pool, err := targetPool(c.Context, c.String("target-url"), c.Int("loaders")+1)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			b, err := connectBroker(c.Context, c, "caravan-loader", false)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			log.Info("loader started", "concurrency", c.Int("loaders"))
-			return loader.New(b.js, pool, loaderConfig(c, log)).Run(c.Context)
+			return targetWorker(c, "loader", c.Int("loaders"), func(js jetstream.JetStream, pool *pgxpool.Pool, log *slog.Logger) error {
+				return loader.New(js, pool, loaderConfig(c, log)).Run(c.Context)
+			})
 		},
 	}
 }
@@ -128,27 +114,35 @@ func validatorCommand() *cli.Command {
 		Usage: "judge finalized tables: counts, keys, digests, foreign keys",
 		Flags: join([]cli.Flag{targetURL, natsURL}, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
-			if err := require(c, "target-url", "nats-url"); err != nil {
-				return err
-			}
-			log, err := logger(c)
-			if err != nil {
-				return err
-			}
-			pool, err := targetPool(c.Context, c.String("target-url"), c.Int("validators")+1)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			b, err := connectBroker(c.Context, c, "caravan-validator", false)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			log.Info("validator started")
-			return validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log, Metrics: metrics(c)}).Run(c.Context)
+			return targetWorker(c, "validator", c.Int("validators"), func(js jetstream.JetStream, pool *pgxpool.Pool, log *slog.Logger) error {
+				return validator.New(js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log, Metrics: metrics(c)}).Run(c.Context)
+			})
 		},
 	}
+}
+
+// targetWorker wires a role that works on the target alone: its logger,
+// a pool sized for its concurrency, and the broker.
+func targetWorker(c *cli.Context, role string, concurrency int, run func(jetstream.JetStream, *pgxpool.Pool, *slog.Logger) error) error {
+	if err := require(c, "target-url", "nats-url"); err != nil {
+		return err
+	}
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	pool, err := targetPool(c.Context, c.String("target-url"), concurrency+1)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	b, err := connectBroker(c.Context, c, "caravan-"+role, false)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	log.Info(role+" started", "concurrency", concurrency)
+	return run(b.js, pool, log)
 }
 
 func planCommand() *cli.Command {
@@ -243,4 +237,3 @@ func statusCommand() *cli.Command {
 	}
 }
 
-var _ = target.RunSucceeded
