@@ -236,4 +236,3 @@ func statusCommand() *cli.Command {
 		},
 	}
 }
-
