@@ -44,7 +44,11 @@ type batcher struct {
 	maxBytes int
 	maxRows  int
 
-	buf     bytes.Buffer
+	// buf gathers the current batch's lines; spare is the buffer of the
+	// last published batch, reused so a chunk costs two buffers, not one
+	// per batch (growing and clearing them showed up in profiles).
+	buf     []byte
+	spare   []byte
 	rows    int
 	digest  proto.Digest
 	pending *proto.RowBatch
@@ -80,12 +84,15 @@ func (b *batcher) add(ctx context.Context, line []byte) error {
 		d.Add(h)
 		return b.stage(ctx, b.newBatch(1, d, bytes.Clone(line)))
 	}
-	if b.rows > 0 && (b.buf.Len()+len(line) > b.maxBytes || b.rows >= b.maxRows) {
+	if b.rows > 0 && (len(b.buf)+len(line) > b.maxBytes || b.rows >= b.maxRows) {
 		if err := b.cut(ctx); err != nil {
 			return err
 		}
 	}
-	b.buf.Write(line)
+	if b.buf == nil {
+		b.buf = make([]byte, 0, b.maxBytes)
+	}
+	b.buf = append(b.buf, line...)
 	b.rows++
 	b.digest.Add(h)
 	return nil
@@ -96,8 +103,8 @@ func (b *batcher) cut(ctx context.Context) error {
 	if b.rows == 0 {
 		return nil
 	}
-	batch := b.newBatch(b.rows, b.digest, bytes.Clone(b.buf.Bytes()))
-	b.buf.Reset()
+	batch := b.newBatch(b.rows, b.digest, b.buf)
+	b.buf, b.spare = b.spare, nil
 	b.rows = 0
 	b.digest = proto.Digest{}
 	return b.stage(ctx, batch)
@@ -116,6 +123,10 @@ func (b *batcher) stage(ctx context.Context, batch *proto.RowBatch) error {
 	if b.pending != nil {
 		if err := b.e.publish(ctx, b.pending); err != nil {
 			return err
+		}
+		// Published means encoded and sent: its buffer is free again.
+		if d := b.pending.Data; b.spare == nil && cap(d) == b.maxBytes {
+			b.spare = d[:0]
 		}
 	}
 	b.pending = batch
@@ -159,12 +170,14 @@ func (e *Extractor) publish(ctx context.Context, b *proto.RowBatch) error {
 			return err
 		}
 	}
-	data, err := proto.Marshal(b)
-	if err != nil {
+	enc := e.encoders.Get().(*bytes.Buffer)
+	defer e.encoders.Put(enc)
+	enc.Reset()
+	if err := proto.MarshalTo(enc, b); err != nil {
 		return fmt.Errorf("encode batch %d: %w", b.Seq, err)
 	}
 	msg := nats.NewMsg(proto.BatchesSubject(b.Run))
-	msg.Data = data
+	msg.Data = enc.Bytes() // the client has copied it out by the time PublishMsg returns
 	telemetry.Inject(ctx, msg.Header)
 	msg.Header.Set(proto.HeaderMsgID, proto.BatchMsgID(b))
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {

@@ -5,6 +5,7 @@
 package extractor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -63,12 +64,15 @@ type Extractor struct {
 	src    source.Source
 	blobs  jetstream.ObjectStore
 	tracer trace.Tracer
+	// encoders recycles the buffers batches are encoded into.
+	encoders sync.Pool
 }
 
 // New returns an extractor reading from src.
 func New(js jetstream.JetStream, src source.Source, cfg Config) *Extractor {
 	cfg.defaults()
-	return &Extractor{cfg: cfg, js: js, src: src, tracer: telemetry.Tracer(cfg.Tracer)}
+	return &Extractor{cfg: cfg, js: js, src: src, tracer: telemetry.Tracer(cfg.Tracer),
+		encoders: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 }
 
 // Run works until ctx ends.

@@ -5,6 +5,7 @@
 package proto
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -237,6 +238,10 @@ type RunFinished struct {
 
 // Marshal encodes a message.
 func Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// MarshalTo encodes a message into buf (appending), so a hot path can
+// reuse one buffer instead of allocating a megabyte per batch.
+func MarshalTo(buf *bytes.Buffer, v any) error { return msgpack.NewEncoder(buf).Encode(v) }
 
 // Unmarshal decodes a message and refuses another protocol version.
 func Unmarshal(data []byte, v any) error {
