@@ -15,9 +15,11 @@ import (
 	"github.com/caravan-db/caravan/telemetry"
 )
 
-// track follows a run's events until every table has its verdict. Progress
-// itself is read from the ledger (CompleteChunks), events only say when to
-// look, so a lost event delays the run by at most PollEvery.
+// track follows a run's events until every table has its verdict.
+// Completion itself is read from the ledger (CompleteChunks): events carry
+// what the extractors read and say when to look again, and the ledger is
+// polled every PollEvery besides, so a batch report lost with a dying
+// loader delays the run by a poll at most.
 func (c *Coordinator) track(ctx context.Context) error {
 	cons, err := broker.EventConsumer(ctx, c.js, "coordinator", c.cfg.Run)
 	if err != nil {
@@ -29,7 +31,9 @@ func (c *Coordinator) track(ctx context.Context) error {
 	}
 	defer stopLag()
 	events := make(chan jetstream.Msg, 64)
-	go c.pump(ctx, cons, events)
+	pumpCtx, stopPump := context.WithCancel(ctx)
+	defer stopPump()
+	go c.pump(pumpCtx, cons, events)
 
 	tick := time.NewTicker(c.cfg.PollEvery)
 	defer tick.Stop()
