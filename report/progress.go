@@ -71,7 +71,7 @@ func Stats(p target.TableProgress, now time.Time) TableStats {
 		end = *p.LastLoad
 	}
 	if p.FirstLoad != nil {
-		if el := end.Sub(*p.FirstLoad).Seconds(); el > 0.5 {
+		if el := end.Sub(*p.FirstLoad).Seconds(); el > 0.1 {
 			s.RowsPerSec = float64(p.Rows) / el
 		}
 	}
@@ -127,7 +127,7 @@ func bar(f float64, width int) string {
 
 func rate(r float64) string {
 	if r <= 0 {
-		return "-" // not measurable yet (or the table took under half a second)
+		return "-" // not measurable yet (or the table took under 0.1 s)
 	}
 	return fmt.Sprintf("%.0f", r)
 }

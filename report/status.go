@@ -48,6 +48,9 @@ func Status(ctx context.Context, pool *pgxpool.Pool, run string, w io.Writer, op
 		case opts.Watch && !over:
 			lines = drawBars(w, progress, lines, true)
 		default:
+			if lines > 0 {
+				fmt.Fprintf(w, "\x1b[%dA\x1b[J", lines) // the final view replaces the live one
+			}
 			fmt.Fprintf(w, "run %s: %s (source %s; %s)\n", rep.Run, rep.Status, rep.Source, rep.Consistency)
 			drawBars(w, progress, 0, false)
 			fmt.Fprintln(w)
