@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -43,10 +44,12 @@ func (s *Source) Plan(ctx context.Context, t *schema.Table, snapshot string, row
 	return planKeys(ctx, tx, t, rows, n)
 }
 
-// rowCount trusts the catalog's estimate for big tables and counts small or
-// never-analysed ones, where the estimate is often zero or stale.
+// rowCount trusts the catalog's estimate once a table has been analysed
+// and is not tiny (it only sizes chunks and progress bars; the rows copied
+// are counted exactly as they are read), and counts the rest, where the
+// estimate is zero or meaningless.
 func rowCount(ctx context.Context, tx pgx.Tx, t *schema.Table, rowsPerChunk int64) (int64, error) {
-	if t.RowEstimate > 10*rowsPerChunk {
+	if t.RowEstimate > rowsPerChunk {
 		return t.RowEstimate, nil
 	}
 	var n int64
@@ -57,6 +60,17 @@ func rowCount(ctx context.Context, tx pgx.Tx, t *schema.Table, rowsPerChunk int6
 }
 
 func planKeys(ctx context.Context, tx pgx.Tx, t *schema.Table, rows, n int64) ([]source.Chunk, error) {
+	if bounds, err := histogram(ctx, tx, t); err != nil {
+		return nil, err
+	} else if int64(len(bounds)) > 2*n {
+		// ANALYZE already sampled the key: its histogram gives the
+		// quantiles without reading the table again.
+		samples := make([][]string, len(bounds))
+		for i, b := range bounds {
+			samples[i] = []string{b}
+		}
+		return chunksFromSamples(samples, rows, n), nil
+	}
 	keys := quotedCols(t.PrimaryKey)
 	texts := make([]string, len(keys))
 	for i, k := range keys {
@@ -88,6 +102,26 @@ func planKeys(ctx context.Context, tx pgx.Tx, t *schema.Table, rows, n int64) ([
 		return nil, fmt.Errorf("sample keys: %w", err)
 	}
 	return chunksFromSamples(samples, rows, n), nil
+}
+
+// histogram returns the equi-depth histogram ANALYZE keeps for a
+// single-column key (nil when there is none): quantile boundaries of the
+// key in the column's own sort order, which is the order chunks are read in.
+func histogram(ctx context.Context, tx pgx.Tx, t *schema.Table) ([]string, error) {
+	if len(t.PrimaryKey) != 1 {
+		return nil, nil
+	}
+	var bounds []string
+	err := tx.QueryRow(ctx, `SELECT coalesce(histogram_bounds::text::text[], '{}') FROM pg_stats
+		WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited`,
+		t.Source.Schema, t.Source.Name, t.PrimaryKey[0]).Scan(&bounds)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key histogram: %w", err)
+	}
+	return bounds, nil
 }
 
 // chunksFromSamples cuts sorted sample keys at n-1 quantiles. Equal

@@ -142,3 +142,15 @@ func TestReadCanonicalText(t *testing.T) {
 	}
 	_ = tbl
 }
+
+// Without statistics (never analysed) the planner samples the key itself.
+func TestPlanWithoutStatisticsSamples(t *testing.T) {
+	s := open(t, `CREATE TABLE fresh (id bigint PRIMARY KEY)`,
+		`INSERT INTO fresh SELECT g * g FROM generate_series(1, 12000) g`)
+	tbl := table(t, s, "fresh")
+	chunks, err := s.Plan(context.Background(), tbl, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEven(t, readAll(t, s, tbl, chunks), 12000, 1000)
+}
