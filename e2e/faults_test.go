@@ -128,8 +128,8 @@ func TestTaskRedeliveredWhileExtracting(t *testing.T) {
 	testenv.Exec(t, src, bigTable("big", 150_000)...)
 	run := uuid.NewString()
 	res := caravan(t, 5*time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--run-id", run,
-		"--chunk-rows", "50000", "--batch-rows", "1000", "--extractors", "3", "--loaders", "2",
-		"--task-ack-wait", "200ms", "--task-heartbeat", "-1s")
+		"--chunk-rows", "75000", "--batch-rows", "1000", "--extractors", "3", "--loaders", "2",
+		"--task-ack-wait", "100ms", "--task-heartbeat", "-1s")
 	if res.code != 0 {
 		t.Fatalf("migrate exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
 	}
