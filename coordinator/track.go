@@ -136,7 +136,7 @@ func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			return nil
 		}
-		if err := target.MarkExtracted(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest); err != nil {
+		if err := target.MarkExtracted(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest, readAt(ev.Started)); err != nil {
 			return err
 		}
 		rows := ev.Rows
@@ -301,4 +301,13 @@ func (c *Coordinator) finished(ctx context.Context) (bool, error) {
 		return true, fmt.Errorf("%w: %s", errRunFailed, errText)
 	}
 	return true, nil
+}
+
+// readAt is when an extractor began a chunk, or now for an extractor too
+// old to say.
+func readAt(unixNanos int64) time.Time {
+	if unixNanos == 0 {
+		return time.Now()
+	}
+	return time.Unix(0, unixNanos)
 }

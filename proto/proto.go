@@ -165,6 +165,9 @@ type ChunkExtracted struct {
 	Rows    int64  `msgpack:"rows"`
 	Bytes   int64  `msgpack:"bytes"`
 	Digest  string `msgpack:"digest"`
+	// Started is when the read began (Unix nanoseconds): a table's copy time
+	// runs from its first read, not from when its chunks were queued.
+	Started int64 `msgpack:"started"`
 }
 
 // BatchLoaded says a loader committed one batch (or found it committed).

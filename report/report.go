@@ -112,12 +112,12 @@ type timing struct {
 	seconds float64
 }
 
-// tableTimes measures each table from its first chunk's publication to its
-// last chunk's load, which is the table's own copy time in a run that
-// moves many tables at once.
+// tableTimes measures each table from its first chunk's read to its last
+// chunk's load: the table's own copy time in a run that moves many tables
+// at once (time spent queued behind other tables does not count).
 func tableTimes(ctx context.Context, pool *pgxpool.Pool, run string) (map[string]timing, error) {
 	rows, err := pool.Query(ctx, `SELECT table_id, coalesce(sum(rows), 0)::bigint,
-			coalesce(extract(epoch FROM max(loaded_at) - min(published_at)), 0)::float8
+			coalesce(extract(epoch FROM max(loaded_at) - min(coalesce(read_at, published_at))), 0)::float8
 		FROM caravan.chunks WHERE run_id = $1 GROUP BY table_id`, run)
 	if err != nil {
 		return nil, fmt.Errorf("table timings: %w", err)

@@ -52,10 +52,11 @@ func MarkPublished(ctx context.Context, pool *pgxpool.Pool, run, table string, c
 
 // MarkExtracted records what an extractor read for a chunk attempt. A
 // report for an older attempt, or for a failed chunk, changes nothing.
-func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string) error {
-	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = 'extracted', batches = $5, rows = $6, bytes = $7, digest = $8, extracted_at = now()
+func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string, readAt time.Time) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = 'extracted', batches = $5, rows = $6, bytes = $7, digest = $8,
+			read_at = $9, extracted_at = now()
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4 AND status = 'pending'`,
-		run, table, chunk, attempt, batches, rows, bytes, digest)
+		run, table, chunk, attempt, batches, rows, bytes, digest, readAt)
 	if err != nil {
 		return fmt.Errorf("chunk %s/%d extracted: %w", table, chunk, err)
 	}
@@ -192,7 +193,7 @@ func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET attempt = $4, status = 'pending', batches = NULL, rows = NULL,
-			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, extracted_at = NULL, loaded_at = NULL
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, run, table, chunk, attempt); err != nil {
 		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
 	}

@@ -58,10 +58,14 @@ var stateDDL = []string{
 		digest       text,
 		error        text,
 		published_at timestamptz,
+		read_at      timestamptz,
 		extracted_at timestamptz,
 		loaded_at    timestamptz,
 		PRIMARY KEY (run_id, table_id, chunk),
 		FOREIGN KEY (run_id, table_id) REFERENCES caravan.tables ON DELETE CASCADE)`,
+	// Columns added after the first schema: a target that held an older
+	// caravan's state gets them too.
+	`ALTER TABLE caravan.chunks ADD COLUMN IF NOT EXISTS read_at timestamptz`,
 	`CREATE TABLE IF NOT EXISTS caravan.ledger (
 		run_id    uuid NOT NULL,
 		table_id  text NOT NULL,
