@@ -195,16 +195,16 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		c.audit(ctx, target.AuditEntry{Table: ch.Table, Operation: "chunk_loaded", Rows: &rows, Status: "ok",
 			Metadata: map[string]any{"chunk": ch.Chunk, "bytes": ch.Bytes}})
 	}
-	progress, err := target.Progress(ctx, c.pool, c.cfg.Run)
+	counts, err := target.ChunkCounts(ctx, c.pool, c.cfg.Run)
 	if err != nil {
 		return err
 	}
-	for _, p := range progress {
+	for _, p := range counts {
 		ts := c.tables[p.Table]
-		if ts == nil || ts.finalized || ts.failed || p.ChunksLoaded+p.ChunksFailed < p.Chunks {
+		if ts == nil || ts.finalized || ts.failed || p.Loaded+p.Failed < p.Chunks {
 			continue
 		}
-		if p.ChunksFailed > 0 {
+		if p.Failed > 0 {
 			if err := c.failTable(ctx, ts); err != nil {
 				return err
 			}
