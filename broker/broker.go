@@ -172,14 +172,9 @@ func EventConsumer(ctx context.Context, js jetstream.JetStream, role, run string
 
 // Publish encodes and publishes a message with the given headers.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, msg any, header nats.Header) error {
-	data, err := proto.Marshal(msg)
+	m, err := NewMsg(subject, msg, header)
 	if err != nil {
 		return err
-	}
-	m := nats.NewMsg(subject)
-	m.Data = data
-	for k, v := range header {
-		m.Header[k] = v
 	}
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
@@ -190,19 +185,49 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, msg an
 // PublishAsync publishes a message without waiting for the broker's
 // acknowledgement: for hints whose loss costs only time.
 func PublishAsync(js jetstream.JetStream, subject string, msg any, header nats.Header) error {
-	data, err := proto.Marshal(msg)
+	m, err := NewMsg(subject, msg, header)
 	if err != nil {
 		return err
+	}
+	if _, err := js.PublishMsgAsync(m); err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+// PublishPatiently publishes m, retrying with backoff while the broker
+// refuses it (a full stream: backpressure; a restart: an outage), until it
+// is accepted, ctx ends, or patience runs out (0: never). Nothing is
+// dropped quietly: the caller gets the last error.
+func PublishPatiently(ctx context.Context, js jetstream.JetStream, m *nats.Msg, patience time.Duration) error {
+	var deadline time.Time
+	if patience > 0 {
+		deadline = time.Now().Add(patience)
+	}
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		_, err := js.PublishMsg(ctx, m)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || (!deadline.IsZero() && time.Now().After(deadline)) {
+			return fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+		Pause(ctx, wait)
+	}
+}
+
+// NewMsg encodes msg into a NATS message for subject with header.
+func NewMsg(subject string, msg any, header nats.Header) (*nats.Msg, error) {
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return nil, err
 	}
 	m := nats.NewMsg(subject)
 	m.Data = data
 	for k, v := range header {
 		m.Header[k] = v
 	}
-	if _, err := js.PublishMsgAsync(m); err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
-	}
-	return nil
+	return m, nil
 }
 
 // FetchOne waits up to wait for one message of a pull consumer. It returns
@@ -249,7 +274,7 @@ func Serve(ctx context.Context, cons jetstream.Consumer, n int, log *slog.Logger
 				if err != nil {
 					if ctx.Err() == nil {
 						log.WarnContext(ctx, "fetch", "consumer", cons.CachedInfo().Name, "err", err)
-						pause(ctx, time.Second)
+						Pause(ctx, time.Second)
 					}
 					continue
 				}
@@ -262,7 +287,8 @@ func Serve(ctx context.Context, cons jetstream.Consumer, n int, log *slog.Logger
 	wg.Wait()
 }
 
-func pause(ctx context.Context, d time.Duration) {
+// Pause waits d or until ctx ends, whichever comes first.
+func Pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -261,12 +261,9 @@ func ErrRunFailed() error { return errRunFailed }
 // (restarting, failing over): a lost TableFinalized would leave its table
 // unjudged. It gives up after two minutes.
 func broadcast(ctx context.Context, js jetstream.JetStream, run, kind string, msg any) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := broker.Publish(ctx, js, proto.EventSubject(run, kind), msg, telemetry.Header(ctx))
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		pause(ctx, wait)
+	m, err := broker.NewMsg(proto.EventSubject(run, kind), msg, telemetry.Header(ctx))
+	if err != nil {
+		return err
 	}
+	return broker.PublishPatiently(ctx, js, m, 2*time.Minute)
 }

@@ -86,7 +86,7 @@ func (c *Coordinator) pump(ctx context.Context, cons jetstream.Consumer, ch chan
 		iter, err := cons.Messages(jetstream.PullMaxMessages(64))
 		if err != nil {
 			c.log.WarnContext(ctx, "subscribe to events", "err", err)
-			pause(ctx, time.Second)
+			broker.Pause(ctx, time.Second)
 			continue
 		}
 		for {
@@ -104,17 +104,8 @@ func (c *Coordinator) pump(ctx context.Context, cons jetstream.Consumer, ch chan
 		iter.Stop()
 		if ctx.Err() == nil {
 			c.log.WarnContext(ctx, "event subscription ended, subscribing again")
-			pause(ctx, time.Second)
+			broker.Pause(ctx, time.Second)
 		}
-	}
-}
-
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

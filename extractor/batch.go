@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/caravan-db/caravan/broker"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/telemetry"
 )
@@ -180,17 +180,10 @@ func (e *Extractor) publish(ctx context.Context, b *proto.RowBatch) error {
 	msg.Data = enc.Bytes() // the client has copied it out by the time PublishMsg returns
 	telemetry.Inject(ctx, msg.Header)
 	msg.Header.Set(proto.HeaderMsgID, proto.BatchMsgID(b))
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		_, err := e.js.PublishMsg(ctx, msg)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("publish batch %d: %w", b.Seq, ctx.Err())
-		}
-		e.cfg.Log.DebugContext(ctx, "batches stream refused a batch, waiting", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "err", err)
-		waitOrDone(ctx, wait)
+	if err := broker.PublishPatiently(ctx, e.js, msg, 0); err != nil {
+		return fmt.Errorf("batch %d: %w", b.Seq, err)
 	}
+	return nil
 }
 
 // maxData is the largest Data a message carries: the server's limit less

@@ -185,12 +185,3 @@ func chunkAttrs(t *proto.ChunkTask) []attribute.KeyValue {
 		attribute.StringSlice("caravan.range.hi", t.Hi),
 	}
 }
-
-func waitOrDone(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
