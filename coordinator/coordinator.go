@@ -253,10 +253,6 @@ func (c *Coordinator) audit(ctx context.Context, e target.AuditEntry) {
 
 var errRunFailed = errors.New("run failed")
 
-// ErrRunFailed is wrapped by Run's error when the run ended with failed or
-// unvalidated tables.
-func ErrRunFailed() error { return errRunFailed }
-
 // broadcast publishes a run event, retrying while the broker is away
 // (restarting, failing over): a lost TableFinalized would leave its table
 // unjudged. It gives up after two minutes.

@@ -65,7 +65,7 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 		ts := &tableState{t: t, created: st.Created}
 		c.tables[st.Table] = ts
 		switch st.Status {
-		case target.StatusFinalized, target.StatusValidated:
+		case target.StatusFinalized:
 			ts.finalized = true
 			if v := tableVerdict(run.ID, st.Table, verdicts); v != nil {
 				ts.verdict = v

@@ -56,8 +56,7 @@ const (
 
 // Header keys.
 const (
-	HeaderMsgID   = "Nats-Msg-Id" // JetStream de-duplication window
-	HeaderVersion = "Caravan-Version"
+	HeaderMsgID = "Nats-Msg-Id" // JetStream de-duplication window
 )
 
 // EncodingCopyText is the only row encoding: rows as PostgreSQL COPY text

@@ -24,10 +24,8 @@ const (
 // Table and chunk statuses.
 const (
 	StatusPending   = "pending"
-	StatusExtracted = "extracted"
 	StatusLoaded    = "loaded"
 	StatusFinalized = "finalized"
-	StatusValidated = "validated"
 	StatusFailed    = "failed"
 )
 
