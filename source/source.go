@@ -6,6 +6,7 @@ package source
 
 import (
 	"context"
+	"errors"
 
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
@@ -60,4 +61,27 @@ type Chunk struct {
 	Range   string   // proto.RangeKey, proto.RangePhysical or proto.RangeAll
 	Lo, Hi  []string // nil for an open end
 	EstRows int64
+}
+
+// PermanentError marks a source error that no retry can mend: a syntax or
+// permission error, a value that cannot be converted, a snapshot that is
+// gone. The extractor fails the chunk at once with it instead of retrying;
+// only outages (pgutil.IsTransient) are waited out.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a PermanentError (nil stays nil).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent says whether err, or an error it wraps, is permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
 }
