@@ -86,12 +86,20 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	if err := target.EnsureState(ctx, c.pool); err != nil {
 		return err
 	}
+	switch _, err := target.LoadRun(ctx, c.pool, c.cfg.Run); {
+	case err == nil:
+		return fmt.Errorf("run %s already exists: finish it with caravan resume %[1]s, or start a new run without --run-id", c.cfg.Run)
+	case !errors.Is(err, target.ErrNoRun):
+		return err
+	}
 	if err := c.start(ctx); err != nil {
 		return err
 	}
 	return c.track(ctx)
 }
 
+// start plans the run, records it, creates the target tables and
+// publishes every chunk.
 func (c *Coordinator) start(ctx context.Context) error {
 	ctx, span := c.tracer.Start(ctx, "plan")
 	defer span.End()

@@ -15,26 +15,51 @@ import (
 	"github.com/caravan-db/caravan/target"
 )
 
-// Resume finishes a run from the state in the target alone: chunks that
-// were fully loaded stay, every other chunk gets a new attempt read in a
-// new snapshot after the rows of its earlier attempts are removed, and the
-// run then goes on as usual. The old snapshot died with the old
-// coordinator, so the rows a resumed run copies are those of the source as
-// it is now; a source that changed meanwhile should be copied anew.
+// Resume finishes a run from the state in the target alone, and repairs
+// what it can of a run that ended failed. Chunks that were fully loaded
+// stay; every other chunk gets a new attempt read in a new snapshot after
+// the rows of its earlier attempts are removed; a table whose content
+// failed validation is loaded again whole; a run refused at setup is
+// planned again. Stale verdicts go with the data they judged, so the
+// report, caravan.runs and the exit code all speak of the resumed run.
+// The old snapshot died with the old coordinator, so the rows a resumed run
+// copies are those of the source as it is now.
 func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetstream.JetStream, cfg Config) error {
 	run, err := target.LoadRun(ctx, pool, cfg.Run)
 	if err != nil {
 		return err
 	}
 	if run.Model == nil {
-		return fmt.Errorf("run %s has no recorded plan: start a new run", run.ID)
+		return fmt.Errorf("run %s stopped before its plan was recorded: nothing to resume; start a new run with caravan migrate", run.ID)
 	}
 	if err := optionsFromRecord(run.Config, &cfg.Options); err != nil {
 		return fmt.Errorf("run %s options: %w", run.ID, err)
 	}
 	c := New(src, pool, js, cfg)
-	c.db = run.Model
+	if run.Status == target.RunSucceeded {
+		c.log.InfoContext(ctx, "run already succeeded: nothing to resume; start a new run to copy the source again")
+		return nil
+	}
 	defer c.releaseSnapshot(ctx)
+	states, err := target.Tables(ctx, pool, run.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(states) == 0:
+		// Setup is all or nothing (createTables is one transaction), so a
+		// run refused there left nothing behind: plan it again, now that
+		// the user may have fixed the cause.
+		c.log.InfoContext(ctx, "the run stopped before loading anything: planning it again")
+		if err := c.start(ctx); err != nil {
+			return err
+		}
+		return c.track(ctx)
+	case len(states) < len(run.Model.Tables):
+		return fmt.Errorf("run %s stopped while recording its plan (%d of %d tables): it cannot be resumed; start a new run with caravan migrate --mode drop-recreate",
+			run.ID, len(states), len(run.Model.Tables))
+	}
+	c.db = run.Model
 
 	snap, err := src.Snapshot(ctx)
 	if err != nil {
@@ -47,16 +72,18 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 	if err := target.SetRunStatus(ctx, pool, run.ID, target.RunLoading, ""); err != nil {
 		return err
 	}
-	c.audit(ctx, target.AuditEntry{Operation: "resume", Status: "ok", Metadata: map[string]any{"consistency": snap.Note}})
+	c.audit(ctx, target.AuditEntry{Operation: "resume", Status: "ok", Metadata: map[string]any{"consistency": snap.Note, "was": run.Status}})
 
-	states, err := target.Tables(ctx, pool, run.ID)
-	if err != nil {
-		return err
-	}
 	verdicts, err := target.Verdicts(ctx, pool, run.ID)
 	if err != nil {
 		return err
 	}
+	// Foreign keys are judged again once every table is in: the verdict of
+	// the interrupted run may predate tables loaded now.
+	if err := target.DeleteVerdicts(ctx, pool, run.ID, "*"); err != nil {
+		return err
+	}
+	var restart, reload, judge []*tableState
 	for _, st := range states {
 		t := findTable(c.db, st.Table)
 		if t == nil {
@@ -64,72 +91,118 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 		}
 		ts := &tableState{t: t, created: st.Created}
 		c.tables[st.Table] = ts
-		switch st.Status {
-		case target.StatusFinalized:
+		v := tableVerdict(run.ID, st.Table, verdicts)
+		switch {
+		case st.Status == target.StatusFinalized && v != nil && v.OK:
+			ts.finalized, ts.verdict = true, v
+		case st.Status == target.StatusFinalized && v != nil:
+			c.log.WarnContext(ctx, "table failed validation: loading it again", "table", st.Table, "verdict", v.Detail)
+			reload = append(reload, ts)
+		case st.Status == target.StatusFinalized:
+			// Finalized but not judged yet: ask the validator again (it
+			// judges a table once; a second request returns its verdict).
 			ts.finalized = true
-			if v := tableVerdict(run.ID, st.Table, verdicts); v != nil {
-				ts.verdict = v
-			} else if err := broadcast(ctx, js, run.ID, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: run.ID, Table: st.Table}); err != nil {
-				return err
-			}
-			continue
-		case target.StatusLoaded:
-			// Finalization was under way: chunks are complete, finish it.
-			if err := c.finalizeTable(ctx, ts); err != nil {
-				return err
-			}
-			continue
+			judge = append(judge, ts)
+		default:
+			// Loading, loaded (finalization under way) or failed (chunks
+			// rejected, or finalization refused): chunks not loaded start
+			// over, and tables whose chunks are all loaded are finalized.
+			restart = append(restart, ts)
 		}
-		if err := c.restartTable(ctx, t); err != nil {
+	}
+	if err := c.dropForeignKeysOf(ctx, reload); err != nil {
+		return err
+	}
+	for _, ts := range reload {
+		if err := c.forgetTable(ctx, ts); err != nil {
 			return err
 		}
-		if err := target.SetTableStatus(ctx, pool, run.ID, st.Table, target.StatusPending, ""); err != nil {
+		if _, err := target.RestartTable(ctx, pool, run.ID, ts.t.Target, ts.t.ID(), true); err != nil {
 			return err
 		}
-		if err := c.publishChunks(ctx, t, nil); err != nil {
+		c.audit(ctx, target.AuditEntry{Table: ts.t.ID(), Operation: "resume_reload", Status: "ok"})
+		if err := c.publishChunks(ctx, ts.t, nil); err != nil {
+			return err
+		}
+	}
+	for _, ts := range restart {
+		if err := c.forgetTable(ctx, ts); err != nil {
+			return err
+		}
+		if err := c.restartTable(ctx, ts.t); err != nil {
+			return err
+		}
+		if err := c.publishChunks(ctx, ts.t, nil); err != nil {
+			return err
+		}
+	}
+	for _, ts := range judge {
+		if err := broadcast(ctx, js, run.ID, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: run.ID, Table: ts.t.ID()}); err != nil {
 			return err
 		}
 	}
 	return c.track(ctx)
 }
 
+// forgetTable returns a table to pending and drops its verdicts: what is
+// loaded again is judged again.
+func (c *Coordinator) forgetTable(ctx context.Context, ts *tableState) error {
+	if err := target.DeleteVerdicts(ctx, c.pool, c.cfg.Run, ts.t.ID()); err != nil {
+		return err
+	}
+	return target.SetTableStatus(ctx, c.pool, c.cfg.Run, ts.t.ID(), target.StatusPending, "")
+}
+
+// dropForeignKeysOf drops the foreign keys caravan created from or to the
+// given tables, so they can be emptied and loaded again; the run's foreign
+// key step creates and validates them anew once every table is in.
+func (c *Coordinator) dropForeignKeysOf(ctx context.Context, tables []*tableState) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	reloaded := map[string]bool{}
+	for _, ts := range tables {
+		reloaded[ts.t.ID()] = true
+	}
+	for _, t := range c.db.Tables {
+		for _, fk := range t.ForeignKeys {
+			ref := c.db.Table(fk.RefTable)
+			if !reloaded[t.ID()] && (ref == nil || !reloaded[ref.ID()]) {
+				continue
+			}
+			stmt := "ALTER TABLE IF EXISTS " + schema.QuoteName(t.Target) + " DROP CONSTRAINT IF EXISTS " + schema.Quote(c.db.Policy.Ident(fk.Name))
+			if _, err := c.pool.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("resume: drop foreign key %s of %s before reloading: %w", fk.Name, t.ID(), err)
+			}
+			c.audit(ctx, target.AuditEntry{Table: t.ID(), Operation: "resume_drop_foreign_key", Status: "ok", Metadata: map[string]any{"sql": stmt}})
+		}
+	}
+	return nil
+}
+
 // restartTable gives every unfinished chunk of a table a new attempt. Where
 // the target can re-select a chunk's key range, only that range's rows are
-// removed; otherwise (keyless tables, sources that order keys differently)
-// a partly loaded chunk means the whole table starts over.
+// removed, chunk by chunk, each in the transaction that moves its attempt.
+// Otherwise (keyless tables, sources that order keys differently) a partly
+// loaded chunk means the whole table starts over, decided and done in one
+// step that old batches cannot slip into (target.RestartTable).
 func (c *Coordinator) restartTable(ctx context.Context, t *schema.Table) error {
+	if !t.RangeSafe || len(t.PrimaryKey) == 0 {
+		emptied, err := target.RestartTable(ctx, c.pool, c.cfg.Run, t.Target, t.ID(), false)
+		if err == nil && emptied {
+			c.audit(ctx, target.AuditEntry{Table: t.ID(), Operation: "resume_truncate", Status: "ok"})
+		}
+		return err
+	}
 	chunks, err := target.Chunks(ctx, c.pool, c.cfg.Run, t.ID())
 	if err != nil {
 		return err
 	}
-	rangeSafe := t.RangeSafe && len(t.PrimaryKey) > 0
-	wholeTable := false
 	for _, ch := range chunks {
 		if ch.Status == target.StatusLoaded {
 			continue
 		}
-		partial, err := target.HasLedgerRows(ctx, c.pool, c.cfg.Run, t.ID(), ch.Chunk)
-		if err != nil {
-			return err
-		}
-		if partial && !rangeSafe {
-			wholeTable = true
-		}
-	}
-	if wholeTable {
-		if _, err := c.pool.Exec(ctx, "TRUNCATE "+schema.QuoteName(t.Target)); err != nil {
-			return fmt.Errorf("restart %s: %w", t.ID(), err)
-		}
-		c.audit(ctx, target.AuditEntry{Table: t.ID(), Operation: "resume_truncate", Status: "ok"})
-	}
-	for _, ch := range chunks {
-		if ch.Status == target.StatusLoaded && !wholeTable {
-			continue
-		}
-		where, args := "", []any(nil)
-		if rangeSafe && !wholeTable {
-			where, args = keyRangeOnTarget(t, ch)
-		}
+		where, args := keyRangeOnTarget(t, ch)
 		if err := target.RestartChunk(ctx, c.pool, c.cfg.Run, t.Target, t.ID(), ch.Chunk, ch.Attempt+1, where, args...); err != nil {
 			return err
 		}

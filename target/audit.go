@@ -72,6 +72,16 @@ func SaveVerdict(ctx context.Context, pool *pgxpool.Pool, v VerdictRow) error {
 	return nil
 }
 
+// DeleteVerdicts removes a table's verdicts (table "*" with level "fk" is
+// the run's foreign-key verdict): a table loaded again is judged again, and
+// a stale verdict must not outlive the data it judged.
+func DeleteVerdicts(ctx context.Context, pool *pgxpool.Pool, run, table string) error {
+	if _, err := pool.Exec(ctx, `DELETE FROM caravan.verdicts WHERE run_id = $1 AND table_id = $2`, run, table); err != nil {
+		return fmt.Errorf("forget verdicts of %s: %w", table, err)
+	}
+	return nil
+}
+
 // Verdicts lists a run's verdicts.
 func Verdicts(ctx context.Context, pool *pgxpool.Pool, run string) ([]VerdictRow, error) {
 	rows, err := pool.Query(ctx, `SELECT run_id::text, table_id, level, ok, source_rows, target_rows, detail, seconds

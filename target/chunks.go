@@ -192,9 +192,10 @@ func FailChunk(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk
 	return nil
 }
 
-// RestartChunk moves an unfinished chunk to a new attempt and removes what
-// its earlier attempts loaded: the target rows in the chunk's range (where
-// says which, with args), their ledger rows and rejects. FOR UPDATE waits
+// RestartChunk moves an unfinished chunk of a table whose chunks the target
+// can re-select to a new attempt and removes what its earlier attempts
+// loaded: the target rows in the chunk's range (where says which, with
+// args), their ledger rows and rejects. FOR UPDATE waits
 // for loaders committing a batch of the chunk (they hold FOR KEY SHARE)
 // and makes every later batch of an old attempt stale.
 func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.Name, table string, chunk, attempt int, where string, args ...any) error {
@@ -206,10 +207,8 @@ func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR UPDATE`, run, table, chunk); err != nil {
 		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
 	}
-	if where != "" {
-		if _, err := tx.Exec(ctx, "DELETE FROM "+schema.QuoteName(t)+" WHERE "+where, args...); err != nil {
-			return fmt.Errorf("restart chunk %s/%d: remove earlier rows: %w", table, chunk, err)
-		}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+schema.QuoteName(t)+" WHERE "+where, args...); err != nil {
+		return fmt.Errorf("restart chunk %s/%d: remove earlier rows: %w", table, chunk, err)
 	}
 	for _, q := range []string{
 		`DELETE FROM caravan.ledger WHERE run_id = $1 AND table_id = $2 AND chunk = $3`,
@@ -227,13 +226,55 @@ func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 	return tx.Commit(ctx)
 }
 
-// HasLedgerRows says whether any batch of a chunk was committed.
-func HasLedgerRows(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk int) (bool, error) {
-	var ok bool
-	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM caravan.ledger WHERE run_id = $1 AND table_id = $2 AND chunk = $3)`,
-		run, table, chunk).Scan(&ok)
+// RestartTable gives a table whose chunks the target cannot re-select
+// (keyless tables, SQL Server key orders) new attempts, in one transaction.
+// When whole is set, or when any unfinished chunk already committed a
+// batch, the table is emptied and every chunk starts over; otherwise only
+// the unfinished chunks move on (they hold no rows). Every chunk row is
+// locked FOR UPDATE first, before anything is looked at: that waits for
+// the loaders committing a batch of the table (they hold FOR KEY SHARE) and
+// holds back every later one until the new attempts are visible, so no
+// batch of an old attempt can commit between the decision, the emptying
+// and the attempt change. It says whether the table was emptied.
+func RestartTable(ctx context.Context, pool *pgxpool.Pool, run string, t schema.Name, table string, whole bool) (bool, error) {
+	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("ledger of %s/%d: %w", table, chunk, err)
+		return false, fmt.Errorf("restart table %s: %w", table, err)
 	}
-	return ok, nil
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 ORDER BY chunk FOR UPDATE`, run, table); err != nil {
+		return false, fmt.Errorf("restart table %s: lock chunks: %w", table, err)
+	}
+	if !whole {
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM caravan.ledger l JOIN caravan.chunks c USING (run_id, table_id, chunk)
+			WHERE l.run_id = $1 AND l.table_id = $2 AND c.status <> 'loaded')`, run, table).Scan(&whole)
+		if err != nil {
+			return false, fmt.Errorf("restart table %s: %w", table, err)
+		}
+	}
+	if whole {
+		if _, err := tx.Exec(ctx, "TRUNCATE "+schema.QuoteName(t)); err != nil {
+			return false, fmt.Errorf("restart table %s: empty it: %w", table, err)
+		}
+	}
+	// $3: every chunk, or only those not loaded.
+	for _, q := range []string{
+		`DELETE FROM caravan.ledger l USING caravan.chunks c
+		 WHERE l.run_id = $1 AND l.table_id = $2 AND c.run_id = l.run_id AND c.table_id = l.table_id AND c.chunk = l.chunk
+		   AND ($3 OR c.status <> 'loaded')`,
+		`DELETE FROM caravan.rejects r USING caravan.chunks c
+		 WHERE r.run_id = $1 AND r.table_id = $2 AND c.run_id = r.run_id AND c.table_id = r.table_id AND c.chunk = r.chunk
+		   AND ($3 OR c.status <> 'loaded')`,
+		`UPDATE caravan.chunks SET attempt = attempt + 1, status = 'pending', batches = NULL, rows = NULL,
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL
+		 WHERE run_id = $1 AND table_id = $2 AND ($3 OR status <> 'loaded')`,
+	} {
+		if _, err := tx.Exec(ctx, q, run, table, whole); err != nil {
+			return false, fmt.Errorf("restart table %s: %w", table, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("restart table %s: %w", table, err)
+	}
+	return whole, nil
 }

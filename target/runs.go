@@ -45,7 +45,9 @@ type Run struct {
 }
 
 // CreateRun records a new run with its schema model, which the validator and
-// `caravan resume` read back instead of asking the source again.
+// `caravan resume` read back instead of asking the source again. A run
+// planned again (resumed after it was refused at setup) replaces its
+// record.
 func CreateRun(ctx context.Context, pool *pgxpool.Pool, r *Run) error {
 	model, err := json.Marshal(r.Model)
 	if err != nil {
@@ -56,7 +58,10 @@ func CreateRun(ctx context.Context, pool *pgxpool.Pool, r *Run) error {
 		return fmt.Errorf("record run %s: %w", r.ID, err)
 	}
 	_, err = pool.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source, snapshot, consistency, config, model)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, r.Status, r.SourceKind, r.Source, r.Snapshot, r.Consistency, cfg, model)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, source_kind = excluded.source_kind, source = excluded.source,
+			snapshot = excluded.snapshot, consistency = excluded.consistency, config = excluded.config, model = excluded.model,
+			error = NULL, finished_at = NULL`, r.ID, r.Status, r.SourceKind, r.Source, r.Snapshot, r.Consistency, cfg, model)
 	if err != nil {
 		return fmt.Errorf("record run %s: %w", r.ID, err)
 	}
