@@ -26,6 +26,9 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusLoaded, ""); err != nil {
 		return err
 	}
+	if err := c.countSource(ctx, t); err != nil {
+		return err
+	}
 	var stmts []string
 	if ts.created {
 		if c.cfg.Options.Unlogged {
@@ -70,6 +73,32 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 	}
 	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
 	return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
+}
+
+// countSource records the source's own count of a loaded table for the
+// validator's count level: independent of the plan and the reader, so rows
+// they never read cannot pass unseen. It is taken in the run's snapshot,
+// which is held until every table is loaded; a source without one is
+// counted live, now that the table is loaded. A count that cannot be taken
+// is recorded with its reason (the verdict says it), unless the source is
+// merely away, when finalization is tried again.
+func (c *Coordinator) countSource(ctx context.Context, t *schema.Table) error {
+	started := time.Now()
+	n, exact, err := c.src.Count(ctx, t, c.snapID)
+	if pgutil.IsTransient(err) {
+		return fmt.Errorf("count %s on the source: %w", t.ID(), err)
+	}
+	rows, how := &n, target.CountLive
+	if exact {
+		how = target.CountSnapshot
+	}
+	entry := target.AuditEntry{Table: t.ID(), Operation: "source_count", Rows: rows, Status: "ok", Started: started, Metadata: map[string]any{"how": how}}
+	if err != nil {
+		rows, how = nil, "could not count the source: "+err.Error()
+		entry.Rows, entry.Status, entry.Error = nil, "failed", err.Error()
+	}
+	c.audit(ctx, entry)
+	return target.SetSourceCount(ctx, c.pool, c.cfg.Run, t.ID(), rows, how)
 }
 
 // alreadyDone recognises a finalize statement that an interrupted earlier

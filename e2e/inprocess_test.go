@@ -23,6 +23,7 @@ import (
 	"github.com/caravan-db/caravan/internal/testenv"
 	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/source/postgres"
 	"github.com/caravan-db/caravan/telemetry"
 	"github.com/caravan-db/caravan/validator"
@@ -65,6 +66,14 @@ type workerRun struct {
 // migrateInProcess copies src into dst with the roles as separate workers
 // and returns once the run is over and every worker has stopped.
 func migrateInProcess(t *testing.T, srcURL, dstURL string, opts coordinator.Options) *workerRun {
+	t.Helper()
+	return migrateInProcessWith(t, srcURL, dstURL, opts, nil)
+}
+
+// migrateInProcessWith is migrateInProcess with the extractor's source
+// wrapped by reader (when not nil): a test double of caravan's own reading
+// code, the one place a fake is right.
+func migrateInProcessWith(t *testing.T, srcURL, dstURL string, opts coordinator.Options, reader func(source.Source) source.Source) *workerRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -133,7 +142,11 @@ func migrateInProcess(t *testing.T, srcURL, dstURL string, opts coordinator.Opti
 			}
 		}()
 	}
-	startWorker(extractor.New(connect("extractor"), src(), extractor.Config{Concurrency: 2,
+	var extractSrc source.Source = src()
+	if reader != nil {
+		extractSrc = reader(extractSrc)
+	}
+	startWorker(extractor.New(connect("extractor"), extractSrc, extractor.Config{Concurrency: 2,
 		Tracer: tracers["extractor"], Log: log.With("role", "extractor"), Metrics: metrics}).Run)
 	startWorker(loader.New(connect("loader"), pool(), loader.Config{Concurrency: 2,
 		Tracer: tracers["loader"], Log: log.With("role", "loader"), Metrics: metrics}).Run)

@@ -33,6 +33,13 @@ type Source interface {
 	// calling emit with each row as one COPY text line (newline-terminated).
 	// The line is only valid during the call.
 	Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error
+	// Count counts a table's rows independently of the chunk plan and the
+	// reader, so a plan or paging bug that never reads some rows fails the
+	// table's count verdict. It counts in the run's snapshot when the source
+	// keeps one point in time for the whole run (exact says so); otherwise
+	// it counts the live table, and a difference may also mean the source
+	// changed during the run.
+	Count(ctx context.Context, t *schema.Table, snapshot string) (n int64, exact bool, err error)
 	// Close releases connections.
 	Close() error
 }

@@ -124,6 +124,27 @@ type TableState struct {
 	EstRows    int64
 	Created    bool // caravan created the table (and so owns its DDL)
 	Error      string
+	// SourceRows is the source's own count of the table (nil until counted,
+	// or when it could not be); SourceCount says how it was taken.
+	SourceRows  *int64
+	SourceCount string
+}
+
+// Ways a source count is taken (TableState.SourceCount); anything else
+// says why there is no count.
+const (
+	CountSnapshot = "snapshot" // in the run's point in time
+	CountLive     = "live"     // of the live table, after the load
+)
+
+// SetSourceCount records the source's own row count of a table.
+func SetSourceCount(ctx context.Context, pool *pgxpool.Pool, run, table string, rows *int64, how string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.tables SET source_rows = $3, source_count = $4 WHERE run_id = $1 AND table_id = $2`,
+		run, table, rows, how)
+	if err != nil {
+		return fmt.Errorf("table %s source count: %w", table, err)
+	}
+	return nil
 }
 
 // AddTable records a table of a run.
@@ -152,14 +173,15 @@ func SetTableStatus(ctx context.Context, pool *pgxpool.Pool, run, table, status,
 
 // Tables lists a run's tables.
 func Tables(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableState, error) {
-	rows, err := pool.Query(ctx, `SELECT table_id, source_name, status, chunks, est_rows, created, coalesce(error, '')
+	rows, err := pool.Query(ctx, `SELECT table_id, source_name, status, chunks, est_rows, created, coalesce(error, ''),
+			source_rows, coalesce(source_count, '')
 		FROM caravan.tables WHERE run_id = $1 ORDER BY table_id`, run)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of run %s: %w", run, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableState, error) {
 		var t TableState
-		err := r.Scan(&t.Table, &t.SourceName, &t.Status, &t.Chunks, &t.EstRows, &t.Created, &t.Error)
+		err := r.Scan(&t.Table, &t.SourceName, &t.Status, &t.Chunks, &t.EstRows, &t.Created, &t.Error, &t.SourceRows, &t.SourceCount)
 		return t, err
 	})
 	if err != nil {

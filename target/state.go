@@ -66,6 +66,10 @@ var stateDDL = []string{
 	// Columns added after the first schema: a target that held an older
 	// caravan's state gets them too.
 	`ALTER TABLE caravan.chunks ADD COLUMN IF NOT EXISTS read_at timestamptz`,
+	// The source's own count of a table, independent of the chunk plan, and
+	// how it was taken ("snapshot", "live", or why it could not be).
+	`ALTER TABLE caravan.tables ADD COLUMN IF NOT EXISTS source_rows bigint`,
+	`ALTER TABLE caravan.tables ADD COLUMN IF NOT EXISTS source_count text`,
 	`CREATE TABLE IF NOT EXISTS caravan.ledger (
 		run_id    uuid NOT NULL,
 		table_id  text NOT NULL,

@@ -24,6 +24,25 @@ func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line
 	return nil
 }
 
+// Count implements source.Source: COUNT_BIG(*) in the database snapshot
+// when the run has one; otherwise of the live table, which is no longer
+// the run's point in time (SNAPSHOT isolation is per transaction).
+func (s *Source) Count(ctx context.Context, t *schema.Table, snapshot string) (int64, bool, error) {
+	v, err := s.openView(ctx, snapshot)
+	if err != nil {
+		return 0, false, fmt.Errorf("count %s: %w", t.Source, scrub(err, s.secrets))
+	}
+	var n int64
+	err = scanAll(ctx, v.q, "SELECT COUNT_BIG(*) FROM "+tableRef(v.dbName, t.Source), "row count", func(r *sql.Rows) error { return r.Scan(&n) })
+	if cerr := v.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("count %s: %w", t.Source, scrub(err, s.secrets))
+	}
+	return n, v.dbName != "", nil
+}
+
 func (s *Source) read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
 	conv, err := s.newRowConverter(task)
 	if err != nil {

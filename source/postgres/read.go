@@ -45,6 +45,20 @@ func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line
 	return nil
 }
 
+// Count implements source.Source: count(*) inside the run's snapshot.
+func (s *Source) Count(ctx context.Context, t *schema.Table, snapshot string) (int64, bool, error) {
+	tx, err := s.readTx(ctx, snapshot)
+	if err != nil {
+		return 0, false, fmt.Errorf("count %s: %w", t.Source, err)
+	}
+	defer tx.Rollback(ctx)
+	var n int64
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(t.Source)).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("count %s: %w", t.Source, err)
+	}
+	return n, snapshot != "", nil
+}
+
 // lineWriter turns COPY's output stream into rows. PostgreSQL sends one
 // row per message, but only the newline (never raw inside a value: COPY
 // escapes it) is relied on.
