@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -295,4 +296,43 @@ func Pause(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// WorkerID names this process to the other roles: host and process id.
+func WorkerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// CannotServe says at WARN that this worker cannot serve a run and tells
+// the run's coordinator, which names the worker while it waits. The caller
+// hands the run's message back for the workers that can serve it.
+func CannotServe(ctx context.Context, js jetstream.JetStream, n *proto.WorkerNotice, log *slog.Logger) {
+	log.WarnContext(ctx, "cannot serve this run: leaving its messages to the workers that can", "run", n.Run, "role", n.Role, "problem", n.Problem)
+	n.V = proto.Version
+	if err := PublishAsync(js, proto.EventSubject(n.Run, proto.EventWorkerNotice), n, nil); err != nil {
+		log.WarnContext(ctx, "tell the run's coordinator", "run", n.Run, "err", err)
+	}
+}
+
+// PurgeRun removes what is left of a finished run on the broker: tasks and
+// batches of superseded attempts, and its events, so no worker goes round
+// them again (a validator whose target does not hold the run would offer
+// its events back for ever). Best effort: what cannot be purged ages out.
+func PurgeRun(ctx context.Context, js jetstream.JetStream, run string) error {
+	var errs []error
+	for stream, subject := range map[string]string{
+		proto.StreamTasks:   proto.TasksSubject(run),
+		proto.StreamBatches: proto.BatchesSubject(run),
+		proto.StreamEvents:  proto.EventsFilter(run),
+	} {
+		s, err := js.Stream(ctx, stream)
+		if err == nil {
+			err = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("purge %s of run %s: %w", stream, run, err))
+		}
+	}
+	return errors.Join(errs...)
 }

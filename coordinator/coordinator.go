@@ -30,7 +30,10 @@ type Config struct {
 	// PollEvery is how often progress is re-read from the ledger when no
 	// event arrives: the safety net for reports lost with a dead worker.
 	PollEvery time.Duration
-	Tracer    trace.TracerProvider
+	// QuietAfter is how long nothing may move before the coordinator says
+	// what it waits for (and how often it says it again).
+	QuietAfter time.Duration
+	Tracer     trace.TracerProvider
 	Log       *slog.Logger
 	Metrics   *telemetry.Metrics // nil records nothing
 }
@@ -50,6 +53,7 @@ type Coordinator struct {
 	tables    map[string]*tableState
 	fksDone   bool
 	fkVerdict *proto.Verdict
+	wait      waiting
 }
 
 type tableState struct {
@@ -65,6 +69,9 @@ func New(src source.Source, pool *pgxpool.Pool, js jetstream.JetStream, cfg Conf
 	cfg.Options.Defaults()
 	if cfg.PollEvery <= 0 {
 		cfg.PollEvery = 2 * time.Second
+	}
+	if cfg.QuietAfter <= 0 {
+		cfg.QuietAfter = defaultQuietAfter
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

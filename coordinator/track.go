@@ -37,7 +37,9 @@ func (c *Coordinator) track(ctx context.Context) error {
 
 	tick := time.NewTicker(c.cfg.PollEvery)
 	defer tick.Stop()
+	c.wait.progress()
 	for {
+		c.sayWaiting(ctx)
 		err := c.advance(ctx)
 		if err == nil {
 			var done bool
@@ -121,7 +123,16 @@ func (c *Coordinator) event(ctx context.Context, msg jetstream.Msg) error {
 }
 
 func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
-	switch proto.EventKind(msg.Subject()) {
+	kind := proto.EventKind(msg.Subject())
+	if kind == proto.EventWorkerNotice {
+		var ev proto.WorkerNotice
+		if err := proto.Unmarshal(msg.Data(), &ev); err == nil {
+			c.notice(ctx, &ev)
+		}
+		return nil
+	}
+	c.wait.progress()
+	switch kind {
 	case proto.EventChunkExtracted:
 		var ev proto.ChunkExtracted
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
@@ -179,6 +190,9 @@ func (c *Coordinator) advance(ctx context.Context) error {
 	done, err := target.CompleteChunks(ctx, c.pool, c.cfg.Run)
 	if err != nil {
 		return err
+	}
+	if len(done) > 0 {
+		c.wait.progress()
 	}
 	for _, ch := range done {
 		c.cfg.Metrics.Chunks(ctx, ch.Table, telemetry.ChunkLoaded, 1)
@@ -254,12 +268,17 @@ func (c *Coordinator) validates(level string) bool {
 	return false
 }
 
+// validating says whether the run waits for verdicts.
+func (c *Coordinator) validating() bool {
+	return !c.validates("none") && len(c.cfg.Options.Validation) > 0
+}
+
 // finished says whether the run is over, and records how it ended.
 func (c *Coordinator) finished(ctx context.Context) (bool, error) {
 	if !c.fksDone {
 		return false, nil
 	}
-	validating := !c.validates("none") && len(c.cfg.Options.Validation) > 0
+	validating := c.validating()
 	var failed []string
 	for id, ts := range c.tables {
 		switch {
@@ -287,6 +306,9 @@ func (c *Coordinator) finished(ctx context.Context) (bool, error) {
 		return true, err
 	}
 	c.audit(ctx, target.AuditEntry{Operation: "run", Status: status, Error: errText})
+	if err := broker.PurgeRun(ctx, c.js, c.cfg.Run); err != nil {
+		c.log.WarnContext(ctx, "clean up the run on the broker", "err", err)
+	}
 	_ = broadcast(ctx, c.js, c.cfg.Run, proto.EventRunFinished, &proto.RunFinished{V: proto.Version, Run: c.cfg.Run, Status: status})
 	if len(failed) > 0 {
 		return true, fmt.Errorf("%w: %s", errRunFailed, errText)

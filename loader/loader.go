@@ -55,12 +55,14 @@ type Loader struct {
 	pool   *pgxpool.Pool
 	blobs  jetstream.ObjectStore
 	tracer trace.Tracer
+	runs   *target.KnownRuns
+	worker string
 }
 
 // New returns a loader writing into pool.
 func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Loader {
 	cfg.defaults()
-	return &Loader{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer)}
+	return &Loader{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer), runs: target.NewKnownRuns(pool), worker: broker.WorkerID()}
 }
 
 // Run works until ctx ends.
@@ -91,6 +93,9 @@ func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
 	delivered := uint64(1)
 	if md, err := msg.Metadata(); err == nil {
 		delivered = md.NumDelivered
+	}
+	if !l.serves(ctx, msg, &b, delivered) {
+		return
 	}
 	ctx = telemetry.Extract(ctx, msg.Headers())
 	ctx, span := l.tracer.Start(ctx, "load batch", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
@@ -135,6 +140,36 @@ func (l *Loader) handle(ctx context.Context, msg jetstream.Msg) {
 	l.cfg.Log.WarnContext(ctx, "batch will be retried", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "delivery", delivered, "transient", transient, "err", err)
 	_ = msg.NakWithDelay(broker.Backoff(delivered))
 }
+
+// serves says whether this loader's target holds the batch's run. A loader
+// pointed at another database must not take the run's batches: they would
+// look stale there and be dropped, and the run would wait for ever.
+func (l *Loader) serves(ctx context.Context, msg jetstream.Msg, b *proto.RowBatch, delivered uint64) bool {
+	held, report, err := l.runs.Holds(ctx, b.Run)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.cfg.Log.WarnContext(ctx, "look up the batch's run in the target", "run", b.Run, "err", err)
+			_ = msg.NakWithDelay(broker.Backoff(delivered))
+		}
+		return false
+	}
+	if held {
+		return true
+	}
+	if report {
+		broker.CannotServe(ctx, l.js, &proto.WorkerNotice{Run: b.Run, Role: "loader", Worker: l.worker,
+			Problem: "its target database holds no run " + b.Run + " (is its --target-url the run's?)"}, l.cfg.Log)
+	}
+	// Hand the batch straight back and stop pulling for a moment, so the
+	// loaders that can serve the run get to it first.
+	_ = msg.Nak()
+	broker.Pause(ctx, leavePause)
+	return false
+}
+
+// leavePause is how long a loader stops pulling after handing back a batch
+// of a run its target does not hold.
+const leavePause = 2 * time.Second
 
 // loaded acknowledges a committed (or already committed) batch and reports
 // it. The report is a hint, published without waiting: the coordinator

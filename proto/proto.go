@@ -33,6 +33,7 @@ const (
 const (
 	ConsumerExtractors = "extractors"
 	ConsumerLoaders    = "loaders"
+	ConsumerValidator  = "validator" // one for all runs: table_finalized and foreign_keys events
 )
 
 // Subject roots; per-run subjects are built by the functions below.
@@ -52,6 +53,7 @@ const (
 	EventForeignKeys    = "foreign_keys"
 	EventVerdict        = "verdict"
 	EventRunFinished    = "run_finished"
+	EventWorkerNotice   = "worker_notice"
 )
 
 // Header keys.
@@ -78,6 +80,15 @@ func EventsFilter(run string) string { return "caravan." + run + ".events.>" }
 // EventsConsumer names the durable consumer a role uses for a run's events
 // (role is "coordinator" or "validator").
 func EventsConsumer(role, run string) string { return role + "-" + run }
+
+// SubjectRun returns the run id of a per-run subject ("" for another).
+func SubjectRun(subject string) string {
+	parts := strings.SplitN(subject, ".", 3)
+	if len(parts) < 3 || parts[0] != "caravan" {
+		return ""
+	}
+	return parts[1]
+}
 
 // EventKind returns the event kind of an event subject.
 func EventKind(subject string) string {
@@ -238,6 +249,18 @@ type RunFinished struct {
 	Status string `msgpack:"status"`
 }
 
+// WorkerNotice tells a run's coordinator that a worker cannot serve the
+// run (its target holds no such run: another database than the run's) and
+// leaves the run's messages to the workers that can; the coordinator says
+// so while it waits.
+type WorkerNotice struct {
+	V       int    `msgpack:"v"`
+	Run     string `msgpack:"run"`
+	Role    string `msgpack:"role"`
+	Worker  string `msgpack:"worker"` // host and process id
+	Problem string `msgpack:"problem"`
+}
+
 // Marshal encodes a message.
 func Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
@@ -275,6 +298,8 @@ func versionOf(v any) int {
 	case *ForeignKeysCreated:
 		return m.V
 	case *Verdict:
+		return m.V
+	case *WorkerNotice:
 		return m.V
 	case *RunFinished:
 		return m.V

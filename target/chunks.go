@@ -116,23 +116,24 @@ func Chunks(ctx context.Context, pool *pgxpool.Pool, run, table string) ([]Chunk
 
 // ChunkCount is how many of a table's chunks are done.
 type ChunkCount struct {
-	Table          string
-	Chunks         int
-	Loaded, Failed int
+	Table                     string
+	Chunks                    int
+	Extracted, Loaded, Failed int
 }
 
 // ChunkCounts counts each table's chunks by outcome. It reads only the
 // chunks table (a row per chunk), never the ledger, so the coordinator can
 // ask after every event however large the run.
 func ChunkCounts(ctx context.Context, pool *pgxpool.Pool, run string) ([]ChunkCount, error) {
-	rows, err := pool.Query(ctx, `SELECT table_id, count(*), count(*) FILTER (WHERE status = 'loaded'), count(*) FILTER (WHERE status = 'failed')
+	rows, err := pool.Query(ctx, `SELECT table_id, count(*), count(*) FILTER (WHERE status = 'extracted'),
+			count(*) FILTER (WHERE status = 'loaded'), count(*) FILTER (WHERE status = 'failed')
 		FROM caravan.chunks WHERE run_id = $1 GROUP BY table_id ORDER BY table_id`, run)
 	if err != nil {
 		return nil, fmt.Errorf("count chunks of run %s: %w", run, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChunkCount, error) {
 		var c ChunkCount
-		err := r.Scan(&c.Table, &c.Chunks, &c.Loaded, &c.Failed)
+		err := r.Scan(&c.Table, &c.Chunks, &c.Extracted, &c.Loaded, &c.Failed)
 		return c, err
 	})
 	if err != nil {

@@ -28,7 +28,7 @@ import (
 
 // ConsumerName is the validator's durable consumer: one for all runs, so a
 // validator started once serves every run on the broker.
-const ConsumerName = "validator"
+const ConsumerName = proto.ConsumerValidator
 
 // Config configures a validator.
 type Config struct {
@@ -47,6 +47,9 @@ type Validator struct {
 
 	mu   sync.Mutex
 	runs map[string]*target.Run
+
+	known  *target.KnownRuns
+	worker string
 }
 
 // New returns a validator reading the target through pool.
@@ -58,7 +61,8 @@ func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Validator {
 		cfg.Log = slog.Default()
 	}
 	cfg.Metrics = cfg.Metrics.Role("validator")
-	return &Validator{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer), runs: map[string]*target.Run{}}
+	return &Validator{cfg: cfg, js: js, pool: pool, tracer: telemetry.Tracer(cfg.Tracer), runs: map[string]*target.Run{},
+		known: target.NewKnownRuns(pool), worker: broker.WorkerID()}
 }
 
 // Run works until ctx ends.
@@ -87,6 +91,9 @@ func (v *Validator) Run(ctx context.Context) error {
 // target could not be read. A check that keeps failing for another reason
 // ends as a failed verdict saying why, so the run is never left waiting.
 func (v *Validator) serve(ctx context.Context, msg jetstream.Msg) {
+	if !v.serves(ctx, msg) {
+		return
+	}
 	err := v.handle(ctx, msg)
 	if err == nil {
 		_ = msg.Ack()
