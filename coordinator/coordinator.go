@@ -34,8 +34,8 @@ type Config struct {
 	// what it waits for (and how often it says it again).
 	QuietAfter time.Duration
 	Tracer     trace.TracerProvider
-	Log       *slog.Logger
-	Metrics   *telemetry.Metrics // nil records nothing
+	Log        *slog.Logger
+	Metrics    *telemetry.Metrics // nil records nothing
 }
 
 // Coordinator runs one run.
