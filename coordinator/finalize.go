@@ -117,18 +117,20 @@ func alreadyDone(err error) bool {
 	return false
 }
 
-// resetSequences restarts identity and serial sequences at max+1, so the
-// application's next insert does not collide with a migrated row.
+// resetSequences restarts identity and serial sequences at the value the
+// source would have given next (max + increment, on the seed's step), so
+// the application's next insert neither collides with a migrated row nor
+// leaves the source's numbering.
 func (c *Coordinator) resetSequences(ctx context.Context, t *schema.Table) string {
 	for _, r := range schema.SequenceResets(t) {
-		var maxVal *int64
-		if err := c.pool.QueryRow(ctx, r.MaxSQL).Scan(&maxVal); err != nil {
+		var last *int64
+		if err := c.pool.QueryRow(ctx, r.LastSQL).Scan(&last); err != nil {
 			return fmt.Sprintf("sequence of %s: %v", r.Column, err)
 		}
-		if maxVal == nil {
+		if last == nil {
 			continue // empty table: the sequence keeps its start
 		}
-		stmt := r.Restart(*maxVal + 1)
+		stmt := r.Restart(r.Next(*last))
 		_, err := c.pool.Exec(ctx, stmt)
 		entry := target.AuditEntry{Table: t.ID(), Operation: "finalize", Status: "ok", Metadata: map[string]any{"sql": stmt}}
 		if err != nil {

@@ -38,6 +38,8 @@ var sourceSchema = []string{
 	(NULL, NULL, NULL, NULL, NULL, NULL, 'Infinity', 1.5e-7, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 	 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
 	`INSERT INTO all_types (c_int8, c_text) SELECT g, 'filler ' || g FROM generate_series(1, 2500) g`,
+	`CREATE TABLE stepped (id integer GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 5) PRIMARY KEY, v text)`,
+	`INSERT INTO stepped (v) SELECT 'v' || g FROM generate_series(1, 7) g`,
 	`CREATE UNIQUE INDEX all_types_uuid ON all_types (c_uuid) WHERE c_uuid IS NOT NULL`,
 	`CREATE INDEX all_types_lower ON all_types (lower(c_text) DESC NULLS LAST)`,
 	`CREATE INDEX all_types_jsonb ON all_types USING gin (c_jsonb jsonb_path_ops)`,
@@ -70,6 +72,6 @@ var sourceSchema = []string{
 
 // sourceTables are the tables of sourceSchema, quoted.
 var sourceTables = []string{
-	"public.all_types", "public.orders", "public.order_lines", "public.words", "public.events_log", "public.skewed", "public.empty_one",
+	"public.all_types", "public.orders", "public.order_lines", "public.words", "public.events_log", "public.skewed", "public.empty_one", "public.stepped",
 	`"Odd Schema"."Table ""Quoted"" Ünïcødé"`, `public."abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh"`,
 }

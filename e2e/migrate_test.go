@@ -52,7 +52,7 @@ func TestMigrateEveryKindOfTable(t *testing.T) {
 
 	// Keys, indexes, checks, foreign keys and sequences are in place.
 	for _, c := range []struct{ sql, want string }{
-		{`SELECT count(*)::text FROM pg_constraint WHERE contype = 'p' AND connamespace::regnamespace::text IN ('public', '"Odd Schema"')`, "8"},
+		{`SELECT count(*)::text FROM pg_constraint WHERE contype = 'p' AND connamespace::regnamespace::text IN ('public', '"Odd Schema"')`, "9"},
 		{`SELECT count(*)::text FROM pg_constraint WHERE contype = 'f' AND convalidated AND connamespace = 'public'::regnamespace`, "1"},
 		{`SELECT count(*)::text FROM pg_indexes WHERE indexname IN ('all_types_uuid', 'all_types_lower', 'all_types_jsonb', 'words_n_key')`, "4"},
 		{`SELECT count(*)::text FROM pg_constraint WHERE conname = 'note_len'`, "1"},
@@ -67,6 +67,12 @@ func TestMigrateEveryKindOfTable(t *testing.T) {
 		`INSERT INTO public."abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh" (x) VALUES ('next')`)
 	if got := query[int64](t, dst, `SELECT max(c_serial) FROM all_types`); got != query[int64](t, src, `SELECT max(c_serial) FROM all_types`)+1 {
 		t.Errorf("serial restarted at %d", got)
+	}
+	// An identity with a seed and a step goes on where the source would:
+	// max + increment, on the step.
+	testenv.Exec(t, dst, `INSERT INTO stepped (v) VALUES ('next')`)
+	if got, want := query[int64](t, dst, `SELECT max(id) FROM stepped`), query[int64](t, src, `SELECT max(id) FROM stepped`)+5; got != want {
+		t.Errorf("stepped identity gave %d next, the source would give %d", got, want)
 	}
 
 	// The run's story is in the target.

@@ -242,11 +242,14 @@ func (db *Database) FKOrphansSQL(t *Table, fk *ForeignKey) (string, error) {
 		QuoteName(t.Target), strings.Join(notNull, " AND "), QuoteName(ref.Target), strings.Join(match, " AND ")), nil
 }
 
-// SequenceResets returns, per identity or serial column, a query giving the
-// column's max and the statement template to restart it at max+1.
+// SequenceReset says how to move one identity or serial sequence past the
+// loaded rows: LastSQL gives the last value the source handed out (max, or
+// min for a descending identity), Next the value the source would give
+// after it, and Restart the statement that makes the target give it.
 type SequenceReset struct {
 	Column  string
-	MaxSQL  string
+	LastSQL string
+	Next    func(last int64) int64
 	Restart func(next int64) string
 }
 
@@ -255,18 +258,45 @@ func SequenceResets(t *Table) []SequenceReset {
 	var out []SequenceReset
 	for _, c := range t.Columns {
 		c := c
-		maxSQL := fmt.Sprintf("SELECT max(%s)::bigint FROM %s", Quote(c.TargetName), QuoteName(t.Target))
+		agg := "max"
+		if c.Identity != nil && c.Identity.Increment < 0 {
+			agg = "min"
+		}
+		lastSQL := fmt.Sprintf("SELECT %s(%s)::bigint FROM %s", agg, Quote(c.TargetName), QuoteName(t.Target))
 		switch {
 		case c.Identity != nil:
-			out = append(out, SequenceReset{Column: c.TargetName, MaxSQL: maxSQL, Restart: func(next int64) string {
-				return fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s RESTART WITH %s", QuoteName(t.Target), Quote(c.TargetName), strconv.FormatInt(next, 10))
-			}})
+			start, inc := c.Identity.Start, nonZero(c.Identity.Increment)
+			out = append(out, SequenceReset{Column: c.TargetName, LastSQL: lastSQL,
+				Next: func(last int64) int64 { return NextOnStep(start, inc, last) },
+				Restart: func(next int64) string {
+					return fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s RESTART WITH %s", QuoteName(t.Target), Quote(c.TargetName), strconv.FormatInt(next, 10))
+				}})
 		case c.Sequence != "":
+			// The target's sequence is created with the default step of 1.
 			seq := QuoteName(Name{Schema: t.Target.Schema, Name: c.Sequence})
-			out = append(out, SequenceReset{Column: c.TargetName, MaxSQL: maxSQL, Restart: func(next int64) string {
-				return fmt.Sprintf("ALTER SEQUENCE %s RESTART WITH %s", seq, strconv.FormatInt(next, 10))
-			}})
+			out = append(out, SequenceReset{Column: c.TargetName, LastSQL: lastSQL,
+				Next: func(last int64) int64 { return last + 1 },
+				Restart: func(next int64) string {
+					return fmt.Sprintf("ALTER SEQUENCE %s RESTART WITH %s", seq, strconv.FormatInt(next, 10))
+				}})
 		}
 	}
 	return out
+}
+
+// NextOnStep is the value a sequence of start and increment gives after
+// last: the first value on its step beyond last (max + increment when last
+// is on the step), or start when the rows never reached it.
+func NextOnStep(start, inc, last int64) int64 {
+	if inc > 0 {
+		if last < start {
+			return start
+		}
+		return start + ((last-start)/inc+1)*inc
+	}
+	d := -inc
+	if last > start {
+		return start
+	}
+	return start - ((start-last)/d+1)*d
 }

@@ -122,3 +122,19 @@ func TestApplyRenamesCollidingIndexNames(t *testing.T) {
 		}
 	}
 }
+
+func TestNextOnStep(t *testing.T) {
+	for _, c := range []struct{ start, inc, last, want int64 }{
+		{1, 1, 41, 42},
+		{10, 5, 20, 25},    // on the step: max + increment
+		{10, 5, 22, 25},    // off the step (a row inserted by hand): the next on it
+		{100, 5, 50, 100},  // rows below the seed: the seed comes next
+		{-1, -1, -40, -41}, // descending: past the minimum
+		{0, -10, -35, -40},
+		{0, -10, 5, 0},
+	} {
+		if got := NextOnStep(c.start, c.inc, c.last); got != c.want {
+			t.Errorf("NextOnStep(start %d, inc %d, last %d) = %d, want %d", c.start, c.inc, c.last, got, c.want)
+		}
+	}
+}
