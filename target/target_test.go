@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -181,5 +182,45 @@ func TestExplainRejectedRow(t *testing.T) {
 	}
 	if s := r.Summary("public.r"); !strings.Contains(s, "table public.r, column Name, key Id=\"2\"") {
 		t.Errorf("summary %q", s)
+	}
+}
+
+// A chunk failed by a rejected batch before its extractor's report came
+// still gets what was read (the table's real source rows), and stays failed.
+func TestMarkExtractedRecordsRowsOfAFailedChunk(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	run := "00000000-0000-0000-0000-000000000003"
+	if _, err := p.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source) VALUES ($1, 'loading', 'test', 'x')`, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddTable(ctx, p, run, TableState{Table: "public.r", SourceName: "r", Status: StatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddChunks(ctx, p, run, []ChunkState{{Table: "public.r", Chunk: 0, Attempt: 1, Range: proto.RangeAll},
+		{Table: "public.r", Chunk: 1, Attempt: 1, Range: proto.RangeAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := FailChunk(ctx, p, run, "public.r", 0, 1, "rejected"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []int{0, 1} {
+		if err := MarkExtracted(ctx, p, run, "public.r", ch, 1, 2, 500, 4000, "00000000000000ff", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A redelivered report for the failed chunk changes nothing.
+	if err := MarkExtracted(ctx, p, run, "public.r", 0, 1, 9, 9, 9, "0000000000000009", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := Chunks(ctx, p, run, "public.r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := chunks[0]; c.Status != StatusFailed || c.Rows != 500 || c.Digest != "00000000000000ff" || c.Error != "rejected" {
+		t.Errorf("failed chunk: %+v", c)
+	}
+	if c := chunks[1]; c.Status != "extracted" || c.Rows != 500 {
+		t.Errorf("pending chunk: %+v", c)
 	}
 }
