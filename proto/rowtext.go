@@ -14,9 +14,10 @@ import (
 // TARGET column's type, under the session settings of pgutil (DateStyle ISO,
 // IntervalStyle postgres, TimeZone UTC, extra_float_digits 1, bytea_output
 // hex). One form serves three purposes: the loader streams it to COPY as is,
-// the extractor digests it while reading, and the validator recomputes the
-// same digest on the target in SQL. A source other than PostgreSQL must
-// therefore print its values exactly as PostgreSQL would print them.
+// the extractor digests it while reading, and the validator reads it back
+// from the target with the same COPY and digests it with the same code. A
+// source other than PostgreSQL must therefore print its values exactly as
+// PostgreSQL would print them.
 
 // AppendField appends one COPY text field (escaped), or \N for a nil value
 // when null is true.
@@ -167,7 +168,7 @@ func isHex(c byte) bool {
 
 // Digest is an order-independent digest of a set of rows: the sum, modulo
 // 2^64, of each row's hash. Sums of chunks add up to the table's, and the
-// validator computes the same sum in SQL (target.DigestSQL).
+// validator computes the same sum over the target's rows (target.ReadDigest).
 type Digest struct {
 	Sum  uint64
 	Rows int64

@@ -19,12 +19,15 @@ import (
 
 // Table is one table's line of the report.
 type Table struct {
-	Table      string  `json:"table"`
-	Status     string  `json:"status"`
-	SourceRows int64   `json:"source_rows"`
-	TargetRows *int64  `json:"target_rows"`
-	DigestOK   *bool   `json:"digest_ok"`
-	OK         bool    `json:"ok"`
+	Table      string `json:"table"`
+	Status     string `json:"status"`
+	SourceRows int64  `json:"source_rows"`
+	TargetRows *int64 `json:"target_rows"`
+	DigestOK   *bool  `json:"digest_ok"`
+	OK         bool   `json:"ok"`
+	// Validated is false when the run asked for no validation (--validate
+	// none): OK then says only that the table loaded.
+	Validated  bool    `json:"validated"`
 	Seconds    float64 `json:"seconds"`
 	RowsPerSec float64 `json:"rows_per_sec"`
 	Detail     string  `json:"detail,omitempty"`
@@ -72,7 +75,7 @@ func Build(ctx context.Context, pool *pgxpool.Pool, run string) (*Report, error)
 		byTable[v.Table] = append(byTable[v.Table], v)
 	}
 	for _, t := range tables {
-		line := Table{Table: t.Table, Status: t.Status, OK: t.Status != target.StatusFailed, Detail: t.Error}
+		line := Table{Table: t.Table, Status: t.Status, OK: t.Status != target.StatusFailed, Validated: validating(r), Detail: t.Error}
 		line.SourceRows = timing[t.Table].rows
 		line.Seconds = timing[t.Table].seconds
 		if line.Seconds > 0 {
@@ -149,8 +152,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			digest = map[bool]string{true: "yes", false: "NO"}[*t.DigestOK]
 		}
 		verdict := "ok"
-		if !t.OK {
+		switch {
+		case !t.OK:
 			verdict = "FAILED"
+		case !t.Validated:
+			verdict = "not validated"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.2f\t%.0f\t%s\t\n", t.Table, t.SourceRows, target, digest, t.Seconds, t.RowsPerSec, verdict)
 	}

@@ -51,11 +51,15 @@ func MarkPublished(ctx context.Context, pool *pgxpool.Pool, run, table string, c
 }
 
 // MarkExtracted records what an extractor read for a chunk attempt. A
-// report for an older attempt, or for a failed chunk, changes nothing.
+// report for an older attempt changes nothing. A chunk already failed (a
+// batch of it rejected before this report came) keeps its status but gets
+// what was read, once: the table's source rows are then its real rows, not
+// the rows of its loaded chunks only.
 func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string, readAt time.Time) error {
-	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = 'extracted', batches = $5, rows = $6, bytes = $7, digest = $8,
-			read_at = $9, extracted_at = now()
-		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4 AND status = 'pending'`,
+	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = CASE WHEN status = 'pending' THEN 'extracted' ELSE status END,
+			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = now()
+		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4
+		  AND (status = 'pending' OR (status = 'failed' AND rows IS NULL))`,
 		run, table, chunk, attempt, batches, rows, bytes, digest, readAt)
 	if err != nil {
 		return fmt.Errorf("chunk %s/%d extracted: %w", table, chunk, err)

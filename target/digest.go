@@ -3,42 +3,52 @@ package target
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 )
 
-// digestExpr is the SQL twin of proto.RowHash: md5 over "N" or
-// "V<octets>:<text>" per column, first 8 bytes as a signed bigint. concat()
-// prints a value with its type's output function, as COPY does (a cast to
-// text would not: boolean::text is 'true', inet::text adds /32).
-func digestExpr(cols []string) string {
-	parts := make([]string, len(cols))
+// ReadDigest reads back the rows of a target table that satisfy where, over
+// cols in load order, and digests them as the extractor digested them at
+// the source: each COPY text line is split and hashed by proto.RowHash.
+// Reading with COPY calls each column's output function once per value,
+// as the source's COPY did, and leaves one definition of the digest (in
+// Go) with no limit on the number of columns. where reads its args with
+// pgutil.BoundSetting (COPY takes no bind parameters).
+func ReadDigest(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []string, where string, args ...any) (proto.Digest, error) {
+	quoted := make([]string, len(cols))
 	for i, c := range cols {
-		q := schema.Quote(c)
-		parts[i] = fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN 'N' ELSE 'V' || octet_length(concat(%[1]s)) || ':' || concat(%[1]s) END", q)
+		quoted[i] = schema.Quote(c)
 	}
-	return "('x' || left(md5(concat(" + strings.Join(parts, ", ") + ")), 16))::bit(64)::bigint"
-}
-
-// Digest computes the row count and order-independent digest of the rows of
-// a target table that satisfy where (with args), over cols in load order.
-func Digest(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []string, where string, args ...any) (proto.Digest, error) {
-	q := fmt.Sprintf("SELECT count(*), coalesce(sum(%s), 0)::text FROM %s WHERE %s", digestExpr(cols), schema.QuoteName(t), where)
-	var rows int64
-	var sum string
-	if err := pool.QueryRow(ctx, q, args...).Scan(&rows, &sum); err != nil {
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), schema.QuoteName(t), where)
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
 		return proto.Digest{}, fmt.Errorf("digest %s: %w", t, err)
 	}
-	v, ok := new(big.Int).SetString(sum, 10)
-	if !ok {
-		return proto.Digest{}, fmt.Errorf("digest %s: bad sum %q", t, sum)
+	defer tx.Rollback(ctx)
+	var d proto.Digest
+	var fields []proto.Field
+	var scratch []byte
+	err = pgutil.CopyRows(ctx, tx, q, args, func(line []byte) error {
+		var err error
+		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
+			return fmt.Errorf("row %d: %w", d.Rows+1, err)
+		}
+		if len(fields) != len(cols) {
+			return fmt.Errorf("row %d: %d values for %d columns", d.Rows+1, len(fields), len(cols))
+		}
+		var h uint64
+		h, scratch = proto.RowHash(fields, scratch)
+		d.Add(h)
+		return nil
+	})
+	if err != nil {
+		return proto.Digest{}, fmt.Errorf("digest %s: %w", t, err)
 	}
-	mod := new(big.Int).Lsh(big.NewInt(1), 64)
-	v.Mod(v, mod) // Go's Mod is Euclidean: the result is in [0, 2^64)
-	return proto.Digest{Sum: v.Uint64(), Rows: rows}, nil
+	return d, nil
 }

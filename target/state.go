@@ -1,6 +1,6 @@
 // Package target is caravan's PostgreSQL side: the caravan schema that holds
 // a run's state, DDL application, COPY with its ledger row, the audit trail,
-// rejects and verdicts, and the SQL twin of the canonical row digest.
+// rejects and verdicts, and the read-back digest of target rows.
 package target
 
 import (

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -29,19 +30,25 @@ func pool(t *testing.T) *pgxpool.Pool {
 	return p
 }
 
-// The validator's SQL digest must equal the extractor's Go digest for
-// every kind of value, or a correct copy would look corrupt.
-func TestDigestSQLMatchesGo(t *testing.T) {
+// The validator reads a chunk back from the target and digests it; that
+// must equal the extractor's digest of the same rows (proto.SplitRow and
+// proto.RowHash over the lines it read) for every kind of value, or a
+// correct copy would look corrupt.
+func TestReadDigestMatchesExtractor(t *testing.T) {
 	ctx := context.Background()
 	p := pool(t)
-	_, err := p.Exec(ctx, `CREATE TABLE v (b boolean, i inet, ip inet, by bytea, a text[], ts timestamptz, f float8, n numeric(10,3), c char(4), j jsonb, t text, e text)`)
+	_, err := p.Exec(ctx, `CREATE TABLE v (id integer, b boolean, i inet, ip inet, by bytea, a text[], ts timestamptz, tsn timestamp, f float8,
+		n numeric(10,3), c char(4), j jsonb, js json, t text, e text)`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := "t\t10.0.0.1\t10.0.0.0/8\t\\\\x00ff\t{a,\"b c\",NULL}\t2020-01-01 10:00:00.5+00\t1.5e-07\t12.300\tab  \t{\"a\": 1}\tunicode 😀 tab\\there\t\\N\n" +
-		"f\t::1\t\\N\t\\\\x\t{}\t-infinity\tNaN\t-0.001\t    \t[]\t\t\n"
+	// Each line is what PostgreSQL prints under pgutil's settings, as the
+	// extractor reads it from a PostgreSQL source.
+	data := "1\tt\t10.0.0.1\t10.0.0.0/8\t\\\\x00ff\t{a,\"b c\",NULL,\"x\\\\\\\\y\"}\t2020-01-01 10:00:00.5+00\t2020-02-29 23:59:59.999999\t1.5e-07\t12.300\tab  \t{\"a\": 1}\t{\"b\":  [1, 2.50]}\tunicode 😀 𝄞 tab\\there\t\\N\n" +
+		"2\tf\t::1\t\\N\t\\\\x\t{}\t-infinity\t4713-01-01 00:00:00 BC\tNaN\t-0.001\t    \t[]\t\\N\t\t\n" +
+		"3\t\\N\t\\N\t2001:db8::/32\t\\\\x5c0a09\t\\N\tinfinity\t\\N\t-Infinity\t0.000\t\\N\t{\"k\": \"tab\\\\there\"}\t\"\"\tline\\nbreak back\\\\slash cr\\r\t\\\\N is not null\n"
 	b := &proto.RowBatch{Run: "00000000-0000-0000-0000-000000000001", Table: "public.v", Target: proto.TableRef{Schema: "public", Name: "v"},
-		Cols: []string{"b", "i", "ip", "by", "a", "ts", "f", "n", "c", "j", "t", "e"}}
+		Cols: []string{"id", "b", "i", "ip", "by", "a", "ts", "tsn", "f", "n", "c", "j", "js", "t", "e"}}
 	if _, err := p.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source) VALUES ($1, 'loading', 'test', 'x')`, b.Run); err != nil {
 		t.Fatal(err)
 	}
@@ -55,23 +62,40 @@ func TestDigestSQLMatchesGo(t *testing.T) {
 	if _, err := LoadBatch(ctx, p, b, []byte(data)); err != nil {
 		t.Fatal(err)
 	}
-	var want proto.Digest
-	var scratch []byte
-	for _, line := range strings.SplitAfter(strings.TrimSuffix(data, "\n"), "\n") {
-		fields, err := proto.SplitRow(nil, []byte(line))
-		if err != nil {
-			t.Fatal(err)
+	digest := func(lines []string) proto.Digest {
+		var d proto.Digest
+		var scratch []byte
+		for _, line := range lines {
+			fields, err := proto.SplitRow(nil, []byte(line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(fields) != len(b.Cols) {
+				t.Fatalf("%d fields in %q", len(fields), line)
+			}
+			var h uint64
+			h, scratch = proto.RowHash(fields, scratch)
+			d.Add(h)
 		}
-		var h uint64
-		h, scratch = proto.RowHash(fields, scratch)
-		want.Add(h)
+		return d
 	}
-	got, err := Digest(ctx, p, schema.Name{Schema: "public", Name: "v"}, b.Cols, "TRUE")
+	lines := strings.SplitAfter(strings.TrimSuffix(data, "\n"), "\n")
+	want := digest(lines)
+	got, err := ReadDigest(ctx, p, schema.Name{Schema: "public", Name: "v"}, b.Cols, "TRUE")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
-		t.Errorf("SQL digest %s over %d rows, Go digest %s over %d", got, got.Rows, want, want.Rows)
+		t.Errorf("read-back digest %s over %d rows, extractor's %s over %d", got, got.Rows, want, want.Rows)
+	}
+	// A range bound as the validator binds a chunk's selects that range only.
+	where, args := pgutil.RangePredicateWith([]string{"id"}, []string{"integer"}, []string{"2"}, nil, pgutil.BoundSetting)
+	got, err = ReadDigest(ctx, p, schema.Name{Schema: "public", Name: "v"}, b.Cols, where, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := digest(lines[1:]); got != want {
+		t.Errorf("rows id >= 2: read-back digest %s over %d rows, extractor's %s over %d", got, got.Rows, want, want.Rows)
 	}
 }
 
@@ -158,5 +182,45 @@ func TestExplainRejectedRow(t *testing.T) {
 	}
 	if s := r.Summary("public.r"); !strings.Contains(s, "table public.r, column Name, key Id=\"2\"") {
 		t.Errorf("summary %q", s)
+	}
+}
+
+// A chunk failed by a rejected batch before its extractor's report came
+// still gets what was read (the table's real source rows), and stays failed.
+func TestMarkExtractedRecordsRowsOfAFailedChunk(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	run := "00000000-0000-0000-0000-000000000003"
+	if _, err := p.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source) VALUES ($1, 'loading', 'test', 'x')`, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddTable(ctx, p, run, TableState{Table: "public.r", SourceName: "r", Status: StatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddChunks(ctx, p, run, []ChunkState{{Table: "public.r", Chunk: 0, Attempt: 1, Range: proto.RangeAll},
+		{Table: "public.r", Chunk: 1, Attempt: 1, Range: proto.RangeAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := FailChunk(ctx, p, run, "public.r", 0, 1, "rejected"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []int{0, 1} {
+		if err := MarkExtracted(ctx, p, run, "public.r", ch, 1, 2, 500, 4000, "00000000000000ff", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A redelivered report for the failed chunk changes nothing.
+	if err := MarkExtracted(ctx, p, run, "public.r", 0, 1, 9, 9, 9, "0000000000000009", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := Chunks(ctx, p, run, "public.r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := chunks[0]; c.Status != StatusFailed || c.Rows != 500 || c.Digest != "00000000000000ff" || c.Error != "rejected" {
+		t.Errorf("failed chunk: %+v", c)
+	}
+	if c := chunks[1]; c.Status != "extracted" || c.Rows != 500 {
+		t.Errorf("pending chunk: %+v", c)
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // chunkParallelism is how many chunk ranges of one table are digested at
-// once: digests are CPU-bound in PostgreSQL (md5 over every value).
+// once: a digest is CPU-bound, PostgreSQL printing the values and the
+// validator hashing them.
 const chunkParallelism = 2
 
 // tableCheck holds what the checks of one table share, notably the
@@ -43,7 +44,7 @@ func (c *tableCheck) chunkDigests(ctx context.Context) ([]proto.Digest, error) {
 	for i, ch := range c.chunks {
 		g.Go(func() error {
 			where, args := chunkWhere(c.t, ch)
-			d, err := target.Digest(gctx, c.v.pool, c.t.Target, cols, where, args...)
+			d, err := target.ReadDigest(gctx, c.v.pool, c.t.Target, cols, where, args...)
 			out[i] = d
 			return err
 		})
@@ -151,7 +152,7 @@ func (c *tableCheck) digest(ctx context.Context) (target.VerdictRow, error) {
 		r.TargetRows = &rows
 		return r, nil
 	}
-	got, err := target.Digest(ctx, c.v.pool, c.t.Target, loadCols(c.t), "TRUE")
+	got, err := target.ReadDigest(ctx, c.v.pool, c.t.Target, loadCols(c.t), "TRUE")
 	if err != nil {
 		return target.VerdictRow{}, err
 	}
@@ -180,13 +181,13 @@ func keyCols(t *schema.Table) []string {
 }
 
 // chunkWhere re-selects a chunk's key range on the target, with the bounds
-// cast to the target key types.
+// cast to the target key types and bound as target.ReadDigest binds them.
 func chunkWhere(t *schema.Table, ch target.ChunkState) (string, []any) {
 	types := make([]string, len(t.PrimaryKey))
 	for i, k := range t.PrimaryKey {
 		types[i] = t.Column(k).Type
 	}
-	return pgutil.RangePredicate(keyCols(t), types, ch.Lo, ch.Hi, 0)
+	return pgutil.RangePredicateWith(keyCols(t), types, ch.Lo, ch.Hi, pgutil.BoundSetting)
 }
 
 func rangeText(ch target.ChunkState) string {

@@ -88,8 +88,10 @@ func (v *Validator) Run(ctx context.Context) error {
 }
 
 // serve handles one event: acked when judged, tried again later when the
-// target could not be read. A check that keeps failing for another reason
-// ends as a failed verdict saying why, so the run is never left waiting.
+// target could not be read (an outage is waited out). Any other error ends
+// the event at once as a failed verdict saying why, recorded in
+// caravan.verdicts like any other, so the run is never left waiting and
+// the reason is in the report, not only in this worker's log.
 func (v *Validator) serve(ctx context.Context, msg jetstream.Msg) {
 	if !v.serves(ctx, msg) {
 		return
@@ -108,22 +110,21 @@ func (v *Validator) serve(ctx context.Context, msg jetstream.Msg) {
 	if md, mdErr := msg.Metadata(); mdErr == nil {
 		delivered = md.NumDelivered
 	}
-	if pgutil.IsTransient(err) || delivered < maxAttempts {
+	if pgutil.IsTransient(err) {
 		_ = msg.NakWithDelay(broker.Backoff(delivered))
 		return
 	}
 	if perr := v.giveUp(ctx, msg, err); perr != nil {
+		v.cfg.Log.ErrorContext(ctx, "validation: report failure", "subject", msg.Subject(), "err", perr)
 		_ = msg.NakWithDelay(broker.Backoff(delivered))
 		return
 	}
 	_ = msg.Ack()
 }
 
-// maxAttempts is how often a check failing for a reason other than the
-// target's absence is tried before its verdict says it could not be made.
-const maxAttempts = 5
-
-// giveUp publishes a failed verdict for an event that could not be judged.
+// giveUp records and publishes a failed verdict for an event that could
+// not be judged. The verdict row is best effort (the error may be the
+// target refusing it); the published verdict is what the run waits for.
 func (v *Validator) giveUp(ctx context.Context, msg jetstream.Msg, cause error) error {
 	verdict := &proto.Verdict{V: proto.Version, OK: false, Detail: "could not validate: " + cause.Error()}
 	switch proto.EventKind(msg.Subject()) {
@@ -141,6 +142,10 @@ func (v *Validator) giveUp(ctx context.Context, msg jetstream.Msg, cause error) 
 		verdict.Run, verdict.Table, verdict.Level = ev.Run, "*", "fk"
 	default:
 		return nil
+	}
+	row := target.VerdictRow{Run: verdict.Run, Table: verdict.Table, Level: verdict.Level, OK: false, Detail: verdict.Detail}
+	if err := target.SaveVerdict(ctx, v.pool, row); err != nil {
+		v.cfg.Log.ErrorContext(ctx, "validation: record failed verdict", "run", verdict.Run, "table", verdict.Table, "err", err)
 	}
 	return broker.Publish(ctx, v.js, proto.EventSubject(verdict.Run, proto.EventVerdict), verdict, telemetry.Header(ctx))
 }
@@ -248,7 +253,13 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 		r, err := c.fn(cctx)
 		cspan.End()
 		if err != nil {
-			return nil, fmt.Errorf("validate %s %s: %w", ev.Table, c.level, err)
+			if pgutil.IsTransient(err) || ctx.Err() != nil {
+				return nil, fmt.Errorf("validate %s %s: %w", ev.Table, c.level, err) // tried again once the target is back
+			}
+			// No retry mends it: the level fails saying why, and the
+			// other levels still say what they can.
+			v.cfg.Log.ErrorContext(ctx, "validation check", "table", ev.Table, "level", c.level, "err", err)
+			r = target.VerdictRow{OK: false, SourceRows: &sourceRows, Detail: "could not validate: " + err.Error()}
 		}
 		r.Level = c.level
 		results = append(results, r)
