@@ -251,6 +251,9 @@ func (c *Coordinator) failTable(ctx context.Context, ts *tableState) error {
 		}
 	}
 	msg := strings.Join(reasons, "; ")
+	if err := c.countSource(ctx, ts.t); err != nil {
+		return err
+	}
 	ts.failed = true
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, ts.t.ID(), target.StatusFailed, msg); err != nil {
 		return err

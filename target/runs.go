@@ -171,6 +171,20 @@ func SetTableStatus(ctx context.Context, pool *pgxpool.Pool, run, table, status,
 	return nil
 }
 
+// TableOf reads one table of a run (nil when the run has no such table).
+func TableOf(ctx context.Context, pool *pgxpool.Pool, run, table string) (*TableState, error) {
+	all, err := Tables(ctx, pool, run)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].Table == table {
+			return &all[i], nil
+		}
+	}
+	return nil, nil
+}
+
 // Tables lists a run's tables.
 func Tables(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableState, error) {
 	rows, err := pool.Query(ctx, `SELECT table_id, source_name, status, chunks, est_rows, created, coalesce(error, ''),

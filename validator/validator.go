@@ -162,7 +162,12 @@ func (v *Validator) handle(ctx context.Context, msg jetstream.Msg) error {
 		if err != nil || run == nil {
 			return err
 		}
-		verdict, err := v.table(ctx, run, &ev)
+		// A table is judged once: an event delivered again (a resumed
+		// coordinator asks anew) gets the verdict already recorded.
+		verdict, err := v.judged(ctx, run, ev.Table)
+		if err == nil && verdict == nil {
+			verdict, err = v.table(ctx, run, &ev)
+		}
 		if err != nil {
 			return err
 		}
@@ -241,6 +246,11 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 	}
 	want := levels(run)
 	tc := &tableCheck{v: v, t: t, chunks: chunks, sourceRows: sourceRows}
+	if st, err := target.TableOf(ctx, v.pool, run.ID, ev.Table); err != nil {
+		return nil, err
+	} else if st != nil {
+		tc.counted, tc.how = st.SourceRows, st.SourceCount
+	}
 	checks := []struct {
 		level string
 		fn    func(context.Context) (target.VerdictRow, error)
@@ -285,6 +295,39 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 	}
 	verdict.Detail = strings.Join(failed, "; ")
 	span.SetAttributes(attribute.Bool("caravan.ok", verdict.OK))
+	return verdict, nil
+}
+
+// judged returns the verdict already recorded for a table when every level
+// the run asks for is there (a table loaded again has its verdicts
+// dropped first), and nil when it must be judged.
+func (v *Validator) judged(ctx context.Context, run *target.Run, table string) (*proto.Verdict, error) {
+	rows, err := target.Verdicts(ctx, v.pool, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	verdict := &proto.Verdict{V: proto.Version, Run: run.ID, Table: table, Level: "table", OK: true}
+	have := map[string]bool{}
+	var failed []string
+	for _, r := range rows {
+		if r.Table != table {
+			continue
+		}
+		have[r.Level] = true
+		if !r.OK {
+			verdict.OK = false
+			failed = append(failed, r.Level+": "+r.Detail)
+		}
+	}
+	for level := range levels(run) {
+		if level != "fk" && level != "none" && !have[level] {
+			return nil, nil
+		}
+	}
+	if len(have) == 0 {
+		return nil, nil
+	}
+	verdict.Detail = strings.Join(failed, "; ")
 	return verdict, nil
 }
 

@@ -73,6 +73,10 @@ func newWideRun(t *testing.T) *wideRun {
 	if err := target.AddTable(ctx, pool, run.ID, target.TableState{Table: tbl.ID(), SourceName: "wide", Status: target.StatusFinalized}); err != nil {
 		t.Fatal(err)
 	}
+	counted := int64(300)
+	if err := target.SetSourceCount(ctx, pool, run.ID, tbl.ID(), &counted, target.CountSnapshot); err != nil {
+		t.Fatal(err)
+	}
 	bounds := [][]string{nil, {"100"}, {"200"}, nil}
 	var chunks []target.ChunkState
 	for i := 0; i < 3; i++ {
@@ -180,6 +184,10 @@ func TestUnjudgeableEventGivesUpAtOnce(t *testing.T) {
 	}
 	_, js := testenv.NATS(t)
 	run := uuid.NewString()
+	// The target holds the run, but its recorded plan cannot be read.
+	if _, err := pool.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source, model) VALUES ($1, 'loading', 'postgres', 'test', '[1]')`, run); err != nil {
+		t.Fatal(err)
+	}
 	verdicts, err := js.CreateOrUpdateConsumer(ctx, proto.StreamEvents, jetstream.ConsumerConfig{
 		FilterSubject: proto.EventSubject(run, proto.EventVerdict), AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
