@@ -196,20 +196,32 @@ func (l *Loader) loaded(ctx context.Context, msg jetstream.Msg, b *proto.RowBatc
 
 // park gives up on a batch PostgreSQL refuses: the offending row goes to
 // caravan.rejects and the dead-letter subject, the chunk fails, and every
-// other batch goes on.
+// other batch goes on. A reject that cannot be recorded, for a reason no
+// retry mends, still fails the chunk (with that reason): otherwise the run
+// would wait for the chunk forever.
 func (l *Loader) park(ctx context.Context, msg jetstream.Msg, b *proto.RowBatch, data []byte, cause error, delivered uint64) {
-	rej := target.Explain(cause, b, data)
+	rej := target.Explain(cause, b, data).Escaped()
 	if !pgutil.IsDataError(cause) {
 		rej.Error = fmt.Sprintf("gave up after %d deliveries: %s", delivered, rej.Error)
 	}
+	summary := rej.Summary(b.Table)
 	l.cfg.Log.ErrorContext(ctx, "batch rejected", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "column", rej.Column, "key", rej.Key, "err", rej.Error)
 	if err := target.Reject(ctx, l.pool, b, rej); err != nil {
-		l.cfg.Log.ErrorContext(ctx, "record rejected batch", "err", err)
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
+		if pgutil.IsTransient(err) || ctx.Err() != nil {
+			l.cfg.Log.WarnContext(ctx, "record rejected batch: target unavailable, will retry", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "err", err)
+			_ = msg.NakWithDelay(5 * time.Second)
+			return
+		}
+		summary = proto.EscapeInvalidUTF8([]byte(fmt.Sprintf("%s (the rejected row could not be recorded: %v)", summary, err)))
+		l.cfg.Log.ErrorContext(ctx, "rejected row could not be recorded, failing its chunk", "table", b.Table, "chunk", b.Chunk, "seq", b.Seq, "err", err)
+		if err := target.FailChunk(ctx, l.pool, b.Run, b.Table, b.Chunk, b.Attempt, summary); err != nil {
+			l.cfg.Log.ErrorContext(ctx, "fail chunk of rejected batch, will retry", "table", b.Table, "chunk", b.Chunk, "err", err)
+			_ = msg.NakWithDelay(5 * time.Second)
+			return
+		}
 	}
 	ev := &proto.BatchRejected{V: proto.Version, Run: b.Run, Table: b.Table, Chunk: b.Chunk, Attempt: b.Attempt, Seq: b.Seq,
-		Column: rej.Column, Key: rej.Key, Error: rej.Summary(b.Table)}
+		Column: rej.Column, Key: rej.Key, Error: summary}
 	if err := broker.Publish(ctx, l.js, proto.EventSubject(b.Run, proto.EventBatchRejected), ev, telemetry.Header(ctx)); err != nil {
 		_ = msg.NakWithDelay(5 * time.Second)
 		return

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Rows travel as PostgreSQL COPY text lines (tab-separated, \N for NULL,
@@ -208,3 +209,28 @@ func ParseDigest(s string) (uint64, error) {
 	}
 	return strconv.ParseUint(s, 16, 64)
 }
+
+// EscapeInvalidUTF8 returns b as text, every byte that is not part of valid
+// UTF-8 written as COPY's own escape \xNN. A COPY line escaped so is still a
+// COPY line, and decodes to exactly the original bytes (its backslashes are
+// already escaped); elsewhere (a key, a message) it shows the bytes a
+// PostgreSQL text column could not hold. Valid text comes back unchanged.
+func EscapeInvalidUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n <= 1 {
+			out = append(out, '\\', 'x', hexDigits[b[0]>>4], hexDigits[b[0]&0xf])
+			b = b[1:]
+			continue
+		}
+		out = append(out, b[:n]...)
+		b = b[n:]
+	}
+	return string(out)
+}
+
+const hexDigits = "0123456789abcdef"

@@ -115,3 +115,29 @@ func TestUnmarshalRefusesOtherVersions(t *testing.T) {
 		t.Errorf("round trip: %+v, %v", b, err)
 	}
 }
+
+// Invalid bytes become COPY's \xNN escape, so an escaped line stays valid
+// UTF-8 and still decodes to exactly the original bytes.
+func TestEscapeInvalidUTF8(t *testing.T) {
+	line := []byte("1\tcaf\xe9 \\\\x41 \xef\xbf\xbd ok\t\xff\xfe")
+	esc := EscapeInvalidUTF8(line)
+	if want := "1\tcaf\\xe9 \\\\x41 \ufffd ok\t\\xff\\xfe"; esc != want {
+		t.Fatalf("escaped %q, want %q", esc, want)
+	}
+	orig, err := SplitRow(nil, line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := SplitRow(nil, []byte(esc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range orig {
+		if !bytes.Equal(orig[i].Value, back[i].Value) {
+			t.Errorf("field %d: %q decodes back as %q", i, orig[i].Value, back[i].Value)
+		}
+	}
+	if s := EscapeInvalidUTF8([]byte("plain é")); s != "plain é" {
+		t.Errorf("valid text changed: %q", s)
+	}
+}

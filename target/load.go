@@ -159,8 +159,12 @@ func nthLine(data []byte, n int) []byte {
 
 // Reject records a refused batch and fails its chunk. No ledger row is
 // written: the chunk must never look complete, and the rejects row's unique
-// key makes a redelivered rejection a no-op.
+// key makes a redelivered rejection a no-op. The row is often refused for
+// bytes that are not UTF-8, which the text columns of caravan.rejects could
+// not hold either: such bytes are stored as COPY's \xNN escape (see
+// Rejection.Escaped), so the stored row_text still decodes to the row.
 func Reject(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, r Rejection) error {
+	r = r.Escaped()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("record reject: %w", err)
@@ -176,6 +180,14 @@ func Reject(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, r Reject
 		return fmt.Errorf("record reject: %w", err)
 	}
 	return tx.Commit(ctx)
+}
+
+// Escaped returns r with every byte that is not valid UTF-8 written as
+// \xNN (proto.EscapeInvalidUTF8), so each field fits a text column and a
+// log line.
+func (r Rejection) Escaped() Rejection {
+	return Rejection{Column: proto.EscapeInvalidUTF8([]byte(r.Column)), Key: proto.EscapeInvalidUTF8([]byte(r.Key)),
+		Row: proto.EscapeInvalidUTF8([]byte(r.Row)), Error: proto.EscapeInvalidUTF8([]byte(r.Error))}
 }
 
 // Summary is the one-line message a user sees for a rejection.
