@@ -119,7 +119,7 @@ func migrateInProcessWith(t *testing.T, srcURL, dstURL string, opts coordinator.
 		return p
 	}
 	src := func() *postgres.Source {
-		s, err := postgres.Open(ctx, srcURL, 4)
+		s, err := postgres.Open(ctx, srcURL, 4, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

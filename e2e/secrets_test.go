@@ -105,7 +105,7 @@ func TestNoPasswordAnywhere(t *testing.T) {
 	defer cancel()
 	unparsable := strings.Replace(badPort, ":1/", ":port/", 1)
 	for _, u := range []string{badPort, unparsable} {
-		if _, err := postgres.Open(ctx, u, 1); err == nil {
+		if _, err := postgres.Open(ctx, u, 1, nil); err == nil {
 			t.Errorf("opened %s", pgutil.Redact(u))
 		} else {
 			noSecret("source error", err.Error())

@@ -36,7 +36,7 @@ func TestCoordinatorSaysWhatItWaitsFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := postgres.Open(ctx, src, 2)
+	s, err := postgres.Open(ctx, src, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,20 +132,35 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 	if ctx.Err() != nil {
 		return // shutting down: the task is redelivered to another extractor
 	}
-	// A source that is merely away (restarting, failing over) is waited
-	// for; anything else fails the chunk after MaxDeliver tries.
-	transient := pgutil.IsTransient(err)
-	if !transient && delivered >= uint64(e.cfg.MaxDeliver) {
-		e.cfg.Log.ErrorContext(ctx, "chunk failed for good", "table", task.Table, "chunk", task.Chunk, "deliveries", delivered, "err", err)
-		failed := &proto.ChunkFailed{V: proto.Version, Run: task.Run, Table: task.Table, Chunk: task.Chunk, Attempt: task.Attempt,
-			Error: fmt.Sprintf("extract failed after %d deliveries: %v", delivered, err)}
-		if perr := broker.Publish(ctx, e.js, proto.EventSubject(task.Run, proto.EventChunkFailed), failed, telemetry.Header(ctx)); perr == nil {
-			_ = msg.Term()
-		}
+	e.retryOrFail(ctx, msg, &task, delivered, err)
+}
+
+// retryOrFail decides what a failed read costs. A source that is merely
+// away (restarting, failing over) is waited for, however long; an error
+// the source marks permanent (a syntax or permission error, a value that
+// cannot be read, a snapshot that is gone) fails the chunk at once, since
+// no retry can mend it; anything else fails it after MaxDeliver tries.
+func (e *Extractor) retryOrFail(ctx context.Context, msg jetstream.Msg, task *proto.ChunkTask, delivered uint64, err error) {
+	permanent := source.IsPermanent(err)
+	transient := !permanent && pgutil.IsTransient(err)
+	if !permanent && (transient || delivered < uint64(e.cfg.MaxDeliver)) {
+		e.cfg.Log.WarnContext(ctx, "chunk will be retried", "table", task.Table, "chunk", task.Chunk, "delivery", delivered, "transient", transient, "err", err)
+		_ = msg.NakWithDelay(broker.Backoff(delivered))
 		return
 	}
-	e.cfg.Log.WarnContext(ctx, "chunk will be retried", "table", task.Table, "chunk", task.Chunk, "delivery", delivered, "transient", transient, "err", err)
-	_ = msg.NakWithDelay(broker.Backoff(delivered))
+	reason := err.Error()
+	if !permanent {
+		reason = fmt.Sprintf("extract failed after %d deliveries: %v", delivered, err)
+	}
+	e.cfg.Log.ErrorContext(ctx, "chunk failed", "table", task.Table, "chunk", task.Chunk, "attempt", task.Attempt, "deliveries", delivered, "err", reason)
+	failed := &proto.ChunkFailed{V: proto.Version, Run: task.Run, Table: task.Table, Chunk: task.Chunk, Attempt: task.Attempt, Error: reason}
+	if perr := broker.Publish(ctx, e.js, proto.EventSubject(task.Run, proto.EventChunkFailed), failed, telemetry.Header(ctx)); perr != nil {
+		// Unreported, the chunk would be waited for forever: try again.
+		e.cfg.Log.WarnContext(ctx, "report failed chunk, will retry", "table", task.Table, "chunk", task.Chunk, "err", perr)
+		_ = msg.NakWithDelay(broker.Backoff(delivered))
+		return
+	}
+	_ = msg.Term()
 }
 
 // heartbeat keeps a long chunk's task from being redelivered while it is

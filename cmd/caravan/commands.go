@@ -71,7 +71,7 @@ func runAll(c *cli.Context, resume string) error {
 		return err
 	}
 	ctx := c.Context
-	src, err := openSource(ctx, c, c.Int("extractors"))
+	src, err := openSource(ctx, c, c.Int("extractors"), log)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -20,7 +21,7 @@ var mssqlFlags = []cli.Flag{
 	boolean("mssql-database-snapshot", "read from a database snapshot (CREATE DATABASE ... AS SNAPSHOT OF): one point in time for the whole run"),
 }
 
-func openMSSQL(ctx context.Context, c *cli.Context, raw string, readers int) (*mssql.Source, error) {
+func openMSSQL(ctx context.Context, c *cli.Context, raw string, readers int, log *slog.Logger) (*mssql.Source, error) {
 	opts := mssql.Options{
 		NUL:              mssql.Policy(c.String("mssql-nul")),
 		Surrogates:       mssql.Policy(c.String("mssql-surrogates")),
@@ -28,6 +29,7 @@ func openMSSQL(ctx context.Context, c *cli.Context, raw string, readers int) (*m
 		DatabaseSnapshot: c.Bool("mssql-database-snapshot"),
 		MaxConns:         readers + 2,
 		TypeOverrides:    map[string]string{},
+		Logger:           log,
 	}
 	for _, o := range c.StringSlice("type-override") {
 		col, typ, ok := strings.Cut(o, "=")

@@ -33,7 +33,7 @@ func coordinatorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, 1)
+			src, err := openSource(c.Context, c, 1, log)
 			if err != nil {
 				return err
 			}
@@ -79,7 +79,7 @@ func extractorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, c.Int("extractors"))
+			src, err := openSource(c.Context, c, c.Int("extractors"), log)
 			if err != nil {
 				return err
 			}
@@ -154,7 +154,11 @@ func planCommand() *cli.Command {
 			if err := require(c, "source-url"); err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, 1)
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			src, err := openSource(c.Context, c, 1, log)
 			if err != nil {
 				return err
 			}

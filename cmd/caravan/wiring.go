@@ -26,8 +26,9 @@ func logger(c *cli.Context) (*slog.Logger, error) {
 	return telemetry.NewLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
 }
 
-// openSource picks the source implementation by URL scheme.
-func openSource(ctx context.Context, c *cli.Context, readers int) (source.Source, error) {
+// openSource picks the source implementation by URL scheme; log gets the
+// warnings of its value policies.
+func openSource(ctx context.Context, c *cli.Context, readers int, log *slog.Logger) (source.Source, error) {
 	raw := c.String("source-url")
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -35,9 +36,9 @@ func openSource(ctx context.Context, c *cli.Context, readers int) (source.Source
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "postgres", "postgresql":
-		return postgres.Open(ctx, raw, int32(readers+2))
+		return postgres.Open(ctx, raw, int32(readers+2), log)
 	case "sqlserver", "mssql":
-		return openMSSQL(ctx, c, raw, readers)
+		return openMSSQL(ctx, c, raw, readers, log)
 	}
 	return nil, fmt.Errorf("source URL %s: unknown scheme %q (want postgres:// or sqlserver://)", pgutil.Redact(raw), u.Scheme)
 }

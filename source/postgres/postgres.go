@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,6 +19,10 @@ import (
 type Source struct {
 	pool *pgxpool.Pool
 	url  string
+	log  *slog.Logger
+	// ignoredEncoding warns once that a run's source encoding does not
+	// apply to this database (only SQL_ASCII text needs one).
+	ignoredEncoding sync.Once
 }
 
 var _ source.Source = (*Source)(nil)
@@ -27,12 +33,16 @@ type querier interface {
 }
 
 // Open connects to a PostgreSQL source; maxConns bounds concurrent reads.
-func Open(ctx context.Context, connURL string, maxConns int32) (*Source, error) {
+// log receives the warnings of the invalid-text policy (nil: slog.Default()).
+func Open(ctx context.Context, connURL string, maxConns int32, log *slog.Logger) (*Source, error) {
 	pool, err := pgutil.Pool(ctx, connURL, "caravan-source", maxConns)
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
-	return &Source{pool: pool, url: connURL}, nil
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Source{pool: pool, url: connURL, log: log}, nil
 }
 
 // Kind implements source.Source.
@@ -121,7 +131,7 @@ func (s *Source) readTx(ctx context.Context, snapshot string) (pgx.Tx, error) {
 		// own output, quoted as a literal all the same.
 		if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+schema.QuoteLiteral(snapshot)); err != nil {
 			tx.Rollback(ctx)
-			return nil, fmt.Errorf("import snapshot %s (has the coordinator that exported it stopped?): %w", snapshot, err)
+			return nil, importFailed(snapshot, err)
 		}
 	}
 	return tx, nil

@@ -16,7 +16,7 @@ func open(t *testing.T, stmts ...string) *Source {
 	t.Helper()
 	url := testenv.Database(t, "src")
 	testenv.Exec(t, url, stmts...)
-	s, err := Open(context.Background(), url, 4)
+	s, err := Open(context.Background(), url, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,4 +153,27 @@ func TestPlanWithoutStatisticsSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEven(t, readAll(t, s, tbl, chunks), 12000, 1000)
+}
+
+// Errors no retry can mend are marked permanent; the extractor fails the
+// chunk at once on them.
+func TestReadErrorsNoRetryMendsArePermanent(t *testing.T) {
+	s := open(t, `CREATE TABLE t (id integer PRIMARY KEY, v text)`, `INSERT INTO t VALUES (1, 'a')`)
+	ok := &proto.ChunkTask{Table: "public.t", Source: proto.TableRef{Schema: "public", Name: "t"}, Cols: []string{"id", "v"},
+		Key: []string{"id"}, KeyTypes: []string{"integer"}, Range: proto.RangeKey}
+	missingCol, missingTable, badBound, noSnapshot := *ok, *ok, *ok, *ok
+	missingCol.Cols = []string{"id", "gone"}                          // 42703
+	missingTable.Source.Name = "gone"                                 // 42P01
+	badBound.Lo = []string{"not a number"}                            // 22P02
+	noSnapshot.Snapshot, noSnapshot.Run = "00000003-00000002-1", "r1" // 22023
+	for name, task := range map[string]*proto.ChunkTask{"missing column": &missingCol, "missing table": &missingTable,
+		"bad bound": &badBound, "snapshot gone": &noSnapshot} {
+		err := s.Read(context.Background(), task, func([]byte) error { return nil })
+		if err == nil || !source.IsPermanent(err) {
+			t.Errorf("%s: %v is not permanent", name, err)
+		}
+	}
+	if err := s.Read(context.Background(), ok, func([]byte) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
 }

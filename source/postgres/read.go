@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
 )
 
 // Read streams one chunk in key (or ctid) order with COPY (SELECT ...) TO
@@ -15,6 +17,11 @@ import (
 // settings is the canonical form, already escaped for COPY.
 func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
 	tx, err := s.readTx(ctx, task.Snapshot)
+	var gone *snapshotGoneError
+	if errors.As(err, &gone) {
+		// Every chunk of the run fails the same way: say what to do.
+		return source.Permanent(fmt.Errorf("snapshot gone: finish with caravan resume %s (%w)", task.Run, gone))
+	}
 	if err != nil {
 		return fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err)
 	}
@@ -22,7 +29,7 @@ func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line
 
 	q, args := chunkQuery(task)
 	if err := pgutil.CopyRows(ctx, tx, q, args, emit); err != nil {
-		return fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err)
+		return permanentIfHopeless(fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err))
 	}
 	return nil
 }
