@@ -165,7 +165,7 @@ func (c *Coordinator) configRecord() map[string]any {
 	o := c.cfg.Options
 	return map[string]any{"include": o.Filter.Include, "exclude": o.Filter.Exclude, "name_case": o.NameCase,
 		"schema_map": o.SchemaMap, "mode": o.Mode, "rows_per_chunk": o.RowsPerChunk, "batch_bytes": o.BatchBytes,
-		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation}
+		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation, "source_options": o.SourceOptions}
 }
 
 func (c *Coordinator) recordChunks(ctx context.Context, tp *TablePlan) error {
@@ -227,7 +227,8 @@ func (c *Coordinator) task(t *schema.Table, ch target.ChunkState) *proto.ChunkTa
 	load := t.LoadColumns()
 	task := &proto.ChunkTask{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Chunk: ch.Chunk, Attempt: ch.Attempt,
 		Source: proto.TableRef{Schema: t.Source.Schema, Name: t.Source.Name}, Target: proto.TableRef{Schema: t.Target.Schema, Name: t.Target.Name},
-		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: c.snapID, BatchBytes: c.batchBytes(), BatchRows: c.cfg.Options.BatchRows}
+		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: c.snapID, BatchBytes: c.batchBytes(), BatchRows: c.cfg.Options.BatchRows,
+		Options: c.cfg.Options.SourceOptions}
 	for _, col := range load {
 		task.Cols = append(task.Cols, col.Name)
 		task.Types = append(task.Types, col.SourceType)

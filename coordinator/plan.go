@@ -34,6 +34,10 @@ type Options struct {
 	BatchRows    int
 	Unlogged     bool
 	Validation   []string // levels: count, keys, digest, fk
+	// SourceOptions are source-specific read options (e.g. the text policy
+	// of postgres.TextOptions), carried in every ChunkTask so that every
+	// extractor applies the run's choice, whatever its own flags.
+	SourceOptions map[string]string
 }
 
 // Defaults fills unset options.

@@ -32,8 +32,18 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 	if run.Model == nil {
 		return fmt.Errorf("run %s stopped before its plan was recorded: nothing to resume; start a new run with caravan migrate", run.ID)
 	}
+	// The run's options are its own, but source options given to the
+	// resume (say, --invalid-text replace after a run failed on bad text)
+	// override the recorded ones for the chunks it reads.
+	given := cfg.Options.SourceOptions
 	if err := optionsFromRecord(run.Config, &cfg.Options); err != nil {
 		return fmt.Errorf("run %s options: %w", run.ID, err)
+	}
+	for k, v := range given {
+		if cfg.Options.SourceOptions == nil {
+			cfg.Options.SourceOptions = map[string]string{}
+		}
+		cfg.Options.SourceOptions[k] = v
 	}
 	c := New(src, pool, js, cfg)
 	if run.Status == target.RunSucceeded {
@@ -262,12 +272,14 @@ func optionsFromRecord(rec map[string]any, o *Options) error {
 		BatchRows    int               `json:"batch_rows"`
 		Unlogged     bool              `json:"unlogged"`
 		Validation   []string          `json:"validation"`
+		Source       map[string]string `json:"source_options"`
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
 		return err
 	}
 	*o = Options{Filter: schema.Filter{Include: r.Include, Exclude: r.Exclude}, NameCase: r.NameCase, SchemaMap: r.SchemaMap,
-		Mode: r.Mode, RowsPerChunk: r.RowsPerChunk, BatchBytes: r.BatchBytes, BatchRows: r.BatchRows, Unlogged: r.Unlogged, Validation: r.Validation}
+		Mode: r.Mode, RowsPerChunk: r.RowsPerChunk, BatchBytes: r.BatchBytes, BatchRows: r.BatchRows, Unlogged: r.Unlogged, Validation: r.Validation,
+		SourceOptions: r.Source}
 	o.Defaults()
 	return nil
 }

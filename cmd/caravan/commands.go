@@ -31,7 +31,7 @@ func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "copy a database end to end: every role in this process, with an embedded NATS unless --nats-url is given",
-		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, planFlags, runFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, planFlags, runFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			return runAll(c, "")
 		},
@@ -43,7 +43,7 @@ func resumeCommand() *cli.Command {
 		Name:      "resume",
 		Usage:     "finish an interrupted run from the state in the target: every role in this process",
 		ArgsUsage: "RUN",
-		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return fmt.Errorf("resume needs exactly one run id, after the flags: caravan resume [flags] RUN")
@@ -116,6 +116,11 @@ func runAll(c *cli.Context, resume string) error {
 		runErr = coordinator.New(src, pool, b.js, cfg).Run(ctx)
 	} else {
 		cfg.Run = resume
+		if cfg.Options.SourceOptions, err = sourceOptions(c, true); err != nil {
+			stopWorkers()
+			wg.Wait()
+			return err
+		}
 		start("progress", progress(pool, cfg.Run, console, log))
 		runErr = coordinator.Resume(ctx, src, pool, b.js, cfg)
 	}

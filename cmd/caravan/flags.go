@@ -10,6 +10,7 @@ import (
 
 	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source/postgres"
 )
 
 // Every flag can also come from a CARAVAN_* environment variable and from
@@ -60,6 +61,12 @@ var (
 		num64("chunk-rows", "rows per chunk", 100_000),
 		num("batch-bytes", "bytes per batch message (capped below the broker's max_payload)", 1<<20-64<<10),
 		num("batch-rows", "rows per batch message", 50_000),
+	}
+	// textFlags choose what becomes of the text of a SQL_ASCII PostgreSQL
+	// source; the run carries the choice to every extractor.
+	textFlags = []cli.Flag{
+		str("source-encoding", "encoding of the text of a SQL_ASCII PostgreSQL source, converted to UTF-8 as it is read: WIN1252, LATIN1, LATIN9, ... (empty: it must be UTF-8)", ""),
+		str("invalid-text", "text of a SQL_ASCII PostgreSQL source that is not valid UTF-8 (or not valid in --source-encoding): fail (the chunk, naming table, column, key and bytes) or replace (each bad byte by U+FFFD, with a warning)", "fail"),
 	}
 	runFlags = []cli.Flag{
 		str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate),
@@ -117,8 +124,30 @@ func options(c *cli.Context) (coordinator.Options, error) {
 		}
 		o.SchemaMap[from] = to
 	}
+	var err error
+	if o.SourceOptions, err = sourceOptions(c, false); err != nil {
+		return o, err
+	}
 	o.Defaults()
 	return o, o.Validate()
+}
+
+// sourceOptions are the read options every extractor of a run applies
+// (they travel in ChunkTask.Options). For a resume (onlyGiven) just those
+// given explicitly: the run's recorded choices stand for the rest.
+func sourceOptions(c *cli.Context, onlyGiven bool) (map[string]string, error) {
+	enc, invalid := c.String("source-encoding"), c.String("invalid-text")
+	if onlyGiven && !c.IsSet("source-encoding") {
+		enc = ""
+	}
+	if onlyGiven && !c.IsSet("invalid-text") {
+		invalid = ""
+	}
+	opts, err := postgres.TextOptions(enc, invalid)
+	if err != nil {
+		return nil, fmt.Errorf("--source-encoding/--invalid-text: %w", err)
+	}
+	return opts, nil
 }
 
 func splitList(in []string) []string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,7 +25,7 @@ func coordinatorCommand() *cli.Command {
 		Name:  "coordinator",
 		Usage: "plan a run, publish its chunks, track and finalize it (workers join through --nats-url)",
 		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, reportJSON, str("resume", "resume this run instead of starting one", "")},
-			mssqlFlags, planFlags, runFlags, logFlags),
+			mssqlFlags, textFlags, planFlags, runFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
 				return err
@@ -52,6 +53,9 @@ func coordinatorCommand() *cli.Command {
 			var runErr error
 			if run := c.String("resume"); run != "" {
 				cfg.Run = run
+				if cfg.Options.SourceOptions, err = sourceOptions(c, true); err != nil {
+					return err
+				}
 				runErr = coordinator.Resume(c.Context, src, pool, b.js, cfg)
 			} else {
 				if cfg.Options, err = options(c); err != nil {
@@ -149,7 +153,7 @@ func planCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plan",
 		Usage: "print the schema mapping, the DDL and the chunk plan; touches nothing",
-		Flags: join([]cli.Flag{sourceURL, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, planFlags, logFlags),
+		Flags: join([]cli.Flag{sourceURL, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, textFlags, planFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url"); err != nil {
 				return err
@@ -175,15 +179,23 @@ func planCommand() *cli.Command {
 			if cs, ok := src.(source.Consistency); ok {
 				consistency = cs.Consistency()
 			}
-			return printPlan(plan, consistency, c.Bool("unlogged"))
+			return printPlan(plan, consistency, opts.SourceOptions, c.Bool("unlogged"))
 		},
 	}
 }
 
-func printPlan(plan *coordinator.Plan, consistency string, unlogged bool) error {
+func printPlan(plan *coordinator.Plan, consistency string, readOpts map[string]string, unlogged bool) error {
 	w := os.Stdout
 	if consistency != "" {
 		fmt.Fprintf(w, "-- consistency: %s\n\n", consistency)
+	}
+	if len(readOpts) > 0 {
+		keys := make([]string, 0, len(readOpts))
+		for k := range readOpts {
+			keys = append(keys, k+"="+readOpts[k])
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(w, "-- read options (every extractor applies them): %s\n\n", strings.Join(keys, " "))
 	}
 	fmt.Fprintln(w, "-- mapping")
 	for _, tp := range plan.Tables {

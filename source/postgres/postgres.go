@@ -84,6 +84,10 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	if err := discoverTypes(ctx, tx, userTypes, db); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
+	if tx.Conn().PgConn().ParameterStatus("server_encoding") == sqlASCII {
+		db.Warnings = append(db.Warnings, "the source database is SQL_ASCII, which stores text unchecked: text is checked as it is read, and "+
+			"text that is not UTF-8 fails its chunk unless the run names its encoding (--source-encoding) or replaces it (--invalid-text replace)")
+	}
 	return db, nil
 }
 

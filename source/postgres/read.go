@@ -28,8 +28,36 @@ func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line
 	defer tx.Rollback(ctx)
 
 	q, args := chunkQuery(task)
-	if err := pgutil.CopyRows(ctx, tx, q, args, emit); err != nil {
+	check, err := s.newTextCheck(task, tx.Conn().PgConn().ParameterStatus("server_encoding"))
+	if err != nil {
+		return source.Permanent(fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err))
+	}
+	if check != nil {
+		// With client_encoding UTF8 a SQL_ASCII server refuses to send text
+		// that is not UTF-8 (22021, naming neither column nor row): take the
+		// bytes as stored and let the run's policy decide, value by value.
+		if _, err := tx.Exec(ctx, "SET LOCAL client_encoding TO 'SQL_ASCII'"); err != nil {
+			return fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err)
+		}
+	}
+	var rowErr error // a row's own error (its text, or publishing it), which ended the COPY
+	err = pgutil.CopyRows(ctx, tx, q, args, func(line []byte) error {
+		if check != nil {
+			if line, rowErr = check.line(line); rowErr != nil {
+				return rowErr
+			}
+		}
+		rowErr = emit(line)
+		return rowErr
+	})
+	if rowErr != nil {
+		return rowErr // it says enough: the extractor's prefix names table and chunk
+	}
+	if err != nil {
 		return permanentIfHopeless(fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err))
+	}
+	if check != nil {
+		check.report(s.log)
 	}
 	return nil
 }
