@@ -61,6 +61,18 @@ func AdminURL(t testing.TB) string {
 // is dropped when the test ends.
 func Database(t testing.TB, prefix string) string {
 	t.Helper()
+	return createDatabase(t, prefix, "ENCODING 'UTF8'")
+}
+
+// SQLASCIIDatabase is Database in SQL_ASCII, the encoding of many old
+// databases: PostgreSQL stores its text as bytes, unchecked.
+func SQLASCIIDatabase(t testing.TB, prefix string) string {
+	t.Helper()
+	return createDatabase(t, prefix, "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")
+}
+
+func createDatabase(t testing.TB, prefix, encoding string) string {
+	t.Helper()
 	admin := AdminURL(t)
 	name := prefix + "_" + randomHex(6)
 	ctx := context.Background()
@@ -69,7 +81,7 @@ func Database(t testing.TB, prefix string) string {
 		t.Fatalf("connect to test PostgreSQL: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0 "+encoding); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {

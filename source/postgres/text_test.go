@@ -4,55 +4,21 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/caravan-db/caravan/internal/testenv"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/source"
 )
 
-// sqlASCIIDatabase creates a SQL_ASCII database, as old databases are, and
-// returns its URL; it is dropped when the test ends.
-func sqlASCIIDatabase(t *testing.T, stmts ...string) string {
-	t.Helper()
-	admin := testenv.AdminURL(t)
-	ctx := context.Background()
-	name := "ascii_" + strings.ReplaceAll(strings.ToLower(t.Name()), "/", "_")
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, admin)
-		if err == nil {
-			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-			conn.Close(ctx)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	testenv.Exec(t, u.String(), stmts...)
-	return u.String()
-}
-
 // The text policy of a SQL_ASCII source: converted from the encoding the
 // run names, replaced, or failing at once with table, column, key and bytes.
 func TestSQLASCIITextPolicy(t *testing.T) {
 	ctx := context.Background()
 	// Latin-1 bytes: caf\xe9, and \x81, which Windows-1252 leaves undefined.
-	dbURL := sqlASCIIDatabase(t, `CREATE TABLE t (id integer PRIMARY KEY, v text, n text)`,
+	dbURL := testenv.SQLASCIIDatabase(t, "src")
+	testenv.Exec(t, dbURL, `CREATE TABLE t (id integer PRIMARY KEY, v text, n text)`,
 		`INSERT INTO t VALUES (1, convert_from('\x636166e9'::bytea, 'SQL_ASCII'), 'plain'),
 			(2, 'ascii', NULL), (3, convert_from('\x615c09e962'::bytea, 'SQL_ASCII'), convert_from('\x81'::bytea, 'SQL_ASCII'))`)
 	var logs bytes.Buffer
