@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/caravan-db/caravan/internal/testenv"
 )
 
@@ -73,7 +75,8 @@ func TestSQLASCIISourceEncodingPolicies(t *testing.T) {
 
 	t.Run("fail", func(t *testing.T) {
 		dst := testenv.Database(t, "dst")
-		res := migrate(t, dst) // --invalid-text fail is the default
+		run := uuid.NewString()
+		res := migrate(t, dst, "--run-id", run) // --invalid-text fail is the default
 		if res.code == 0 {
 			t.Fatalf("migrate succeeded over invalid text\n%s", res.stdout)
 		}
@@ -91,6 +94,15 @@ func TestSQLASCIISourceEncodingPolicies(t *testing.T) {
 		assertSameContent(t, src, dst, "plain")
 		if st := query[string](t, dst, `SELECT status FROM caravan.tables WHERE table_id = 'public.legacy'`); st != "failed" {
 			t.Errorf("table legacy is %s", st)
+		}
+
+		// The user chooses a policy and finishes the run.
+		res = caravan(t, 3*time.Minute, "resume", "--source-url", src, "--target-url", dst, "--source-encoding", "LATIN1", run)
+		if res.code != 0 {
+			t.Fatalf("resume exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+		}
+		if s, d := rawText(t, src, "SQL_ASCII"), rawText(t, dst, "LATIN1"); s != d {
+			t.Errorf("after resume, target text is not the source converted from Latin-1: source %s, target %s", s, d)
 		}
 	})
 }
