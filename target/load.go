@@ -170,13 +170,25 @@ func Reject(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, r Reject
 		return fmt.Errorf("record reject: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	// The COPY that failed rolled back its claim on the chunk: a resume may
+	// have moved the chunk to a new attempt since. A reject of an old
+	// attempt must not fail the new one.
+	var attempt int
+	err = tx.QueryRow(ctx, `SELECT attempt FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR KEY SHARE`,
+		b.Run, b.Table, b.Chunk).Scan(&attempt)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && attempt != b.Attempt) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record reject: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO caravan.rejects (run_id, table_id, chunk, attempt, seq, column_name, key, error, row_text)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
 		b.Run, b.Table, b.Chunk, b.Attempt, b.Seq, r.Column, r.Key, r.Error, r.Row); err != nil {
 		return fmt.Errorf("record reject: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET status = 'failed', error = $4
-		WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, b.Run, b.Table, b.Chunk, r.Summary(b.Table)); err != nil {
+		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $5`, b.Run, b.Table, b.Chunk, r.Summary(b.Table), b.Attempt); err != nil {
 		return fmt.Errorf("record reject: %w", err)
 	}
 	return tx.Commit(ctx)

@@ -129,7 +129,7 @@ func (c *tableCheck) keys(ctx context.Context) (target.VerdictRow, error) {
 			return target.VerdictRow{}, err
 		}
 		for i, ch := range c.chunks {
-			if got[i].Rows != ch.Rows {
+			if got[i].Rows != ch.Rows && ch.Status != target.StatusFailed {
 				r.OK = false
 				problems = append(problems, fmt.Sprintf("chunk %d %s: %d keys read, %d on the target", ch.Chunk, rangeText(ch), ch.Rows, got[i].Rows))
 			}
@@ -170,6 +170,13 @@ func (c *tableCheck) digest(ctx context.Context) (target.VerdictRow, error) {
 		var rows int64
 		for i, ch := range c.chunks {
 			rows += got[i].Rows
+			if ch.Status == target.StatusFailed {
+				// Its load verdict says why; a digest of what never fully
+				// arrived would only add noise.
+				r.OK = false
+				problems = append(problems, fmt.Sprintf("chunk %d %s: not loaded", ch.Chunk, rangeText(ch)))
+				continue
+			}
 			if got[i].String() != ch.Digest || got[i].Rows != ch.Rows {
 				r.OK = false
 				problems = append(problems, fmt.Sprintf("chunk %d %s: content differs (source digest %s over %d rows, target %s over %d)",
