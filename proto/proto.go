@@ -14,7 +14,8 @@ import (
 
 // Version is the protocol version every message carries in `v`. A worker
 // refuses a message of another version rather than guess at its meaning.
-const Version = 1
+// Version 2: row digests are XXH3-64, not md5.
+const Version = 2
 
 // Stream names.
 const (
