@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -22,6 +23,19 @@ type ServerConfig struct {
 	// MaxPayload bounds one message; 0 means 8 MiB, the same as the
 	// embedded broker of migrate, so batch sizes carry over.
 	MaxPayload int32
+
+	// ServerName names this server; JetStream clustering needs every
+	// node's name to be unique and to stay the same across restarts.
+	// Empty: "caravan-broker".
+	ServerName string
+	// ClusterName, ClusterListen and Routes join a NATS cluster: the
+	// cluster's name (the same on every node), host:port this node listens
+	// on for the other nodes, and their cluster URLs
+	// (nats://host:port, this node's own may be listed too). Streams
+	// replicated over three nodes survive the loss of any one of them.
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
 }
 
 // StartServer starts a NATS server with JetStream for other processes to
@@ -41,8 +55,11 @@ func StartServer(cfg ServerConfig) (*Embedded, error) {
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = 8 << 20
 	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "caravan-broker"
+	}
 	opts := &server.Options{
-		ServerName: "caravan-broker",
+		ServerName: cfg.ServerName,
 		Host:       host,
 		Port:       port,
 		HTTPHost:   host,
@@ -52,6 +69,9 @@ func StartServer(cfg ServerConfig) (*Embedded, error) {
 		NoLog:      true,
 		NoSigs:     true, // caravan's CLI handles SIGTERM and shuts down cleanly
 		MaxPayload: cfg.MaxPayload,
+	}
+	if err := cluster(opts, cfg); err != nil {
+		return nil, err
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -63,4 +83,34 @@ func StartServer(cfg ServerConfig) (*Embedded, error) {
 		return nil, errors.New("broker: not ready after 10s")
 	}
 	return &Embedded{srv: srv}, nil
+}
+
+// cluster configures the routes to the other nodes of a cluster, if any.
+func cluster(opts *server.Options, cfg ServerConfig) error {
+	if cfg.ClusterListen == "" && cfg.ClusterName == "" && len(cfg.Routes) == 0 {
+		return nil
+	}
+	if cfg.ClusterListen == "" || cfg.ClusterName == "" || len(cfg.Routes) == 0 {
+		return errors.New("broker cluster: give --cluster-name, --cluster-listen and --routes together")
+	}
+	if cfg.ServerName == "caravan-broker" {
+		return errors.New("broker cluster: give each node its own --server-name")
+	}
+	host, portText, err := net.SplitHostPort(cfg.ClusterListen)
+	if err != nil {
+		return fmt.Errorf("broker cluster listen address %q: %w", cfg.ClusterListen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("broker cluster listen address %q: port: %w", cfg.ClusterListen, err)
+	}
+	opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port}
+	for _, r := range cfg.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("broker cluster route %q: want nats://host:port", r)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }

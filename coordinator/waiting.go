@@ -83,7 +83,7 @@ func (c *Coordinator) waitingFor(ctx context.Context) ([]string, error) {
 		out = append(out, fmt.Sprintf("%d chunks failed: their tables close once their other chunks are done", failed))
 	}
 	if judged := c.unjudged(); len(judged) > 0 {
-		out = append(out, fmt.Sprintf("verdicts on %s (%s)", strings.Join(judged, ", "), c.consumerState(ctx, proto.StreamEvents, proto.ConsumerValidator, "validator")))
+		out = append(out, fmt.Sprintf("verdicts on %s (%s)", strings.Join(judged, ", "), c.consumerState(ctx, proto.StreamEvents, proto.ConsumerValidatorTables, "validator")))
 	}
 	keys := make([]string, 0, len(c.wait.notices))
 	for k := range c.wait.notices {

@@ -94,11 +94,12 @@ func TestLoaderKilledMidRun(t *testing.T) {
 	run := uuid.NewString()
 
 	start(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL, "--extractors", "2")
-	victim := start(t, "loader-a", "loader", "--target-url", dst, "--nats-url", natsURL, "--loaders", "2", "--batch-ack-wait", "3s")
-	start(t, "loader-b", "loader", "--target-url", dst, "--nats-url", natsURL, "--loaders", "2", "--batch-ack-wait", "3s")
+	victim := start(t, "loader-a", "loader", "--target-url", dst, "--nats-url", natsURL, "--loaders", "2")
+	start(t, "loader-b", "loader", "--target-url", dst, "--nats-url", natsURL, "--loaders", "2")
 	start(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
+	// The coordinator owns the consumers: its ack wait is the loaders'.
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
-		"--run-id", run, "--chunk-rows", "20000", "--batch-rows", "500")
+		"--run-id", run, "--chunk-rows", "20000", "--batch-rows", "500", "--batch-ack-wait", "3s")
 
 	testenv.Eventually(t, 2*time.Minute, "loaders to commit batches", func() bool {
 		return countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run) >= 20
@@ -263,10 +264,10 @@ func TestBrokerKilledMidRun(t *testing.T) {
 	})
 	run := uuid.NewString()
 	start(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL)
-	start(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL, "--batch-ack-wait", "5s")
+	start(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL)
 	start(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
-		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "1000")
+		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "1000", "--batch-ack-wait", "5s")
 
 	testenv.Eventually(t, 2*time.Minute, "batches to be committed", func() bool {
 		return countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run) >= 20

@@ -26,11 +26,11 @@ import (
 
 // Config configures an extractor.
 type Config struct {
-	Concurrency int           // chunks read at once
-	AckWait     time.Duration // how long a task may go without a heartbeat
-	// Heartbeat is how often a task in progress is extended; 0 means
-	// AckWait/3, negative disables heartbeats (tests use it to force a
-	// redelivery while the first reader still works).
+	Concurrency int // chunks read at once
+	// Heartbeat is how often a task in progress is extended; 0 means a
+	// third of the extractors consumer's ack wait, which the side that
+	// creates the consumers sets; negative disables heartbeats (tests use
+	// it to force a redelivery while the first reader still works).
 	Heartbeat  time.Duration
 	MaxDeliver int
 	Tracer     trace.TracerProvider
@@ -41,12 +41,6 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = time.Minute
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = c.AckWait / 3
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 8
@@ -63,6 +57,7 @@ type Extractor struct {
 	js     jetstream.JetStream
 	src    source.Source
 	blobs  jetstream.ObjectStore
+	tasks  jetstream.Consumer
 	tracer trace.Tracer
 	// encoders recycles the buffers batches are encoded into.
 	encoders sync.Pool
@@ -77,10 +72,17 @@ func New(js jetstream.JetStream, src source.Source, cfg Config) *Extractor {
 
 // Run works until ctx ends.
 func (e *Extractor) Run(ctx context.Context) error {
-	cons, err := broker.WorkConsumer(ctx, e.js, proto.StreamTasks, proto.ConsumerExtractors, proto.SubjectAllTasks, e.cfg.AckWait)
+	cons, err := broker.Bind(ctx, e.js, proto.StreamTasks, proto.ConsumerExtractors, e.cfg.Log)
 	if err != nil {
 		return fmt.Errorf("extractor: %w", err)
 	}
+	e.tasks = cons
+	ackWait := cons.CachedInfo().Config.AckWait
+	if hb := e.cfg.Heartbeat; hb >= ackWait {
+		e.cfg.Log.WarnContext(ctx, "--task-heartbeat is not shorter than the extractors consumer's ack wait: chunks will be handed to a second extractor while the first still reads them",
+			"task_heartbeat", hb.String(), "ack_wait", ackWait.String())
+	}
+	e.cfg.Log.InfoContext(ctx, "extractor bound to its consumer", "consumer", proto.ConsumerExtractors, "ack_wait", ackWait.String(), "heartbeat", e.every(ctx).String())
 	if e.blobs, err = e.js.ObjectStore(ctx, proto.BlobBucket); err != nil {
 		return fmt.Errorf("extractor: blob bucket: %w", err)
 	}
@@ -163,10 +165,26 @@ func (e *Extractor) retryOrFail(ctx context.Context, msg jetstream.Msg, task *pr
 	_ = msg.Term()
 }
 
+// every is how often a task in progress is extended: the configured
+// heartbeat, else a third of the consumer's ack wait as the broker has it
+// now (the side that owns the consumers may have changed it since this
+// extractor started), negative for never.
+func (e *Extractor) every(ctx context.Context) time.Duration {
+	if e.cfg.Heartbeat != 0 {
+		return e.cfg.Heartbeat
+	}
+	info := e.tasks.CachedInfo()
+	if fresh, err := e.tasks.Info(ctx); err == nil {
+		info = fresh
+	}
+	return max(info.Config.AckWait/3, time.Millisecond)
+}
+
 // heartbeat keeps a long chunk's task from being redelivered while it is
 // being read.
 func (e *Extractor) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
-	if e.cfg.Heartbeat < 0 {
+	every := e.every(ctx)
+	if every < 0 {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -174,7 +192,7 @@ func (e *Extractor) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(e.cfg.Heartbeat)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -25,7 +25,6 @@ import (
 // Config configures a loader.
 type Config struct {
 	Concurrency int // batches committed at once
-	AckWait     time.Duration
 	MaxDeliver  int // deliveries of a failing batch before it is parked
 	Tracer      trace.TracerProvider
 	Log         *slog.Logger
@@ -35,9 +34,6 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = 2 * time.Minute
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5
@@ -67,10 +63,11 @@ func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Loader {
 
 // Run works until ctx ends.
 func (l *Loader) Run(ctx context.Context) error {
-	cons, err := broker.WorkConsumer(ctx, l.js, proto.StreamBatches, proto.ConsumerLoaders, proto.SubjectAllBatches, l.cfg.AckWait)
+	cons, err := broker.Bind(ctx, l.js, proto.StreamBatches, proto.ConsumerLoaders, l.cfg.Log)
 	if err != nil {
 		return fmt.Errorf("loader: %w", err)
 	}
+	l.cfg.Log.InfoContext(ctx, "loader bound to its consumer", "consumer", proto.ConsumerLoaders, "ack_wait", cons.CachedInfo().Config.AckWait.String())
 	if l.blobs, err = l.js.ObjectStore(ctx, proto.BlobBucket); err != nil {
 		return fmt.Errorf("loader: blob bucket: %w", err)
 	}

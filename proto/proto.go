@@ -29,12 +29,17 @@ const (
 
 // Durable consumer names. Tasks and batches are work queues shared by every
 // run on the broker: the run id is part of each subject and message, so runs
-// never mix. Event consumers are per run (see EventsConsumer) because a
-// coordinator or validator only acts for its own run.
+// never mix. The coordinator's event consumer is per run (see EventsConsumer)
+// because a coordinator only acts for its own run.
 const (
 	ConsumerExtractors = "extractors"
 	ConsumerLoaders    = "loaders"
-	ConsumerValidator  = "validator" // one for all runs: table_finalized and foreign_keys events
+	// The validator's two consumers, one per kind of event it judges, serve
+	// every run. One consumer per subject, not one over both: a consumer
+	// with several filter subjects needs NATS 2.10, and one filtered on
+	// every event would wade through each batch_loaded.
+	ConsumerValidatorTables = "validator-tables"
+	ConsumerValidatorFKs    = "validator-fks"
 )
 
 // Subject roots; per-run subjects are built by the functions below.
@@ -74,6 +79,9 @@ func BatchesSubject(run string) string { return "caravan." + run + ".batches" }
 
 // EventSubject is the subject of one kind of event of a run.
 func EventSubject(run, kind string) string { return "caravan." + run + ".events." + kind }
+
+// AllEventsOf matches one kind of event of every run.
+func AllEventsOf(kind string) string { return "caravan.*.events." + kind }
 
 // EventsFilter matches every event of a run.
 func EventsFilter(run string) string { return "caravan." + run + ".events.>" }

@@ -26,10 +26,6 @@ import (
 	"github.com/caravan-db/caravan/telemetry"
 )
 
-// ConsumerName is the validator's durable consumer: one for all runs, so a
-// validator started once serves every run on the broker.
-const ConsumerName = proto.ConsumerValidator
-
 // Config configures a validator.
 type Config struct {
 	Concurrency int
@@ -65,25 +61,35 @@ func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Validator {
 		known: target.NewKnownRuns(pool), worker: broker.WorkerID()}
 }
 
-// Run works until ctx ends.
+// Run works until ctx ends. The validator binds to two consumers created
+// by the side that owns the consumers: finalized tables, served at the
+// configured concurrency, and created foreign keys (one per run), served
+// one at a time.
 func (v *Validator) Run(ctx context.Context) error {
-	cons, err := v.js.CreateOrUpdateConsumer(ctx, proto.StreamEvents, jetstream.ConsumerConfig{
-		Durable:        ConsumerName,
-		FilterSubjects: []string{"caravan.*.events." + proto.EventTableFinalized, "caravan.*.events." + proto.EventForeignKeys},
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        10 * time.Minute,
-		MaxDeliver:     -1, // serve decides when to give up, with a verdict
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("validator: consumer: %w", err)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, c := range []struct {
+		name        string
+		concurrency int
+	}{{proto.ConsumerValidatorTables, v.cfg.Concurrency}, {proto.ConsumerValidatorFKs, 1}} {
+		cons, err := broker.Bind(ctx, v.js, proto.StreamEvents, c.name, v.cfg.Log)
+		if err != nil {
+			return fmt.Errorf("validator: %w", err)
+		}
+		stopLag, err := v.cfg.Metrics.ObserveLag(c.name, broker.LagFunc(cons))
+		if err != nil {
+			return fmt.Errorf("validator: %w", err)
+		}
+		defer stopLag()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			broker.Serve(ctx, cons, c.concurrency, v.cfg.Log, v.serve)
+		}()
 	}
-	stopLag, err := v.cfg.Metrics.ObserveLag(ConsumerName, broker.LagFunc(cons))
-	if err != nil {
-		return fmt.Errorf("validator: %w", err)
-	}
-	defer stopLag()
-	broker.Serve(ctx, cons, v.cfg.Concurrency, v.cfg.Log, v.serve)
+	<-ctx.Done()
 	return nil
 }
 

@@ -31,7 +31,7 @@ func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "copy a database end to end: every role in this process, with an embedded NATS unless --nats-url is given",
-		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, planFlags, runFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, planFlags, runFlags, brokerFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			return runAll(c, "")
 		},
@@ -43,7 +43,7 @@ func resumeCommand() *cli.Command {
 		Name:      "resume",
 		Usage:     "finish an interrupted run from the state in the target: every role in this process",
 		ArgsUsage: "RUN",
-		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, brokerFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return fmt.Errorf("resume needs exactly one run id, after the flags: caravan resume [flags] RUN")
@@ -81,7 +81,7 @@ func runAll(c *cli.Context, resume string) error {
 		return err
 	}
 	defer pool.Close()
-	b, err := connectBroker(ctx, c, "caravan-migrate", true)
+	b, err := connectBroker(ctx, c, "caravan-migrate", log, brokerUse{embed: true, own: true})
 	if err != nil {
 		return err
 	}

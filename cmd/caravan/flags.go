@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
+	"github.com/caravan-db/caravan/broker"
 	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source/postgres"
@@ -74,14 +75,20 @@ var (
 		strs("validate", "validation levels: count, keys, digest, fk (default all), or none"),
 		str("run-id", "run id (a UUID; generated when empty)", ""),
 	}
+	// brokerFlags belong to the commands that own the streams and the
+	// shared consumers (migrate, resume, coordinator): workers bind to the
+	// consumers as configured here, so one place decides for all.
+	brokerFlags = []cli.Flag{
+		num("replicas", "copies of every stream and consumer in a NATS cluster (3 on a three-node cluster; 1 on one server)", 1),
+		dur("task-ack-wait", "time a chunk task may go without a heartbeat before another extractor gets it (sets the extractors consumer)", broker.DefaultTaskAckWait),
+		dur("batch-ack-wait", "time a batch may stay unacknowledged before another loader gets it (sets the loaders consumer)", broker.DefaultBatchAckWait),
+	}
 	extractorFlags = []cli.Flag{
 		num("extractors", "chunks read at once in this process", 2),
-		dur("task-ack-wait", "time a chunk task may go without a heartbeat before another extractor gets it", time.Minute),
-		dur("task-heartbeat", "how often a chunk in progress is extended (0: a third of --task-ack-wait; negative: never)", 0),
+		dur("task-heartbeat", "how often a chunk in progress is extended (0: a third of the extractors consumer's ack wait; negative: never)", 0),
 	}
 	loaderFlags = []cli.Flag{
 		num("loaders", "batches committed at once in this process", 2),
-		dur("batch-ack-wait", "time a batch may stay unacknowledged before another loader gets it", 2*time.Minute),
 		num("batch-max-deliver", "deliveries of a failing batch before it is parked as rejected", 5),
 	}
 	validatorFlags = []cli.Flag{

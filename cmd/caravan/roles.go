@@ -25,7 +25,7 @@ func coordinatorCommand() *cli.Command {
 		Name:  "coordinator",
 		Usage: "plan a run, publish its chunks, track and finalize it (workers join through --nats-url)",
 		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, reportJSON, str("resume", "resume this run instead of starting one", "")},
-			mssqlFlags, textFlags, planFlags, runFlags, logFlags),
+			mssqlFlags, textFlags, planFlags, runFlags, brokerFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
 				return err
@@ -44,7 +44,7 @@ func coordinatorCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			b, err := connectBroker(c.Context, c, "caravan-coordinator", false)
+			b, err := connectBroker(c.Context, c, "caravan-coordinator", log, brokerUse{own: true})
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ func extractorCommand() *cli.Command {
 				return err
 			}
 			defer src.Close()
-			b, err := connectBroker(c.Context, c, "caravan-extractor", false)
+			b, err := connectBroker(c.Context, c, "caravan-extractor", log, brokerUse{})
 			if err != nil {
 				return err
 			}
@@ -140,7 +140,7 @@ func targetWorker(c *cli.Context, role string, concurrency int, run func(jetstre
 		return err
 	}
 	defer pool.Close()
-	b, err := connectBroker(c.Context, c, "caravan-"+role, false)
+	b, err := connectBroker(c.Context, c, "caravan-"+role, log, brokerUse{})
 	if err != nil {
 		return err
 	}

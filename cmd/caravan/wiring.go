@@ -51,8 +51,8 @@ func targetPool(ctx context.Context, raw string, conns int) (*pgxpool.Pool, erro
 	return pool, nil
 }
 
-// broker connects to --nats-url, or starts an embedded server when it is
-// empty and embedded is allowed.
+// brokerConn is a connection to --nats-url, or to an embedded server
+// started when it is empty and embedding is allowed.
 type brokerConn struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -60,12 +60,22 @@ type brokerConn struct {
 	tmp      string
 }
 
-func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool) (*brokerConn, error) {
+// brokerUse says what a command does with the broker beyond connecting.
+type brokerUse struct {
+	// embed starts a server in the process when --nats-url is empty.
+	embed bool
+	// own creates or updates the streams and the shared consumers from
+	// this command's flags (--replicas, --task-ack-wait, --batch-ack-wait):
+	// the side that starts runs owns them, workers only bind.
+	own bool
+}
+
+func connectBroker(ctx context.Context, c *cli.Context, name string, log *slog.Logger, use brokerUse) (*brokerConn, error) {
 	b := &brokerConn{}
 	addr := c.String("nats-url")
-	streams := broker.StreamConfig{}
+	streams := broker.StreamConfig{Replicas: c.Int("replicas")}
 	if addr == "" {
-		if !embed {
+		if !use.embed {
 			return nil, fmt.Errorf("--nats-url is required (or CARAVAN_NATS_URL)")
 		}
 		dir := c.String("data-dir")
@@ -77,7 +87,7 @@ func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool)
 			dir, b.tmp = tmp, tmp
 			// A throwaway broker keeps its streams in memory (256 MiB of
 			// batches in flight at most); with --data-dir they are files.
-			streams = broker.StreamConfig{Memory: true, BatchesMaxBytes: 256 << 20}
+			streams.Memory, streams.BatchesMaxBytes = true, 256<<20
 		}
 		srv, err := broker.StartEmbedded(dir, 0)
 		if err != nil {
@@ -95,7 +105,19 @@ func connectBroker(ctx context.Context, c *cli.Context, name string, embed bool)
 		return nil, err
 	}
 	b.nc, b.js = nc, js
-	if err := broker.EnsureStreams(ctx, js, streams); err != nil {
+	if err := broker.Ready(ctx, nc, js, log); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if !use.own {
+		return b, nil
+	}
+	consumers := broker.ConsumerConfig{TaskAckWait: c.Duration("task-ack-wait"), BatchAckWait: c.Duration("batch-ack-wait")}
+	if err := broker.EnsureStreams(ctx, js, streams, log); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := broker.EnsureConsumers(ctx, js, consumers, log); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -115,9 +137,9 @@ func (b *brokerConn) Close() {
 }
 
 func extractorConfig(c *cli.Context, log *slog.Logger) extractor.Config {
-	return extractor.Config{Concurrency: c.Int("extractors"), AckWait: c.Duration("task-ack-wait"), Heartbeat: c.Duration("task-heartbeat"), Log: log, Metrics: metrics(c)}
+	return extractor.Config{Concurrency: c.Int("extractors"), Heartbeat: c.Duration("task-heartbeat"), Log: log, Metrics: metrics(c)}
 }
 
 func loaderConfig(c *cli.Context, log *slog.Logger) loader.Config {
-	return loader.Config{Concurrency: c.Int("loaders"), AckWait: c.Duration("batch-ack-wait"), MaxDeliver: c.Int("batch-max-deliver"), Log: log, Metrics: metrics(c)}
+	return loader.Config{Concurrency: c.Int("loaders"), MaxDeliver: c.Int("batch-max-deliver"), Log: log, Metrics: metrics(c)}
 }

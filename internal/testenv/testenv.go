@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"os"
 	"sync"
@@ -117,7 +118,7 @@ func Exec(t testing.TB, dbURL string, stmts ...string) {
 }
 
 // NATS starts an embedded NATS JetStream server for one test, with
-// caravan's streams, and returns its URL and a JetStream client.
+// caravan's streams and shared consumers (as a coordinator makes them), and returns its URL and a JetStream client.
 func NATS(t testing.TB) (string, jetstream.JetStream) {
 	t.Helper()
 	srv, err := broker.StartEmbedded(t.TempDir(), 0)
@@ -130,8 +131,11 @@ func NATS(t testing.TB) (string, jetstream.JetStream) {
 		t.Fatalf("nats: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	if err := broker.EnsureStreams(context.Background(), js, broker.StreamConfig{}); err != nil {
+	if err := broker.EnsureStreams(context.Background(), js, broker.StreamConfig{}, slog.Default()); err != nil {
 		t.Fatalf("nats streams: %v", err)
+	}
+	if err := broker.EnsureConsumers(context.Background(), js, broker.ConsumerConfig{}, slog.Default()); err != nil {
+		t.Fatalf("nats consumers: %v", err)
 	}
 	return srv.URL(), js
 }
