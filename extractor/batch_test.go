@@ -36,7 +36,8 @@ func (s replaySource) Read(_ context.Context, _ *proto.ChunkTask, emit func([]by
 func drain(t *testing.T, js jetstream.JetStream, want int) []*proto.RowBatch {
 	t.Helper()
 	ctx := context.Background()
-	cons, err := js.CreateOrUpdateConsumer(ctx, proto.StreamBatches, jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy})
+	// The loaders' consumer, as testenv made it: a work queue takes no second one.
+	cons, err := js.Consumer(ctx, proto.StreamBatches, proto.ConsumerLoaders)
 	if err != nil {
 		t.Fatal(err)
 	}
