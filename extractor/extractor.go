@@ -174,6 +174,8 @@ func (e *Extractor) every(ctx context.Context) time.Duration {
 		return e.cfg.Heartbeat
 	}
 	info := e.tasks.CachedInfo()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	if fresh, err := e.tasks.Info(ctx); err == nil {
 		info = fresh
 	}
