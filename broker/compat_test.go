@@ -55,6 +55,16 @@ func TestOnNATSServerBinary(t *testing.T) {
 	if err := <-bound; err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(logs.String(), "changing") {
+		t.Errorf("an owner setting the same ack waits again says it changes them:\n%s", logs.String())
+	}
+	// Another owner with other ack waits changes them for everyone, and says so.
+	if err := broker.EnsureConsumers(ctx, js, broker.ConsumerConfig{TaskAckWait: 9 * time.Second}, log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "changing a shared consumer's ack wait") || !strings.Contains(logs.String(), "from=7s to=9s") {
+		t.Errorf("changing the extractors' ack wait went unsaid:\n%s", logs.String())
+	}
 	for _, name := range []string{proto.ConsumerLoaders, proto.ConsumerValidatorTables, proto.ConsumerValidatorFKs} {
 		stream := proto.StreamEvents
 		if name == proto.ConsumerLoaders {

@@ -24,6 +24,19 @@ const MinServerVersion = "2.9.0"
 // say is how often a wait that has not ended says so again.
 const say = 10 * time.Second
 
+// askTimeout bounds one request of a wait or retry loop: a cluster without
+// a leader yet may not answer at all, and the loop must get to ask again
+// (and say it waits) rather than sit on one request for the caller's whole
+// deadline.
+const askTimeout = 5 * time.Second
+
+// ask runs one request with askTimeout.
+func ask[T any](ctx context.Context, req func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, askTimeout)
+	defer cancel()
+	return req(ctx)
+}
+
 // Ready waits until the connection reaches a NATS server with JetStream,
 // saying every so often what it waits for, and refuses a server too old for
 // caravan, naming the version needed, before anything else can fail on it
@@ -31,7 +44,7 @@ const say = 10 * time.Second
 func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) error {
 	started, said := time.Now(), time.Now()
 	for {
-		_, err := js.AccountInfo(ctx)
+		_, err := ask(ctx, func(ctx context.Context) (*jetstream.AccountInfo, error) { return js.AccountInfo(ctx) })
 		if err == nil {
 			break
 		}
@@ -95,7 +108,9 @@ type StreamConfig struct {
 	// Replicas is how many servers of a NATS cluster keep each stream, the
 	// blob bucket and every consumer (consumers inherit it): 3 on a
 	// three-node cluster survives the loss of any one node; 1 on a single
-	// server.
+	// server. 0 keeps what each stream has (1 for a new one), so a
+	// coordinator started without --replicas never quietly drops copies
+	// another one asked for.
 	Replicas int
 	// Memory keeps streams in memory instead of files: for an embedded broker
 	// that lives and dies with its one process, where files buy no
@@ -113,9 +128,6 @@ const setupPatience = 2 * time.Minute
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, log *slog.Logger) error {
 	if cfg.BatchesMaxBytes <= 0 {
 		cfg.BatchesMaxBytes = 1 << 30
-	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
 	}
 	// A single server refuses a new replicated stream but quietly accepts
 	// an existing one's update to more replicas it cannot keep: refuse
@@ -137,7 +149,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 			Storage: storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour},
 	}
 	for _, sc := range streams {
-		err := patiently(ctx, log, "stream "+sc.Name, func() error {
+		sc.Replicas = replicas(ctx, js, sc.Name, cfg.Replicas)
+		err := patiently(ctx, log, "stream "+sc.Name, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateStream(ctx, sc)
 			return err
 		})
@@ -145,15 +158,27 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
-	err := patiently(ctx, log, "object store "+proto.BlobBucket, func() error {
+	err := patiently(ctx, log, "object store "+proto.BlobBucket, func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: proto.BlobBucket,
-			Storage: jetstream.StorageType(storage), Replicas: cfg.Replicas})
+			Storage: jetstream.StorageType(storage), Replicas: replicas(ctx, js, "OBJ_"+proto.BlobBucket, cfg.Replicas)})
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("object store %s: %w", proto.BlobBucket, err)
 	}
 	return nil
+}
+
+// replicas is the replica count a stream is to have: the one asked for,
+// else the one it has, else 1.
+func replicas(ctx context.Context, js jetstream.JetStream, stream string, asked int) int {
+	if asked > 0 {
+		return asked
+	}
+	if s, err := js.Stream(ctx, stream); err == nil {
+		return max(s.CachedInfo().Config.Replicas, 1)
+	}
+	return 1
 }
 
 // ConsumerConfig is what the shared consumers are configured with. One
@@ -209,7 +234,11 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, cfg ConsumerCo
 	}
 	for _, c := range consumers {
 		c.cfg.Durable = c.name
-		err := patiently(ctx, log, "consumer "+c.name, func() error {
+		if old, err := js.Consumer(ctx, c.stream, c.name); err == nil && old.CachedInfo().Config.AckWait != c.cfg.AckWait {
+			log.WarnContext(ctx, "changing a shared consumer's ack wait, for every run on the broker", "consumer", c.name,
+				"from", old.CachedInfo().Config.AckWait.String(), "to", c.cfg.AckWait.String())
+		}
+		err := patiently(ctx, log, "consumer "+c.name, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
 			return err
 		})
@@ -226,7 +255,7 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, cfg ConsumerCo
 func Bind(ctx context.Context, js jetstream.JetStream, stream, name string, log *slog.Logger) (jetstream.Consumer, error) {
 	started, said := time.Now(), time.Now()
 	for {
-		c, err := js.Consumer(ctx, stream, name)
+		c, err := ask(ctx, func(ctx context.Context) (jetstream.Consumer, error) { return js.Consumer(ctx, stream, name) })
 		if err == nil {
 			return c, nil
 		}
@@ -245,10 +274,10 @@ func Bind(ctx context.Context, js jetstream.JetStream, stream, name string, log 
 // patiently runs a setup step until it succeeds, retrying for a while on
 // errors a cluster gives while it elects leaders or gathers peers, and
 // saying so. Any other error is returned at once.
-func patiently(ctx context.Context, log *slog.Logger, what string, step func() error) error {
+func patiently(ctx context.Context, log *slog.Logger, what string, step func(context.Context) error) error {
 	started, said := time.Now(), time.Now()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := step()
+		_, err := ask(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, step(ctx) })
 		if err == nil || !settling(err) || ctx.Err() != nil || time.Since(started) > setupPatience {
 			return err
 		}
