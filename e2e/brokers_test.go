@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,11 +19,13 @@ import (
 
 // startWorkers starts an extractor, a loader and a validator, each its own
 // process, against natsURL (one server or a comma-separated list).
-func startWorkers(t *testing.T, src, dst, natsURL string) {
+func startWorkers(t *testing.T, src, dst, natsURL string) map[string]*proc {
 	t.Helper()
-	start(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL)
-	start(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL)
-	start(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
+	return map[string]*proc{
+		"extractor": startLogged(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL),
+		"loader":    startLogged(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL),
+		"validator": startLogged(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL),
+	}
 }
 
 // TestDistributedOnStockNATSServer runs every role as its own process
@@ -39,7 +42,11 @@ func TestDistributedOnStockNATSServer(t *testing.T) {
 		`INSERT INTO wide SELECT g, repeat(md5(g::text), CASE WHEN g = 7 THEN 50000 ELSE 3 END) FROM generate_series(1, 20) g`)
 	run := uuid.NewString()
 
-	startWorkers(t, src, dst, srv.URL)
+	// Workers started before any coordinator wait for their consumers, and
+	// say so.
+	for _, p := range startWorkers(t, src, dst, srv.URL) {
+		p.waitForLog(t, regexp.MustCompile(`waiting for a coordinator.*"consumer":"(extractors|loaders|validator-tables)"`))
+	}
 	res := caravan(t, 3*time.Minute, "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL,
 		"--run-id", run, "--chunk-rows", "300", "--batch-rows", "100")
 	if res.code != 0 {
