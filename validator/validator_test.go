@@ -213,7 +213,7 @@ func TestUnjudgeableEventGivesUpAtOnce(t *testing.T) {
 		t.Errorf("verdict %+v", v)
 	}
 	testenv.Eventually(t, 10*time.Second, "the event acknowledged after one delivery", func() bool {
-		cons, err := js.Consumer(ctx, proto.StreamEvents, ConsumerName)
+		cons, err := js.Consumer(ctx, proto.StreamEvents, proto.ConsumerValidatorTables)
 		if err != nil {
 			return false
 		}
