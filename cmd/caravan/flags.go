@@ -79,7 +79,7 @@ var (
 	// shared consumers (migrate, resume, coordinator): workers bind to the
 	// consumers as configured here, so one place decides for all.
 	brokerFlags = []cli.Flag{
-		num("replicas", "copies of every stream and consumer in a NATS cluster, 3 on a three-node cluster; 0: as many as the streams have (1 for new ones), never fewer", 0),
+		num("replicas", "copies of every stream and consumer in a NATS cluster, 3 on a three-node cluster; 0: as many as the streams have (1 for new ones)", 0),
 		dur("task-ack-wait", "time a chunk task may go without a heartbeat before another extractor gets it (sets the extractors consumer)", broker.DefaultTaskAckWait),
 		dur("batch-ack-wait", "time a batch may stay unacknowledged before another loader gets it (sets the loaders consumer)", broker.DefaultBatchAckWait),
 	}
