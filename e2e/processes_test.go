@@ -91,12 +91,19 @@ type proc struct {
 // its log shown when the test failed.
 func startLogged(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startArgv(t, name, append([]string{binary}, args...)...)
+}
+
+// startArgv is startLogged for any command line, such as the binary run
+// by `ip netns exec` in another network namespace.
+func startArgv(t *testing.T, name string, argv ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
 	log, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	p.cmd.Env = append(os.Environ(), "CARAVAN_LOG_FORMAT=json")
 	if err := p.cmd.Start(); err != nil {
