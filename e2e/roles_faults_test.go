@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
-	"net/url"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
@@ -88,6 +88,23 @@ func (p *proc) kill(t *testing.T) {
 	<-p.done
 }
 
+// runExit waits for a coordinator process to end and returns its exit
+// code; when it does not end in time the test fails with what the run
+// was waiting for, as `caravan status` tells it.
+func runExit(t *testing.T, coord *exec.Cmd, timeout time.Duration, dst, run string) int {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { _ = coord.Wait(); close(done) }()
+	select {
+	case <-done:
+		return coord.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		st := caravan(t, 30*time.Second, "status", "--target-url", dst, run)
+		t.Fatalf("the run did not end within %s; caravan status:\n%s%s", timeout, st.stdout, tail(st.stderr, 2000))
+		return -1
+	}
+}
+
 func ledgerRows(dst, run string) int64 {
 	return countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1`, run)
 }
@@ -123,7 +140,7 @@ func TestExtractorKilledMidRun(t *testing.T) {
 	}
 	startLogged(t, "extractor-2", extractorArgs...)
 
-	if code := waitExit(t, coord, 90*time.Second); code != 0 {
+	if code := runExit(t, coord, 90*time.Second, dst, run); code != 0 {
 		t.Fatalf("coordinator exited %d after an extractor was killed", code)
 	}
 	t.Logf("%d chunks were unread when the extractor died", unread)
@@ -159,7 +176,7 @@ func TestValidatorKilledMidRun(t *testing.T) {
 	}
 	startLogged(t, "validator-2", validatorArgs...)
 
-	if code := waitExit(t, coord, 90*time.Second); code != 0 {
+	if code := runExit(t, coord, 90*time.Second, dst, run); code != 0 {
 		t.Fatalf("coordinator exited %d after the validator was killed", code)
 	}
 	assertSameContent(t, src, dst, "big")
@@ -267,7 +284,7 @@ func TestLoaderOfAnotherTargetLeavesBatches(t *testing.T) {
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
 		"--run-id", run, "--include", "public.big", "--chunk-rows", "10000", "--batch-rows", "500")
 
-	if code := waitExit(t, coord, 90*time.Second); code != 0 {
+	if code := runExit(t, coord, 90*time.Second, dst, run); code != 0 {
 		t.Fatalf("coordinator exited %d", code)
 	}
 	assertSameContent(t, src, dst, "big")
@@ -286,14 +303,4 @@ func TestLoaderOfAnotherTargetLeavesBatches(t *testing.T) {
 	if !warned {
 		t.Errorf("the loader of another target logged no WARN naming run %s:\n%s", run, tail(string(data), 3000))
 	}
-}
-
-// hostOf returns the host of a URL.
-func hostOf(t *testing.T, raw string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }
