@@ -51,17 +51,21 @@ func TestLoaderCutOffByNetwork(t *testing.T) {
 	startLogged(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL)
 	startLogged(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
-		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "1000")
+		"--run-id", run, "--chunk-rows", "20000", "--batch-rows", "4000")
 
-	// A batch is about 130 kB of COPY data: a few MB through the forwarder
-	// means the namespaced loader is committing batches.
-	testenv.Eventually(t, 2*time.Minute, "the loader in the namespace to commit batches", func() bool {
-		return pg.fromClients.Load() > 2<<20 && ledgerRows(dst, run) >= 20
+	// A batch is about 500 kB of COPY data: a few MB through the forwarder
+	// means the namespaced loader is committing batches. Cut it off in the
+	// middle of one.
+	inTx := func() int64 {
+		return countOr0(dst, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL
+			AND client_addr = '127.0.0.1' AND client_port = ANY($1)`, pg.serverPorts())
+	}
+	testenv.Eventually(t, 2*time.Minute, "the loader in the namespace to be committing batches", func() bool {
+		return pg.fromClients.Load() > 2<<20 && ledgerRows(dst, run) >= 8 && inTx() > 0
 	})
 	ns.link(t, "down")
 	atCut := ledgerRows(dst, run)
-	inTx := countOr0(dst, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL
-		AND client_addr = '127.0.0.1' AND client_port = ANY($1)`, pg.serverPorts())
+	stuck := inTx()
 	sentAtCut := pg.fromClients.Load()
 	<-time.After(outage) // the fault itself lasts this long; nothing is synchronised on it
 	if sent := pg.fromClients.Load(); sent != sentAtCut {
@@ -78,7 +82,7 @@ func TestLoaderCutOffByNetwork(t *testing.T) {
 	if !cutOff.alive() {
 		t.Error("the loader cut off by the network died instead of waiting for its link")
 	}
-	t.Logf("cut off with %d batches committed and %d transactions of the namespaced loader open; %d batches in all", atCut, inTx, ledgerRows(dst, run))
+	t.Logf("cut off with %d batches committed and %d transactions of the namespaced loader open; %d batches in all", atCut, stuck, ledgerRows(dst, run))
 	assertSameContent(t, src, dst, "big")
 	assertExactlyOnce(t, src, dst, run, "public.big")
 }
