@@ -262,8 +262,8 @@ func coordinatorKilledKeyless(t *testing.T, resumeArgs func(src, dst, natsURL, r
 // broker: one writing into the run's target, one configured with another
 // database (which holds caravan's state of an earlier run). The second can
 // do nothing with the run's batches; it must leave them to the loader that
-// can, and say so, instead of dropping them as stale and leaving the run
-// waiting forever.
+// can and say so (a WARN, and a notice the coordinator records), instead of
+// dropping them as stale and leaving the run waiting forever.
 func TestLoaderOfAnotherTargetLeavesBatches(t *testing.T) {
 	src := testenv.Database(t, "src")
 	dst := testenv.Database(t, "dst")
@@ -303,5 +303,10 @@ func TestLoaderOfAnotherTargetLeavesBatches(t *testing.T) {
 	}
 	if !warned {
 		t.Errorf("the loader of another target logged no WARN naming run %s:\n%s", run, tail(string(data), 3000))
+	}
+	// The coordinator heard of it too, and recorded it with the run.
+	if n := countOr0(dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'worker_cannot_serve'
+		AND metadata->>'role' = 'loader'`, run); n == 0 {
+		t.Error("the run's audit does not record that a loader could not serve it")
 	}
 }
