@@ -224,6 +224,34 @@ func Serve(ctx context.Context, cons jetstream.Consumer, n int, log *slog.Logger
 	wg.Wait()
 }
 
+// Heartbeat tells JetStream every interval that msg is still being worked
+// on, so a long job keeps its message while a worker that died loses it
+// after one ack wait. An interval <= 0 sends none. stop ends it.
+func Heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) (stop func()) {
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
 // Pause waits d or until ctx ends, whichever comes first.
 func Pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

@@ -199,8 +199,10 @@ type ConsumerConfig struct {
 const (
 	DefaultTaskAckWait  = time.Minute
 	DefaultBatchAckWait = 2 * time.Minute
-	// validatorAckWait outlasts the validation of a large table.
-	validatorAckWait = 10 * time.Minute
+	// validatorAckWait bounds how soon the event of a validator that died
+	// goes to another; the validator extends an event while it checks, so
+	// it need not outlast the validation of a large table.
+	validatorAckWait = 30 * time.Second
 )
 
 // EnsureConsumers creates or updates the shared consumers of every run:

@@ -112,7 +112,7 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 	defer span.End()
 
 	started := time.Now()
-	stop := e.heartbeat(ctx, msg)
+	stop := broker.Heartbeat(ctx, msg, e.every(ctx))
 	res, err := e.extract(ctx, &task)
 	stop()
 	if err == nil {
@@ -180,34 +180,6 @@ func (e *Extractor) every(ctx context.Context) time.Duration {
 		info = fresh
 	}
 	return max(info.Config.AckWait/3, time.Millisecond)
-}
-
-// heartbeat keeps a long chunk's task from being redelivered while it is
-// being read.
-func (e *Extractor) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
-	every := e.every(ctx)
-	if every < 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 func chunkAttrs(t *proto.ChunkTask) []attribute.KeyValue {

@@ -83,10 +83,17 @@ func (v *Validator) Run(ctx context.Context) error {
 			return fmt.Errorf("validator: %w", err)
 		}
 		defer stopLag()
+		// An event being judged is extended, however long its checks take;
+		// one of a validator that died goes to another after one ack wait.
+		every := max(cons.CachedInfo().Config.AckWait/3, time.Millisecond)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			broker.Serve(ctx, cons, c.concurrency, v.cfg.Log, v.serve)
+			broker.Serve(ctx, cons, c.concurrency, v.cfg.Log, func(ctx context.Context, msg jetstream.Msg) {
+				stop := broker.Heartbeat(ctx, msg, every)
+				defer stop()
+				v.serve(ctx, msg)
+			})
 		}()
 	}
 	<-ctx.Done()
