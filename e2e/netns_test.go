@@ -46,12 +46,12 @@ func TestLoaderCutOffByNetwork(t *testing.T) {
 	run := uuid.NewString()
 
 	cutOff := startArgv(t, "loader-netns", "ip", "netns", "exec", ns.name,
-		binary, "loader", "--target-url", dstViaVeth, "--nats-url", natsURL, "--batch-ack-wait", "5s")
-	startLogged(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL, "--loaders", "1", "--batch-ack-wait", "5s")
+		binary, "loader", "--target-url", dstViaVeth, "--nats-url", natsURL)
+	startLogged(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL, "--loaders", "1")
 	startLogged(t, "extractor", "extractor", "--source-url", src, "--nats-url", natsURL)
 	startLogged(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
-		"--run-id", run, "--chunk-rows", "20000", "--batch-rows", "4000")
+		"--run-id", run, "--chunk-rows", "20000", "--batch-rows", "4000", "--batch-ack-wait", "5s")
 
 	// A batch is about 500 kB of COPY data: a few MB through the forwarder
 	// means the namespaced loader is committing batches. Cut it off in the

@@ -121,12 +121,12 @@ func TestExtractorKilledMidRun(t *testing.T) {
 	natsURL := startBroker(t, "127.0.0.1")
 	run := uuid.NewString()
 
-	extractorArgs := []string{"extractor", "--source-url", src, "--nats-url", natsURL, "--task-ack-wait", "3s"}
+	extractorArgs := []string{"extractor", "--source-url", src, "--nats-url", natsURL}
 	victim := startLogged(t, "extractor-1", extractorArgs...)
 	startLogged(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL)
 	startLogged(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
-		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "500")
+		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "500", "--task-ack-wait", "3s")
 
 	// The coordinator reads no rows: an active COPY on the source is the
 	// extractor streaming a chunk.
