@@ -25,8 +25,8 @@ if [[ -z "${CARAVAN_TEST_PG_URL:-}" ]]; then
 fi
 
 read -r -a tests <<<"${SOAK_TESTS:-TestLoaderKilledMidRun TestExtractorKilledMidRun TestValidatorKilledMidRun \
-TestBrokerKilledMidRun TestCoordinatorKilledKeylessMidLoad TestResumeAfterCoordinatorKilled TestTargetCrashMidRun \
-TestLoaderCutOffByNetwork}"
+TestBrokerKilledMidRun TestBrokerClusterLosesStreamLeader TestCoordinatorKilledKeylessMidLoad \
+TestResumeAfterCoordinatorKilled TestTargetCrashMidRun TestTaskRedeliveredWhileExtracting TestLoaderCutOffByNetwork}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/caravan-soak-XXXXXX")"
 echo "== building the e2e tests (logs in $work)"
