@@ -65,7 +65,11 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 		if !created[t.ID()] {
 			continue
 		}
-		stmts := append(schema.CreateSequences(t), schema.CreateTable(t, unlogged))
+		create, err := plan.DB.CreateTable(t, unlogged)
+		if err != nil {
+			return err
+		}
+		stmts := append(schema.CreateSequences(t), create)
 		if err := execAll(ctx, tx, stmts); err != nil {
 			return fmt.Errorf("create table %s: %w", schema.QuoteName(t.Target), err)
 		}
@@ -80,7 +84,7 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 			op = "create_table"
 		}
 		c.audit(ctx, target.AuditEntry{Table: t.ID(), Operation: op, Status: "ok", Started: started,
-			Metadata: map[string]any{"source": t.Source.String(), "mode": mode, "unlogged": unlogged && created[t.ID()]}})
+			Metadata: map[string]any{"source": t.Source.String(), "mode": mode, "unlogged": t.Unlogged(unlogged) && created[t.ID()]}})
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 	}
 	var stmts []string
 	if ts.created {
-		if c.cfg.Options.Unlogged {
+		if t.Unlogged(c.cfg.Options.Unlogged) {
 			stmts = append(stmts, "ALTER TABLE "+schema.QuoteName(t.Target)+" SET LOGGED")
 		}
 		stmts = append(stmts, schema.Finalize(t, c.db.Policy)...)

@@ -152,7 +152,9 @@ func (p *Plan) DDL(unlogged bool) []string {
 	}
 	for _, t := range p.DB.Tables {
 		out = append(out, schema.CreateSequences(t)...)
-		out = append(out, schema.CreateTable(t, unlogged))
+		if create, err := p.DB.CreateTable(t, unlogged); err == nil {
+			out = append(out, create)
+		}
 	}
 	for _, t := range p.DB.Tables {
 		out = append(out, schema.Finalize(t, p.DB.Policy)...)

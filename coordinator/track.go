@@ -11,6 +11,7 @@ import (
 	"github.com/caravan-db/caravan/broker"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/telemetry"
 )
@@ -206,7 +207,7 @@ func (c *Coordinator) advance(ctx context.Context) error {
 	}
 	for _, p := range counts {
 		ts := c.tables[p.Table]
-		if ts == nil || ts.finalized || ts.failed || p.Loaded+p.Failed < p.Chunks {
+		if ts == nil || ts.finalized || ts.failed || p.Loaded+p.Failed < p.Chunks || c.partitionsPending(ts.t) {
 			continue
 		}
 		if p.Failed > 0 {
@@ -226,6 +227,19 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// partitionsPending says whether a partitioned table still has partitions
+// to finalize: its keys and indexes are built on every partition at once,
+// so they wait until the partitions are loaded instead of slowing their
+// load down.
+func (c *Coordinator) partitionsPending(t *schema.Table) bool {
+	for _, p := range c.db.Partitions(t) {
+		if ps := c.tables[p.ID()]; ps != nil && !ps.finalized && !ps.failed {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Coordinator) allTablesDone() bool {

@@ -118,7 +118,7 @@ func query[T any](t *testing.T, dbURL, sql string, args ...any) T {
 // contentHash is the proof of identical content: every row's text,
 // sorted, hashed.
 func contentHash(t *testing.T, dbURL, table string) string {
-	return query[string](t, dbURL, fmt.Sprintf("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM %s t", table))
+	return query[string](t, dbURL, fmt.Sprintf("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM ONLY %s t", table))
 }
 
 func assertSameContent(t *testing.T, src, dst string, tables ...string) {
@@ -127,7 +127,7 @@ func assertSameContent(t *testing.T, src, dst string, tables ...string) {
 		s, d := contentHash(t, src, table), contentHash(t, dst, table)
 		if s != d {
 			t.Errorf("table %s: content differs: source md5 %s, target %s (source rows %d, target %d)", table, s, d,
-				query[int64](t, src, "SELECT count(*) FROM "+table), query[int64](t, dst, "SELECT count(*) FROM "+table))
+				query[int64](t, src, "SELECT count(*) FROM ONLY "+table), query[int64](t, dst, "SELECT count(*) FROM ONLY "+table))
 		}
 	}
 }

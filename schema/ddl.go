@@ -58,21 +58,66 @@ func CreateSequences(t *Table) []string {
 	return out
 }
 
+// QuoteOnly names the rows of a table alone, never those of its
+// inheritance children or partitions: every read, count and removal of a
+// table's rows goes through it, since each child is a table of its own in
+// a run (read without ONLY, a parent would hold its children's rows twice).
+func QuoteOnly(n Name) string { return "ONLY " + QuoteName(n) }
+
+// Unlogged says whether a table is created UNLOGGED when the run loads
+// unlogged: a partitioned table cannot be (its partitions are).
+func (t *Table) Unlogged(unlogged bool) bool { return unlogged && !t.Partitioned() }
+
 // CreateTable creates a table without its keys and indexes: those are
 // built after the load, which is much faster than maintaining them row by
 // row. Identity columns are BY DEFAULT during the load so COPY may supply
-// their values; Finalize restores ALWAYS.
-func CreateTable(t *Table, unlogged bool) string {
+// their values; Finalize restores ALWAYS. A partition is created PARTITION
+// OF its parent (its columns are the parent's), a child with INHERITS and
+// the columns it declares itself; parents must exist (ParentsFirst).
+func (db *Database) CreateTable(t *Table, unlogged bool) (string, error) {
 	var b strings.Builder
 	b.WriteString("CREATE ")
-	if unlogged {
+	if t.Unlogged(unlogged) {
 		b.WriteString("UNLOGGED ")
 	}
-	b.WriteString("TABLE " + QuoteName(t.Target) + " (\n")
-	for i, c := range t.Columns {
-		if i > 0 {
+	b.WriteString("TABLE " + QuoteName(t.Target))
+	if t.PartitionOf != nil {
+		parent := db.Table(*t.PartitionOf)
+		if parent == nil {
+			return "", fmt.Errorf("table %s: partitioned table %s not in the run", t.Source, t.PartitionOf)
+		}
+		b.WriteString(" PARTITION OF " + QuoteName(parent.Target) + " " + t.PartitionBound)
+	} else {
+		b.WriteString(" (\n" + columnDefs(t) + "\n)")
+		if len(t.Inherits) > 0 {
+			parents := make([]string, len(t.Inherits))
+			for i, p := range t.Inherits {
+				pt := db.Table(p)
+				if pt == nil {
+					return "", fmt.Errorf("table %s: parent table %s not in the run", t.Source, p)
+				}
+				parents[i] = QuoteName(pt.Target)
+			}
+			b.WriteString(" INHERITS (" + strings.Join(parents, ", ") + ")")
+		}
+	}
+	if t.Partitioned() {
+		b.WriteString(" PARTITION BY " + t.PartitionKey)
+	}
+	return b.String(), nil
+}
+
+func columnDefs(t *Table) string {
+	var b strings.Builder
+	first := true
+	for _, c := range t.Columns {
+		if c.Inherited && len(t.Inherits) > 0 {
+			continue
+		}
+		if !first {
 			b.WriteString(",\n")
 		}
+		first = false
 		b.WriteString("  " + Quote(c.TargetName) + " " + c.Type)
 		if c.Collation != "" {
 			b.WriteString(" COLLATE " + Quote(c.Collation))
@@ -91,7 +136,6 @@ func CreateTable(t *Table, unlogged bool) string {
 			b.WriteString(" NOT NULL")
 		}
 	}
-	b.WriteString("\n)")
 	return b.String()
 }
 
@@ -122,7 +166,7 @@ func Comments(t *Table) []string {
 // (SequenceResets).
 func Finalize(t *Table, policy NamePolicy) []string {
 	var out []string
-	if len(t.PrimaryKey) > 0 {
+	if len(t.PrimaryKey) > 0 && !t.KeyInherited {
 		name := ""
 		if pk := orIdent(t.PrimaryKeyTarget, t.PrimaryKeyName, policy); pk != "" {
 			name = "CONSTRAINT " + Quote(pk) + " "

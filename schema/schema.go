@@ -30,6 +30,53 @@ type Database struct {
 	Policy NamePolicy
 }
 
+// ParentsFirst orders the tables so that every table comes after the
+// tables it inherits from or is a partition of (they must exist when it is
+// created), keeping the order otherwise.
+func (db *Database) ParentsFirst() {
+	bySource := map[Name]*Table{}
+	for _, t := range db.Tables {
+		bySource[t.Source] = t
+	}
+	placed := map[*Table]bool{}
+	out := make([]*Table, 0, len(db.Tables))
+	var place func(t *Table)
+	place = func(t *Table) {
+		if placed[t] {
+			return
+		}
+		placed[t] = true
+		for _, p := range t.parents() {
+			if pt := bySource[p]; pt != nil {
+				place(pt)
+			}
+		}
+		out = append(out, t)
+	}
+	for _, t := range db.Tables {
+		place(t)
+	}
+	db.Tables = out
+}
+
+func (t *Table) parents() []Name {
+	if t.PartitionOf != nil {
+		return []Name{*t.PartitionOf}
+	}
+	return t.Inherits
+}
+
+// Partitions returns the partitions of a partitioned table.
+func (db *Database) Partitions(t *Table) []*Table {
+	var out []*Table
+	for _, p := range db.Tables {
+		if p.PartitionOf != nil && *p.PartitionOf == t.Source {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Table returns the table of a source name, or nil.
 func (db *Database) Table(source Name) *Table {
 	for _, t := range db.Tables {
@@ -64,7 +111,25 @@ type Table struct {
 	// validator may re-select a chunk on the target. False when the source
 	// orders keys differently (SQL Server collations, uniqueidentifier).
 	RangeSafe bool
+	// Inherits names the parents (source names, in order) of a table that
+	// inherits (INHERITS); only the columns it declares itself are created
+	// with it, the others come from its parents.
+	Inherits []Name
+	// PartitionOf names the partitioned table (source name) this one is a
+	// partition of, and PartitionBound its "FOR VALUES ..." (or "DEFAULT").
+	PartitionOf    *Name
+	PartitionBound string
+	// PartitionKey is a partitioned table's partition key ("RANGE (at)"):
+	// such a table holds no rows of its own, its partitions do.
+	PartitionKey string
+	// KeyInherited says the primary key is the partitioned parent's: it
+	// orders and chunks the partition's rows, but the parent creates it.
+	KeyInherited bool
 }
+
+// Partitioned says the table is partitioned: its rows live in its
+// partitions, each a table of its own.
+func (t *Table) Partitioned() bool { return t.PartitionKey != "" }
 
 // Column is one column.
 type Column struct {
@@ -84,6 +149,9 @@ type Column struct {
 	Collation string // target collation name, "" for the database default
 	Generated string // PostgreSQL expression of a STORED generated column
 	Comment   string
+	// Inherited says the column comes from a parent table (INHERITS) and is
+	// not declared by the table itself.
+	Inherited bool
 }
 
 // Identity describes an identity column.

@@ -212,7 +212,7 @@ func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 FOR UPDATE`, run, table, chunk); err != nil {
 		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM "+schema.QuoteName(t)+" WHERE "+where, args...); err != nil {
+	if _, err := tx.Exec(ctx, "DELETE FROM "+schema.QuoteOnly(t)+" WHERE "+where, args...); err != nil {
 		return fmt.Errorf("restart chunk %s/%d: remove earlier rows: %w", table, chunk, err)
 	}
 	for _, q := range []string{
@@ -258,8 +258,17 @@ func RestartTable(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		}
 	}
 	if whole {
-		if _, err := tx.Exec(ctx, "TRUNCATE "+schema.QuoteName(t)); err != nil {
-			return false, fmt.Errorf("restart table %s: empty it: %w", table, err)
+		// ONLY: an inheritance parent's children are tables of the run of
+		// their own. A partitioned table holds no rows to remove (and
+		// refuses TRUNCATE ONLY).
+		var partitioned bool
+		if err := tx.QueryRow(ctx, `SELECT relkind = 'p' FROM pg_class WHERE oid = $1::regclass`, schema.QuoteName(t)).Scan(&partitioned); err != nil {
+			return false, fmt.Errorf("restart table %s: %w", table, err)
+		}
+		if !partitioned {
+			if _, err := tx.Exec(ctx, "TRUNCATE "+schema.QuoteOnly(t)); err != nil {
+				return false, fmt.Errorf("restart table %s: empty it: %w", table, err)
+			}
 		}
 	}
 	// $3: every chunk, or only those not loaded.

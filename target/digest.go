@@ -25,7 +25,7 @@ func ReadDigest(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []s
 	for i, c := range cols {
 		quoted[i] = schema.Quote(c)
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), schema.QuoteName(t), where)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), schema.QuoteOnly(t), where)
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return proto.Digest{}, fmt.Errorf("digest %s: %w", t, err)

@@ -66,7 +66,7 @@ func (c *tableCheck) chunkDigests(ctx context.Context) ([]proto.Digest, error) {
 // itself at every other level, but not with the source.
 func (c *tableCheck) count(ctx context.Context) (target.VerdictRow, error) {
 	var n int64
-	if err := c.v.pool.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(c.t.Target)).Scan(&n); err != nil {
+	if err := c.v.pool.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteOnly(c.t.Target)).Scan(&n); err != nil {
 		return target.VerdictRow{}, err
 	}
 	source := c.sourceRows
@@ -114,7 +114,7 @@ func (c *tableCheck) keys(ctx context.Context) (target.VerdictRow, error) {
 	}
 	if !enforced {
 		var dups int64
-		q := fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1) d", schema.QuoteName(t.Target), strings.Join(keyCols(t), ", "))
+		q := fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY %s HAVING count(*) > 1) d", schema.QuoteOnly(t.Target), strings.Join(keyCols(t), ", "))
 		if err := c.v.pool.QueryRow(ctx, q).Scan(&dups); err != nil {
 			return target.VerdictRow{}, err
 		}

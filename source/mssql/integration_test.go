@@ -295,8 +295,12 @@ func TestIntegrationMigrate(t *testing.T) {
 // row counts and digests of both sides.
 func migrateTable(t *testing.T, env *itEnv, tb *schema.Table, snapshot string) {
 	ctx := env.ctx
-	if _, err := env.pg.Exec(ctx, schema.CreateTable(tb, false)); err != nil {
-		t.Fatalf("%s: %v", schema.CreateTable(tb, false), err)
+	create, err := (&schema.Database{Tables: []*schema.Table{tb}}).CreateTable(tb, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.pg.Exec(ctx, create); err != nil {
+		t.Fatalf("%s: %v", create, err)
 	}
 	chunks, err := env.src.Plan(ctx, tb, snapshot, 7)
 	if err != nil {

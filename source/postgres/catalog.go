@@ -18,19 +18,31 @@ const schemaFilter = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'car
 	AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`
 
 type tableRow struct {
-	OID      uint32
-	Schema   string
-	Name     string
-	Kind     string
-	Estimate int64
-	Comment  string
+	OID         uint32
+	Schema      string
+	Name        string
+	Kind        string
+	Estimate    int64
+	Comment     string
+	IsPartition bool
+	PartKey     string
+	PartBound   string
+	Parents     []int64 // pg_inherits, in order: the partitioned table, or INHERITS parents
 }
 
-func discoverTables(ctx context.Context, q querier, filter schema.Filter) ([]*schema.Table, map[uint32]*schema.Table, error) {
+// discoverTables lists every table, partitions included: each partition is
+// a table of its own in the run (planned, read and loaded alone), created
+// PARTITION OF its parent. A partition follows its root table through the
+// include/exclude patterns. An inheritance child is read without its
+// children (ONLY) and created with INHERITS when its parents are in the
+// run too.
+func discoverTables(ctx context.Context, q querier, filter schema.Filter, db *schema.Database) ([]*schema.Table, map[uint32]*schema.Table, error) {
 	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, greatest(c.reltuples, 0)::bigint,
-			coalesce(obj_description(c.oid, 'pg_class'), '')
+			coalesce(obj_description(c.oid, 'pg_class'), ''), c.relispartition,
+			coalesce(pg_get_partkeydef(c.oid), ''), coalesce(pg_get_expr(c.relpartbound, c.oid), ''),
+			ARRAY(SELECT i.inhparent::bigint FROM pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND `+schemaFilter+`
+		WHERE c.relkind IN ('r', 'p') AND `+schemaFilter+`
 		ORDER BY n.nspname, c.relname`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list tables: %w", err)
@@ -39,16 +51,52 @@ func discoverTables(ctx context.Context, q querier, filter schema.Filter) ([]*sc
 	if err != nil {
 		return nil, nil, fmt.Errorf("list tables: %w", err)
 	}
+	rowOf := map[uint32]tableRow{}
+	for _, r := range found {
+		rowOf[r.OID] = r
+	}
+	root := func(r tableRow) tableRow {
+		for r.IsPartition && len(r.Parents) == 1 {
+			r = rowOf[uint32(r.Parents[0])]
+		}
+		return r
+	}
 	var tables []*schema.Table
 	byOID := map[uint32]*schema.Table{}
 	for _, r := range found {
-		name := schema.Name{Schema: r.Schema, Name: r.Name}
-		if !filter.Match(name) {
+		rt := root(r)
+		if !filter.Match(schema.Name{Schema: rt.Schema, Name: rt.Name}) {
 			continue
 		}
-		t := &schema.Table{Source: name, RowEstimate: r.Estimate, Comment: r.Comment, RangeSafe: true}
+		t := &schema.Table{Source: schema.Name{Schema: r.Schema, Name: r.Name}, RowEstimate: r.Estimate, Comment: r.Comment, RangeSafe: true}
+		if r.Kind == "p" {
+			t.PartitionKey = r.PartKey
+		}
 		tables = append(tables, t)
 		byOID[r.OID] = t
+	}
+	for _, r := range found {
+		t := byOID[r.OID]
+		if t == nil || len(r.Parents) == 0 {
+			continue
+		}
+		if r.IsPartition {
+			parent := byOID[uint32(r.Parents[0])].Source
+			t.PartitionOf, t.PartitionBound = &parent, r.PartBound
+			continue
+		}
+		var parents []schema.Name
+		for _, oid := range r.Parents {
+			p := byOID[uint32(oid)]
+			if p == nil {
+				parents = nil
+				db.Warnings = append(db.Warnings, fmt.Sprintf("table %s: created without INHERITS, its parent %s is not in the run",
+					t.Source, ref(rowOf[uint32(oid)].Schema, rowOf[uint32(oid)].Name)))
+				break
+			}
+			parents = append(parents, p.Source)
+		}
+		t.Inherits = parents
 	}
 	return tables, byOID, nil
 }
@@ -70,6 +118,7 @@ type columnRow struct {
 	Sequence   *string
 	IdentStart *int64
 	IdentIncr  *int64
+	Local      bool
 }
 
 // discoverColumns fills the tables' columns and returns the user types
@@ -80,7 +129,7 @@ func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 			col_description(a.attrelid, a.attnum),
 			CASE WHEN a.attcollation <> 0 AND a.attcollation <> bt.typcollation THEN co.collname END,
 			bt.typtype::text, btn.nspname, bt.typname, t.typcategory = 'A',
-			seq.relname, idseq.seqstart, idseq.seqincrement
+			seq.relname, idseq.seqstart, idseq.seqincrement, a.attislocal
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -110,7 +159,7 @@ func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 		if t == nil {
 			continue
 		}
-		c := &schema.Column{Name: r.Name, SourceType: r.Type, Type: r.Type, Nullable: !r.NotNull}
+		c := &schema.Column{Name: r.Name, SourceType: r.Type, Type: r.Type, Nullable: !r.NotNull, Inherited: !r.Local}
 		if r.Comment != nil {
 			c.Comment = *r.Comment
 		}
@@ -176,6 +225,7 @@ type constraintRow struct {
 	OnDelete   string
 	OnUpdate   string
 	Definition string
+	Local      bool
 }
 
 var fkAction = map[string]string{"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
@@ -187,13 +237,14 @@ func discoverConstraints(ctx context.Context, q querier, byOID map[uint32]*schem
 			rn.nspname, rc.relname,
 			ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
 			      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord),
-			con.confdeltype::text, con.confupdtype::text, pg_get_constraintdef(con.oid, true)
+			con.confdeltype::text, con.confupdtype::text, pg_get_constraintdef(con.oid, true),
+			con.conislocal AND con.conparentid = 0
 		FROM pg_constraint con
 		JOIN pg_class c ON c.oid = con.conrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 		LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-		WHERE con.contype IN ('p', 'u', 'f', 'c') AND con.conislocal AND `+schemaFilter+`
+		WHERE con.contype IN ('p', 'u', 'f', 'c') AND `+schemaFilter+`
 		ORDER BY con.conrelid, con.conname`)
 	if err != nil {
 		return fmt.Errorf("list constraints: %w", err)
@@ -204,12 +255,14 @@ func discoverConstraints(ctx context.Context, q querier, byOID map[uint32]*schem
 	}
 	for _, r := range found {
 		t := byOID[r.Rel]
-		if t == nil {
+		if t == nil || (!r.Local && r.Kind != "p") {
+			// Inherited: created on the parent, which passes it on.
 			continue
 		}
 		switch r.Kind {
 		case "p":
-			t.PrimaryKey, t.PrimaryKeyName = r.Cols, r.Name
+			// A partition's key is its parent's, and orders its chunks all the same.
+			t.PrimaryKey, t.PrimaryKeyName, t.KeyInherited = r.Cols, r.Name, !r.Local
 		case "u":
 			ix := &schema.Index{Name: r.Name, Unique: true}
 			for _, c := range r.Cols {
@@ -260,6 +313,7 @@ func discoverIndexes(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 		JOIN pg_class c ON c.oid = i.indrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid)
+		  AND NOT ic.relispartition -- a partitioned index creates its partitions' own
 		  AND `+schemaFilter+`
 		ORDER BY i.indrelid, ic.relname`)
 	if err != nil {

@@ -30,6 +30,11 @@ func (s *Source) Plan(ctx context.Context, t *schema.Table, snapshot string, row
 	}
 	defer tx.Rollback(ctx)
 
+	if t.Partitioned() {
+		// Its rows are its partitions', each planned as a table of its own;
+		// the one chunk reads its own rows: none.
+		return []source.Chunk{{Range: proto.RangeAll}}, nil
+	}
 	rows, err := rowCount(ctx, tx, t, rowsPerChunk)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.Source, err)
@@ -53,7 +58,7 @@ func rowCount(ctx context.Context, tx pgx.Tx, t *schema.Table, rowsPerChunk int6
 		return t.RowEstimate, nil
 	}
 	var n int64
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(t.Source)).Scan(&n); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteOnly(t.Source)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows: %w", err)
 	}
 	return n, nil
@@ -85,7 +90,7 @@ func planKeys(ctx context.Context, tx pgx.Tx, t *schema.Table, rows, n int64) ([
 		method = "SYSTEM"
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s TABLESAMPLE %s ($1) ORDER BY %s",
-		strings.Join(texts, ", "), schema.QuoteName(t.Source), method, strings.Join(keys, ", "))
+		strings.Join(texts, ", "), schema.QuoteOnly(t.Source), method, strings.Join(keys, ", "))
 	res, err := tx.Query(ctx, q, pct)
 	if err != nil {
 		return nil, fmt.Errorf("sample keys: %w", err)

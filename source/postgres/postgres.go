@@ -66,11 +66,12 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	defer tx.Rollback(ctx)
 
 	db := &schema.Database{}
-	tables, byOID, err := discoverTables(ctx, tx, filter)
+	tables, byOID, err := discoverTables(ctx, tx, filter, db)
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
 	db.Tables = tables
+	db.ParentsFirst()
 	userTypes, err := discoverColumns(ctx, tx, byOID, db)
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)

@@ -70,7 +70,7 @@ func (s *Source) Count(ctx context.Context, t *schema.Table, snapshot string) (i
 	}
 	defer tx.Rollback(ctx)
 	var n int64
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteName(t.Source)).Scan(&n); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteOnly(t.Source)).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("count %s: %w", t.Source, err)
 	}
 	return n, snapshot != "", nil
@@ -78,7 +78,7 @@ func (s *Source) Count(ctx context.Context, t *schema.Table, snapshot string) (i
 
 // chunkQuery selects a chunk's rows in a deterministic order.
 func chunkQuery(task *proto.ChunkTask) (string, []any) {
-	from := schema.QuoteName(schema.Name{Schema: task.Source.Schema, Name: task.Source.Name})
+	from := schema.QuoteOnly(schema.Name{Schema: task.Source.Schema, Name: task.Source.Name})
 	cols := strings.Join(quotedCols(task.Cols), ", ")
 	var where, order string
 	var args []any
