@@ -25,14 +25,13 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 
 	mode, unlogged := c.cfg.Options.Mode, c.cfg.Options.Unlogged
 	var stmts []string
-	seen := map[string]bool{}
-	for _, t := range plan.DB.Tables {
-		if !seen[t.Target.Schema] {
-			seen[t.Target.Schema] = true
-			stmts = append(stmts, schema.CreateSchema(t.Target.Schema))
-		}
+	for _, s := range plan.DB.TargetSchemas() {
+		stmts = append(stmts, schema.CreateSchema(s))
 	}
 	if err := execAll(ctx, tx, stmts); err != nil {
+		return err
+	}
+	if err := createExtensions(ctx, tx, plan.DB); err != nil {
 		return err
 	}
 	created := map[string]bool{}
@@ -89,26 +88,46 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 	return nil
 }
 
-// createTypes creates the enums and domains that do not exist yet.
+// createExtensions creates the source's extensions the target lacks. One
+// the target's server does not have (pg_available_extensions) stops the
+// run before anything is copied, naming it: types, indexes or constraints
+// may need it, and CREATE EXTENSION would fail with a less helpful message.
+func createExtensions(ctx context.Context, tx pgx.Tx, db *schema.Database) error {
+	for _, e := range db.Extensions {
+		var installed, available bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = $1),
+			EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)`, e.Name).Scan(&installed, &available)
+		if err != nil {
+			return fmt.Errorf("look up extension %s: %w", e.Name, err)
+		}
+		if installed {
+			continue
+		}
+		if !available {
+			return fmt.Errorf("extension %q is installed on the source but not available on the target server: install it there (its package, e.g. postgresql-contrib) and run again", e.Name)
+		}
+		if err := execAll(ctx, tx, []string{schema.CreateExtension(e)}); err != nil {
+			return fmt.Errorf("extension %s: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
+// createTypes creates the user-defined types that do not exist yet,
+// dependencies first.
 func (c *Coordinator) createTypes(ctx context.Context, tx pgx.Tx, db *schema.Database) error {
 	var stmts []string
-	for _, e := range db.Enums {
-		if ok, err := typeExists(ctx, tx, e.Name); err != nil || ok {
+	for _, t := range db.Types {
+		if ok, err := typeExists(ctx, tx, t.Name); err != nil || ok {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		stmts = append(stmts, schema.CreateEnum(e))
-	}
-	for _, d := range db.Domains {
-		if ok, err := typeExists(ctx, tx, d.Name); err != nil || ok {
-			if err != nil {
-				return err
-			}
-			continue
+		stmts = append(stmts, schema.CreateType(t))
+		if c := schema.CommentOnType(t); c != "" {
+			stmts = append(stmts, c)
 		}
-		stmts = append(stmts, schema.CreateDomain(d))
 	}
 	return execAll(ctx, tx, stmts)
 }

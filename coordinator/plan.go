@@ -137,18 +137,17 @@ func NamePolicy(src source.Source, opts Options) schema.NamePolicy {
 // DDL renders every statement that creates the plan's objects, for display.
 func (p *Plan) DDL(unlogged bool) []string {
 	var out []string
-	seen := map[string]bool{}
-	for _, t := range p.DB.Tables {
-		if !seen[t.Target.Schema] {
-			seen[t.Target.Schema] = true
-			out = append(out, schema.CreateSchema(t.Target.Schema))
+	for _, s := range p.DB.TargetSchemas() {
+		out = append(out, schema.CreateSchema(s))
+	}
+	for _, e := range p.DB.Extensions {
+		out = append(out, schema.CreateExtension(e))
+	}
+	for _, t := range p.DB.Types {
+		out = append(out, schema.CreateType(t))
+		if c := schema.CommentOnType(t); c != "" {
+			out = append(out, c)
 		}
-	}
-	for _, e := range p.DB.Enums {
-		out = append(out, schema.CreateEnum(e))
-	}
-	for _, d := range p.DB.Domains {
-		out = append(out, schema.CreateDomain(d))
 	}
 	for _, t := range p.DB.Tables {
 		out = append(out, schema.CreateSequences(t)...)

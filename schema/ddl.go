@@ -22,31 +22,6 @@ func CreateSchema(name string) string {
 	return "CREATE SCHEMA IF NOT EXISTS " + Quote(name)
 }
 
-// CreateEnum creates an enum type.
-func CreateEnum(e *Enum) string {
-	labels := make([]string, len(e.Labels))
-	for i, l := range e.Labels {
-		labels[i] = QuoteLiteral(l)
-	}
-	return fmt.Sprintf("CREATE TYPE %s AS ENUM (%s)", QuoteName(e.Name), strings.Join(labels, ", "))
-}
-
-// CreateDomain creates a domain type.
-func CreateDomain(d *Domain) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE DOMAIN %s AS %s", QuoteName(d.Name), d.BaseType)
-	if d.Default != "" {
-		b.WriteString(" DEFAULT " + d.Default)
-	}
-	if d.NotNull {
-		b.WriteString(" NOT NULL")
-	}
-	for _, c := range d.Checks {
-		b.WriteString(" " + c)
-	}
-	return b.String()
-}
-
 // CreateSequences creates the sequences behind a table's serial columns.
 func CreateSequences(t *Table) []string {
 	var out []string

@@ -77,11 +77,7 @@ func (p NamePolicy) Apply(db *Database) error {
 		}
 		cols := map[string]string{}
 		for _, c := range t.Columns {
-			if c.TypeRef != nil {
-				ref := Name{Schema: p.Schema(c.TypeRef.Schema), Name: p.Ident(c.TypeRef.Name)}
-				c.Type = QuoteName(ref) + strings.Repeat("[]", c.ArrayDims)
-			}
-			c.TargetName = p.Ident(c.Name)
+			p.mapColumn(c)
 			if prev, ok := cols[c.TargetName]; ok {
 				problems = append(problems, fmt.Sprintf("table %s: columns %q and %q both become %q", t.Source, prev, c.Name, c.TargetName))
 			}
@@ -99,11 +95,20 @@ func (p NamePolicy) Apply(db *Database) error {
 		}
 		t.ForeignKeys = kept
 	}
-	for _, e := range db.Enums {
-		e.Name = Name{Schema: p.Schema(e.Name.Schema), Name: p.Ident(e.Name.Name)}
+	for _, ty := range db.Types {
+		ty.Name = Name{Schema: p.Schema(ty.Name.Schema), Name: p.Ident(ty.Name.Name)}
+		if ty.Multirange != "" {
+			ty.Multirange = p.Ident(ty.Multirange)
+		}
+		if ty.Base != nil {
+			p.mapColumn(ty.Base)
+		}
+		for _, a := range ty.Attributes {
+			p.mapColumn(a)
+		}
 	}
-	for _, d := range db.Domains {
-		d.Name = Name{Schema: p.Schema(d.Name.Schema), Name: p.Ident(d.Name.Name)}
+	for _, e := range db.Extensions {
+		e.Schema = p.Schema(e.Schema)
 	}
 	p.nameIndexes(db)
 	db.Policy = p
@@ -112,6 +117,16 @@ func (p NamePolicy) Apply(db *Database) error {
 		return fmt.Errorf("name collisions on the target:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// mapColumn sets a column's (or a type reference's) target name, and its
+// type's when it is a user type.
+func (p NamePolicy) mapColumn(c *Column) {
+	if c.TypeRef != nil {
+		ref := Name{Schema: p.Schema(c.TypeRef.Schema), Name: p.Ident(c.TypeRef.Name)}
+		c.Type = QuoteName(ref) + strings.Repeat("[]", c.ArrayDims)
+	}
+	c.TargetName = p.Ident(c.Name)
 }
 
 // nameIndexes gives every index-backed name (primary keys, unique

@@ -20,9 +20,13 @@ func (n Name) String() string { return n.Schema + "." + n.Name }
 
 // Database is everything discovered in a source.
 type Database struct {
-	Tables  []*Table
-	Enums   []*Enum
-	Domains []*Domain
+	Tables []*Table
+	// Types are the user-defined types, dependencies first.
+	Types      []*Type
+	Extensions []*Extension
+	// Schemas are the source schemas of the run (created on the target even
+	// when they hold no table).
+	Schemas []string
 	// Warnings are things the user should know before running: dropped
 	// defaults, lossy types, names that had to change.
 	Warnings []string
@@ -101,9 +105,11 @@ type Table struct {
 	PrimaryKeyTarget string
 	Uniques          []*Index // unique constraints (not plain unique indexes)
 	Indexes          []*Index
-	Checks           []*Check // PostgreSQL-valid checks only; others are warned about
-	ForeignKeys      []*ForeignKey
-	Comment          string
+	// Checks are check and exclusion constraints (PostgreSQL-valid checks
+	// only; others are warned about).
+	Checks      []*Check
+	ForeignKeys []*ForeignKey
+	Comment     string
 	// RowEstimate is the catalog's row estimate, for planning and progress.
 	RowEstimate int64
 	// RangeSafe says PostgreSQL puts exactly the rows of a source key range
@@ -191,7 +197,7 @@ type IndexColumn struct {
 // Check is a check constraint.
 type Check struct {
 	Name string
-	Expr string // PostgreSQL: "CHECK (...)"
+	Expr string // PostgreSQL: "CHECK (...)", "EXCLUDE USING gist (...)"
 }
 
 // ForeignKey is a foreign key from Table to RefTable.
@@ -202,21 +208,6 @@ type ForeignKey struct {
 	RefColumns []string // source column names of the referenced table
 	OnDelete   string   // "NO ACTION", "CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT"
 	OnUpdate   string
-}
-
-// Enum is an enumerated type to create on the target.
-type Enum struct {
-	Name   Name // target
-	Labels []string
-}
-
-// Domain is a domain type to create on the target.
-type Domain struct {
-	Name     Name // target
-	BaseType string
-	NotNull  bool
-	Default  string
-	Checks   []string // "CHECK (...)"
 }
 
 // ID is the stable id of a table in caravan's state and messages: its

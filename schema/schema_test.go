@@ -175,3 +175,26 @@ func TestNextOnStep(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateTypes(t *testing.T) {
+	mood := &Type{Name: Name{"s", "mood"}, Kind: TypeEnum, Labels: []string{"sad", "it's ok"}}
+	pct := &Type{Name: Name{"s", "pct"}, Kind: TypeDomain, Base: &Column{Type: "numeric(5,2)"}, NotNull: true,
+		Checks: []string{`CONSTRAINT "r" CHECK (VALUE >= 0)`}}
+	reading := &Type{Name: Name{"s", "reading"}, Kind: TypeComposite, Attributes: []*Column{
+		{Name: "m", Type: "x", TypeRef: &Name{"s", "mood"}, ArrayDims: 1}, {Name: "t", Type: "text", Collation: "C"}}}
+	fr := &Type{Name: Name{"s", "fr"}, Kind: TypeRange, Base: &Column{Type: "double precision"}, SubtypeDiff: "float8mi", Multirange: "frm"}
+	db := &Database{Types: []*Type{mood, pct, reading, fr}}
+	if err := (NamePolicy{Case: CasePreserve, SchemaMap: map[string]string{"s": "t"}}).Apply(db); err != nil {
+		t.Fatal(err)
+	}
+	for ty, want := range map[*Type]string{
+		mood:    `CREATE TYPE "t"."mood" AS ENUM ('sad', 'it''s ok')`,
+		pct:     `CREATE DOMAIN "t"."pct" AS numeric(5,2) NOT NULL CONSTRAINT "r" CHECK (VALUE >= 0)`,
+		reading: `CREATE TYPE "t"."reading" AS ("m" "t"."mood"[], "t" text COLLATE "C")`,
+		fr:      `CREATE TYPE "t"."fr" AS RANGE (SUBTYPE = double precision, SUBTYPE_DIFF = float8mi, MULTIRANGE_TYPE_NAME = "t"."frm")`,
+	} {
+		if got := CreateType(ty); got != want {
+			t.Errorf("got\n%s\nwant\n%s", got, want)
+		}
+	}
+}

@@ -122,19 +122,19 @@ type columnRow struct {
 }
 
 // discoverColumns fills the tables' columns and returns the user types
-// (enums "e", domains "d") they use.
-func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Table, db *schema.Database) (map[schema.Name]string, error) {
+// they use.
+func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Table) (map[schema.Name]bool, error) {
 	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
 			pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
 			col_description(a.attrelid, a.attnum),
 			CASE WHEN a.attcollation <> 0 AND a.attcollation <> bt.typcollation THEN co.collname END,
-			bt.typtype::text, btn.nspname, bt.typname, t.typcategory = 'A',
+			bt.typtype::text, btn.nspname, bt.typname, t.typcategory = 'A' AND t.typelem <> 0,
 			seq.relname, idseq.seqstart, idseq.seqincrement, a.attislocal
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_type t ON t.oid = a.atttypid
-		JOIN pg_type bt ON bt.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END
+		JOIN pg_type bt ON bt.oid = CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
 		JOIN pg_namespace btn ON btn.oid = bt.typnamespace
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		LEFT JOIN pg_collation co ON co.oid = a.attcollation
@@ -153,7 +153,7 @@ func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 	if err != nil {
 		return nil, fmt.Errorf("list columns: %w", err)
 	}
-	userTypes := map[schema.Name]string{}
+	userTypes := map[schema.Name]bool{}
 	for _, r := range found {
 		t := byOID[r.Rel]
 		if t == nil {
@@ -166,20 +166,12 @@ func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 		if r.Collation != nil {
 			c.Collation = *r.Collation
 		}
-		switch r.TypType {
-		case "e", "d":
-			ref := schema.Name{Schema: r.TypSchema, Name: r.TypName}
-			c.TypeRef = &ref
+		if ref := userTypeRef(r.TypType, r.TypSchema, r.TypName); ref != nil {
+			c.TypeRef = ref
 			if r.IsArray {
 				c.ArrayDims = 1
 			}
-			userTypes[ref] = r.TypType
-		case "c", "r", "m":
-			if r.TypSchema == "pg_catalog" {
-				break
-			}
-			db.Warnings = append(db.Warnings, fmt.Sprintf("table %s column %s: user-defined %s type %s must already exist on the target",
-				t.Source, r.Name, map[string]string{"c": "composite", "r": "range", "m": "multirange"}[r.TypType], ref(r.TypSchema, r.TypName)))
+			userTypes[*ref] = true
 		}
 		switch {
 		case r.Generated == "s":
@@ -244,7 +236,7 @@ func discoverConstraints(ctx context.Context, q querier, byOID map[uint32]*schem
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 		LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-		WHERE con.contype IN ('p', 'u', 'f', 'c') AND `+schemaFilter+`
+		WHERE con.contype IN ('p', 'u', 'f', 'c', 'x') AND `+schemaFilter+`
 		ORDER BY con.conrelid, con.conname`)
 	if err != nil {
 		return fmt.Errorf("list constraints: %w", err)
@@ -269,7 +261,7 @@ func discoverConstraints(ctx context.Context, q querier, byOID map[uint32]*schem
 				ix.Columns = append(ix.Columns, schema.IndexColumn{Column: c})
 			}
 			t.Uniques = append(t.Uniques, ix)
-		case "c":
+		case "c", "x": // checks and exclusion constraints: both added by their definition
 			t.Checks = append(t.Checks, &schema.Check{Name: r.Name, Expr: r.Definition})
 		case "f":
 			t.ForeignKeys = append(t.ForeignKeys, &schema.ForeignKey{
@@ -359,48 +351,4 @@ func indexFromRow(r indexRow) *schema.Index {
 		ix.Columns = append(ix.Columns, col)
 	}
 	return ix
-}
-
-type enumRow struct {
-	Schema string
-	Name   string
-	Labels []string
-}
-
-type domainRow struct {
-	Schema   string
-	Name     string
-	BaseType string
-	NotNull  bool
-	Default  *string
-	Checks   []string
-}
-
-// discoverTypes reads the enums and domains the tables use.
-func discoverTypes(ctx context.Context, q querier, userTypes map[schema.Name]string, db *schema.Database) error {
-	for name, kind := range userTypes {
-		switch kind {
-		case "e":
-			var labels []string
-			err := q.QueryRow(ctx, `SELECT ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
-				FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2`,
-				name.Schema, name.Name).Scan(&labels)
-			if err != nil {
-				return fmt.Errorf("read enum %s: %w", name, err)
-			}
-			db.Enums = append(db.Enums, &schema.Enum{Name: name, Labels: labels})
-		case "d":
-			var d domainRow
-			err := q.QueryRow(ctx, `SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
-					ARRAY(SELECT pg_get_constraintdef(con.oid, true) FROM pg_constraint con WHERE con.contypid = t.oid AND con.contype = 'c' ORDER BY con.conname)
-				FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2`,
-				name.Schema, name.Name).Scan(&d.Schema, &d.Name, &d.BaseType, &d.NotNull, &d.Default, &d.Checks)
-			if err != nil {
-				return fmt.Errorf("read domain %s: %w", name, err)
-			}
-			db.Domains = append(db.Domains, &schema.Domain{Name: name, BaseType: d.BaseType, NotNull: d.NotNull, Default: deref(d.Default), Checks: d.Checks})
-		}
-	}
-	sortTypes(db)
-	return nil
 }

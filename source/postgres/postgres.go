@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -72,7 +71,10 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	}
 	db.Tables = tables
 	db.ParentsFirst()
-	userTypes, err := discoverColumns(ctx, tx, byOID, db)
+	if err := discoverSchemas(ctx, tx, filter, db); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	userTypes, err := discoverColumns(ctx, tx, byOID)
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
@@ -85,17 +87,14 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	if err := discoverTypes(ctx, tx, userTypes, db); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
+	if err := discoverExtensions(ctx, tx, db); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
 	if tx.Conn().PgConn().ParameterStatus("server_encoding") == sqlASCII {
 		db.Warnings = append(db.Warnings, "the source database is SQL_ASCII, which stores text unchecked: text is checked as it is read, and "+
 			"text that is not UTF-8 fails its chunk unless the run names its encoding (--source-encoding) or replaces it (--invalid-text replace)")
 	}
 	return db, nil
-}
-
-// sortTypes orders enums and domains by name so plans are stable.
-func sortTypes(db *schema.Database) {
-	sort.Slice(db.Enums, func(i, j int) bool { return db.Enums[i].Name.String() < db.Enums[j].Name.String() })
-	sort.Slice(db.Domains, func(i, j int) bool { return db.Domains[i].Name.String() < db.Domains[j].Name.String() })
 }
 
 // Snapshot exports a snapshot from a transaction that stays open until
