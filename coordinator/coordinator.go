@@ -47,13 +47,17 @@ type Coordinator struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 
-	db        *schema.Database
-	snapshot  *source.Snapshot
-	snapID    string
-	tables    map[string]*tableState
-	fksDone   bool
-	fkVerdict *proto.Verdict
-	wait      waiting
+	db       *schema.Database
+	snapshot *source.Snapshot
+	snapID   string
+	tables   map[string]*tableState
+	fksDone  bool
+	// objectsDone: the objects created after the load were tried;
+	// objectProblems are those that failed (they fail the run).
+	objectsDone    bool
+	objectProblems []string
+	fkVerdict      *proto.Verdict
+	wait           waiting
 }
 
 type tableState struct {

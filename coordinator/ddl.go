@@ -60,6 +60,11 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 	if err := c.createTypes(ctx, tx, plan.DB); err != nil {
 		return err
 	}
+	for _, s := range plan.DB.Sequences {
+		if err := execAll(ctx, tx, schema.CreateSequence(s)); err != nil {
+			return fmt.Errorf("create sequence %s: %w", schema.QuoteName(s.Name), err)
+		}
+	}
 	for _, t := range plan.DB.Tables {
 		if !created[t.ID()] {
 			continue
@@ -72,6 +77,9 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 		if err := execAll(ctx, tx, stmts); err != nil {
 			return fmt.Errorf("create table %s: %w", schema.QuoteName(t.Target), err)
 		}
+	}
+	if err := execAll(ctx, tx, plan.DB.SequenceOwners()); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("create tables: %w", err)

@@ -106,6 +106,7 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 	if err := NamePolicy(src, opts).Apply(db); err != nil {
 		return nil, err
 	}
+	db.KeepVerbatimObjects()
 	plan := &Plan{DB: db}
 	for _, t := range db.Tables {
 		chunks, err := src.Plan(ctx, t, snapshot, opts.RowsPerChunk)
@@ -149,14 +150,22 @@ func (p *Plan) DDL(unlogged bool) []string {
 			out = append(out, c)
 		}
 	}
+	for _, s := range p.DB.Sequences {
+		out = append(out, schema.CreateSequence(s)...)
+	}
 	for _, t := range p.DB.Tables {
 		out = append(out, schema.CreateSequences(t)...)
 		if create, err := p.DB.CreateTable(t, unlogged); err == nil {
 			out = append(out, create)
 		}
 	}
+	out = append(out, p.DB.SequenceOwners()...)
 	for _, t := range p.DB.Tables {
 		out = append(out, schema.Finalize(t, p.DB.Policy)...)
+	}
+	out = append(out, p.DB.RowSecuritySQL()...)
+	for _, o := range p.DB.Objects {
+		out = append(out, o.SQL...)
 	}
 	for _, t := range p.DB.Tables {
 		for _, fk := range t.ForeignKeys {

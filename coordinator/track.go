@@ -222,6 +222,9 @@ func (c *Coordinator) advance(ctx context.Context) error {
 	}
 	if !c.fksDone && c.allTablesDone() {
 		c.releaseSnapshot(ctx) // nothing more is read from the source
+		if err := c.createObjects(ctx); err != nil {
+			return err
+		}
 		if err := c.foreignKeys(ctx); err != nil {
 			return err
 		}
@@ -314,6 +317,9 @@ func (c *Coordinator) finished(ctx context.Context) (bool, error) {
 		if !c.fkVerdict.OK {
 			failed = append(failed, "foreign keys ("+c.fkVerdict.Detail+")")
 		}
+	}
+	if len(c.objectProblems) > 0 {
+		failed = append(failed, fmt.Sprintf("objects (%s)", strings.Join(c.objectProblems, "; ")))
 	}
 	status, errText := target.RunSucceeded, ""
 	if len(failed) > 0 {

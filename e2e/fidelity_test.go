@@ -60,6 +60,56 @@ var fidelitySchema = []string{
 	`CREATE INDEX measurements_region ON measurements (region, at)`,
 	`INSERT INTO measurements SELECT g, date '2023-01-01' + g % 800, (ARRAY['eu', 'us', 'apac'])[g % 3 + 1], g * 1.5
 		FROM generate_series(1, 6000) g`,
+	// Sequences: a serial's, owned by its column, and a standalone one
+	// a default uses, with its value.
+	`CREATE SEQUENCE ticket_no AS integer START WITH 100 INCREMENT BY 10 CACHE 5`,
+	`SELECT setval('ticket_no', 5000)`,
+	`CREATE TABLE tickets (id serial PRIMARY KEY, no integer NOT NULL DEFAULT nextval('ticket_no'), touched integer NOT NULL DEFAULT 0)`,
+	`INSERT INTO tickets (touched) SELECT 0 FROM generate_series(1, 600)`,
+
+	// Functions, a procedure, and a trigger that would change every copied
+	// row if it fired during the load.
+	`CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END $$`,
+	`CREATE TRIGGER tickets_touch BEFORE INSERT OR UPDATE ON tickets FOR EACH ROW EXECUTE FUNCTION touch()`,
+	`CREATE FUNCTION vehicle_label(v vehicles) RETURNS text LANGUAGE sql STABLE RETURN upper(v.name)`,
+	`CREATE PROCEDURE reset_tickets(n integer) LANGUAGE sql BEGIN ATOMIC UPDATE tickets SET touched = 0 WHERE id <= n; END`,
+	`CREATE TABLE audit_log (id integer PRIMARY KEY, what text)`,
+	`CREATE RULE no_delete_audit AS ON DELETE TO audit_log DO INSTEAD NOTHING`,
+
+	// Views on views, and a materialized view with an index.
+	`CREATE VIEW all_vehicles AS SELECT id, name, vehicle_label(v) AS label FROM vehicles v`,
+	`CREATE VIEW geo.busy_stations WITH (security_barrier = true) AS SELECT s.id, s.level FROM geo.stations s WHERE s.level = 'high'`,
+	`CREATE VIEW busy_vehicles AS SELECT a.* FROM all_vehicles a JOIN bookings b ON b.room = a.id`,
+	`CREATE MATERIALIZED VIEW region_totals AS SELECT region, count(*) AS n, sum(v) AS total FROM measurements GROUP BY region`,
+	`CREATE UNIQUE INDEX region_totals_region ON region_totals (region)`,
+
+	// Row-level security.
+	`ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY`,
+	`CREATE POLICY own_rows ON audit_log FOR SELECT TO PUBLIC USING (what <> 'secret')`,
+
+	// Comments everywhere.
+	`COMMENT ON SCHEMA geo IS 'stations and readings'`,
+	`COMMENT ON TABLE vehicles IS 'every vehicle'`,
+	`COMMENT ON COLUMN cars.doors IS 'how many doors'`,
+	`COMMENT ON TABLE measurements IS 'partitioned by time'`,
+	`COMMENT ON CONSTRAINT name_set ON vehicles IS 'names are required'`,
+	`COMMENT ON CONSTRAINT no_double_booking ON bookings IS 'one booking per room at a time'`,
+	`COMMENT ON INDEX measurements_region IS 'by region'`,
+	`COMMENT ON TYPE geo.level IS 'an enum'`,
+	`COMMENT ON TYPE geo.reading IS 'a composite'`,
+	`COMMENT ON COLUMN geo.reading.share IS 'a composite attribute'`,
+	`COMMENT ON DOMAIN geo.percent IS 'a domain'`,
+	`COMMENT ON CONSTRAINT percent_range ON DOMAIN geo.percent IS 'a domain check'`,
+	`COMMENT ON TYPE geo.floatrange IS 'a range'`,
+	`COMMENT ON SEQUENCE ticket_no IS 'a standalone sequence'`,
+	`COMMENT ON FUNCTION touch() IS 'a trigger function'`,
+	`COMMENT ON PROCEDURE reset_tickets(integer) IS 'a procedure'`,
+	`COMMENT ON TRIGGER tickets_touch ON tickets IS 'a trigger'`,
+	`COMMENT ON RULE no_delete_audit ON audit_log IS 'a rule'`,
+	`COMMENT ON POLICY own_rows ON audit_log IS 'a policy'`,
+	`COMMENT ON VIEW all_vehicles IS 'a view'`,
+	`COMMENT ON COLUMN all_vehicles.label IS 'a view column'`,
+	`COMMENT ON MATERIALIZED VIEW region_totals IS 'a materialized view'`,
 	`ANALYZE`,
 }
 
@@ -95,6 +145,21 @@ func TestMigrateSchemaFidelity(t *testing.T) {
 	if got, want := query[int64](t, dst, `SELECT count(*) FROM vehicles`), int64(1100); got != want {
 		t.Errorf("vehicles with its children holds %d rows, want %d", got, want)
 	}
+
+	// The trigger did not fire on copied rows; it is in place afterwards.
+	if n := query[int64](t, dst, `SELECT count(*) FROM tickets WHERE touched <> 0`); n != 0 {
+		t.Errorf("%d tickets were touched by the trigger during the load", n)
+	}
+	testenv.Exec(t, dst, `UPDATE tickets SET no = no WHERE id = 1`)
+	if n := query[int64](t, dst, `SELECT touched FROM tickets WHERE id = 1`); n != 1 {
+		t.Errorf("the trigger is not in place after the load: touched = %d", n)
+	}
+	// Sequences go on where the source's would.
+	if got, want := query[int64](t, dst, `SELECT nextval('ticket_no')`), query[int64](t, src, `SELECT nextval('ticket_no')`); got != want {
+		t.Errorf("standalone sequence gave %d next, the source gives %d", got, want)
+	}
+	// The materialized view was refreshed.
+	assertSameContent(t, src, dst, "region_totals", "busy_vehicles", "geo.busy_stations")
 
 	if s, d := schemaDump(t, src), schemaDump(t, dst); s != d {
 		t.Errorf("the target's schema differs from the source's:\n%s", lineDiff(s, d))

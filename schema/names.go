@@ -110,6 +110,9 @@ func (p NamePolicy) Apply(db *Database) error {
 	for _, e := range db.Extensions {
 		e.Schema = p.Schema(e.Schema)
 	}
+	for _, s := range db.Sequences {
+		s.Name = Name{Schema: p.Schema(s.Name.Schema), Name: p.Ident(s.Name.Name)}
+	}
 	p.nameIndexes(db)
 	db.Policy = p
 	sort.Strings(problems)

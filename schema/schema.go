@@ -24,6 +24,13 @@ type Database struct {
 	// Types are the user-defined types, dependencies first.
 	Types      []*Type
 	Extensions []*Extension
+	// Sequences are created before the tables (column defaults use them).
+	Sequences []*Sequence
+	// Objects are created after every table is loaded, in order.
+	Objects []*Object
+	// Unmigrated lists what caravan does not migrate: plan and the report
+	// show it, and a run refuses to start until the user accepts each.
+	Unmigrated []*Unmigrated
 	// Schemas are the source schemas of the run (created on the target even
 	// when they hold no table).
 	Schemas []string
@@ -128,6 +135,10 @@ type Table struct {
 	// PartitionKey is a partitioned table's partition key ("RANGE (at)"):
 	// such a table holds no rows of its own, its partitions do.
 	PartitionKey string
+	// RowSecurity and ForceRowSecurity are ALTER TABLE ... ENABLE / FORCE
+	// ROW LEVEL SECURITY, switched on after the load.
+	RowSecurity      bool
+	ForceRowSecurity bool
 	// KeyInherited says the primary key is the partitioned parent's: it
 	// orders and chunks the partition's rows, but the parent creates it.
 	KeyInherited bool

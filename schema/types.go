@@ -146,3 +146,132 @@ func (db *Database) TargetSchemas() []string {
 func CreateExtension(e *Extension) string {
 	return fmt.Sprintf("CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s CASCADE", Quote(e.Name), Quote(e.Schema))
 }
+
+// Sequence is a sequence that is not an identity column's: a serial's
+// (owned by its column) or a standalone one.
+type Sequence struct {
+	Name                              Name // source name until NamePolicy.Apply, then the target name
+	Type                              string
+	Start, Increment, Min, Max, Cache int64
+	Cycle                             bool
+	// Last is a standalone sequence's last value when it has been used:
+	// the target's continues from it. An owned sequence is restarted past
+	// its column's loaded values instead (SequenceResets).
+	Last *int64
+	// OwnedBy is the source table and column that own the sequence.
+	OwnedBy       *Name
+	OwnedByColumn string
+}
+
+// CreateSequence creates a sequence if missing, with the source's options,
+// and gives a standalone one the source's value.
+func CreateSequence(s *Sequence) []string {
+	cycle := "NO CYCLE"
+	if s.Cycle {
+		cycle = "CYCLE"
+	}
+	out := []string{fmt.Sprintf("CREATE SEQUENCE IF NOT EXISTS %s AS %s INCREMENT BY %d MINVALUE %d MAXVALUE %d START WITH %d CACHE %d %s",
+		QuoteName(s.Name), s.Type, s.Increment, s.Min, s.Max, s.Start, s.Cache, cycle)}
+	if s.Last != nil && s.OwnedBy == nil {
+		out = append(out, fmt.Sprintf("SELECT setval(%s, %d, true)", QuoteLiteral(QuoteName(s.Name)), *s.Last))
+	}
+	return out
+}
+
+// SequenceOwners ties sequences to the columns that own them, once the
+// tables exist (a sequence whose table is not in the run stays unowned).
+func (db *Database) SequenceOwners() []string {
+	var out []string
+	for _, s := range db.Sequences {
+		if s.OwnedBy == nil {
+			continue
+		}
+		if t := db.Table(*s.OwnedBy); t != nil {
+			out = append(out, fmt.Sprintf("ALTER SEQUENCE %s OWNED BY %s.%s", QuoteName(s.Name), QuoteName(t.Target), Quote(t.TargetColumn(s.OwnedByColumn))))
+		}
+	}
+	return out
+}
+
+// Object is an object caravan recreates from its source definition once
+// every table is loaded: functions, views, triggers, policies, comments.
+// Its SQL names source objects, so it is only migrated when the name
+// policy keeps every name (NamesKept); otherwise it is listed Unmigrated.
+type Object struct {
+	Kind string // "function", "view", "materialized view", "trigger", "policy", ...
+	Name string // qualified source name, as plan and report show it
+	SQL  []string
+	// Mapped says the SQL already uses target names (built from the model).
+	Mapped bool
+}
+
+// RowSecuritySQL switches row-level security on where the source has it,
+// once the rows are in.
+func (db *Database) RowSecuritySQL() []string {
+	var out []string
+	for _, t := range db.Tables {
+		if t.RowSecurity {
+			out = append(out, "ALTER TABLE "+QuoteName(t.Target)+" ENABLE ROW LEVEL SECURITY")
+		}
+		if t.ForceRowSecurity {
+			out = append(out, "ALTER TABLE "+QuoteName(t.Target)+" FORCE ROW LEVEL SECURITY")
+		}
+	}
+	return out
+}
+
+// Unmigrated is an object caravan does not migrate, and why.
+type Unmigrated struct {
+	Kind   string
+	Name   string
+	Reason string
+}
+
+// Key is what --accept-unmigrated globs match: "kind:name".
+func (u *Unmigrated) Key() string { return u.Kind + ":" + u.Name }
+
+// NamesKept says whether every name of the run is the same on the target,
+// so SQL text taken from the source (a view's query, a function's body)
+// means the same there.
+func (db *Database) NamesKept() bool {
+	for _, s := range db.Schemas {
+		if db.Policy.Schema(s) != s {
+			return false
+		}
+	}
+	for _, t := range db.Tables {
+		if t.Target != t.Source {
+			return false
+		}
+		for _, c := range t.Columns {
+			if c.TargetName != c.Name {
+				return false
+			}
+		}
+	}
+	for _, s := range db.Sequences {
+		if db.Policy.Ident(s.Name.Name) != s.Name.Name {
+			return false
+		}
+	}
+	return true
+}
+
+// KeepVerbatimObjects moves objects whose SQL names source objects to
+// Unmigrated when the name policy changed names: their text would name
+// objects the target does not have.
+func (db *Database) KeepVerbatimObjects() {
+	if db.NamesKept() {
+		return
+	}
+	kept := db.Objects[:0]
+	for _, o := range db.Objects {
+		if o.Mapped {
+			kept = append(kept, o)
+			continue
+		}
+		db.Unmigrated = append(db.Unmigrated, &Unmigrated{Kind: o.Kind, Name: o.Name,
+			Reason: "its SQL text names source objects, and the name policy (--name-case, --schema-map) renames them on the target"})
+	}
+	db.Objects = kept
+}

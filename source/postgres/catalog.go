@@ -28,6 +28,8 @@ type tableRow struct {
 	PartKey     string
 	PartBound   string
 	Parents     []int64 // pg_inherits, in order: the partitioned table, or INHERITS parents
+	RowSecurity bool
+	ForceRLS    bool
 }
 
 // discoverTables lists every table, partitions included: each partition is
@@ -36,24 +38,27 @@ type tableRow struct {
 // include/exclude patterns. An inheritance child is read without its
 // children (ONLY) and created with INHERITS when its parents are in the
 // run too.
-func discoverTables(ctx context.Context, q querier, filter schema.Filter, db *schema.Database) ([]*schema.Table, map[uint32]*schema.Table, error) {
+func discoverTables(ctx context.Context, q querier, filter schema.Filter, db *schema.Database) ([]*schema.Table, map[uint32]*schema.Table, map[uint32]schema.Name, error) {
 	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, greatest(c.reltuples, 0)::bigint,
 			coalesce(obj_description(c.oid, 'pg_class'), ''), c.relispartition,
 			coalesce(pg_get_partkeydef(c.oid), ''), coalesce(pg_get_expr(c.relpartbound, c.oid), ''),
-			ARRAY(SELECT i.inhparent::bigint FROM pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno)
+			ARRAY(SELECT i.inhparent::bigint FROM pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
+			c.relrowsecurity, c.relforcerowsecurity
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND `+schemaFilter+`
 		ORDER BY n.nspname, c.relname`)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list tables: %w", err)
+		return nil, nil, nil, fmt.Errorf("list tables: %w", err)
 	}
 	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[tableRow])
 	if err != nil {
-		return nil, nil, fmt.Errorf("list tables: %w", err)
+		return nil, nil, nil, fmt.Errorf("list tables: %w", err)
 	}
 	rowOf := map[uint32]tableRow{}
+	all := map[uint32]schema.Name{}
 	for _, r := range found {
 		rowOf[r.OID] = r
+		all[r.OID] = schema.Name{Schema: r.Schema, Name: r.Name}
 	}
 	root := func(r tableRow) tableRow {
 		for r.IsPartition && len(r.Parents) == 1 {
@@ -68,7 +73,8 @@ func discoverTables(ctx context.Context, q querier, filter schema.Filter, db *sc
 		if !filter.Match(schema.Name{Schema: rt.Schema, Name: rt.Name}) {
 			continue
 		}
-		t := &schema.Table{Source: schema.Name{Schema: r.Schema, Name: r.Name}, RowEstimate: r.Estimate, Comment: r.Comment, RangeSafe: true}
+		t := &schema.Table{Source: schema.Name{Schema: r.Schema, Name: r.Name}, RowEstimate: r.Estimate, Comment: r.Comment, RangeSafe: true,
+			RowSecurity: r.RowSecurity, ForceRowSecurity: r.ForceRLS}
 		if r.Kind == "p" {
 			t.PartitionKey = r.PartKey
 		}
@@ -98,7 +104,7 @@ func discoverTables(ctx context.Context, q querier, filter schema.Filter, db *sc
 		}
 		t.Inherits = parents
 	}
-	return tables, byOID, nil
+	return tables, byOID, all, nil
 }
 
 type columnRow struct {

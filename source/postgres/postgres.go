@@ -65,7 +65,7 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	defer tx.Rollback(ctx)
 
 	db := &schema.Database{}
-	tables, byOID, err := discoverTables(ctx, tx, filter, db)
+	tables, byOID, all, err := discoverTables(ctx, tx, filter, db)
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
@@ -90,9 +90,20 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	if err := discoverExtensions(ctx, tx, db); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
+	if err := discoverSequences(ctx, tx, db); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
 	if tx.Conn().PgConn().ParameterStatus("server_encoding") == sqlASCII {
 		db.Warnings = append(db.Warnings, "the source database is SQL_ASCII, which stores text unchecked: text is checked as it is read, and "+
 			"text that is not UTF-8 fails its chunk unless the run names its encoding (--source-encoding) or replaces it (--invalid-text replace)")
+	}
+	// Definitions are printed with every name qualified, whatever the
+	// target session's search_path.
+	if _, err := tx.Exec(ctx, "SET LOCAL search_path = pg_catalog"); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	if err := discoverObjects(ctx, tx, db, byOID, all); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
 	}
 	return db, nil
 }
