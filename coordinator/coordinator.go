@@ -131,6 +131,9 @@ func (c *Coordinator) start(ctx context.Context) error {
 	for _, w := range plan.DB.Warnings {
 		c.log.WarnContext(ctx, "plan", "warning", w)
 	}
+	if err := c.cfg.Options.CheckUnmigrated(plan.DB); err != nil {
+		return err
+	}
 	err = target.CreateRun(ctx, c.pool, &target.Run{ID: c.cfg.Run, Status: target.RunPlanning, SourceKind: c.src.Kind(),
 		Source: pgutil.Redact(c.cfg.SourceURL), Snapshot: snap.ID, Consistency: snap.Note, Config: c.configRecord(), Model: plan.DB})
 	if err != nil {
@@ -142,6 +145,10 @@ func (c *Coordinator) start(ctx context.Context) error {
 	}
 	c.audit(ctx, target.AuditEntry{Operation: "plan", Status: "ok", Started: started,
 		Metadata: map[string]any{"tables": len(plan.Tables), "chunks": chunks, "consistency": snap.Note, "warnings": plan.DB.Warnings}})
+	for _, u := range plan.DB.Unmigrated {
+		c.audit(ctx, target.AuditEntry{Operation: "not_migrated", Status: "accepted", Started: started,
+			Metadata: map[string]any{"kind": u.Kind, "name": u.Name, "reason": u.Reason, "accepted_by": c.cfg.Options.AcceptedBy(u)}})
+	}
 
 	if err := c.createTables(ctx, plan); err != nil {
 		_ = target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunFailed, err.Error())
@@ -169,7 +176,8 @@ func (c *Coordinator) configRecord() map[string]any {
 	o := c.cfg.Options
 	return map[string]any{"include": o.Filter.Include, "exclude": o.Filter.Exclude, "name_case": o.NameCase,
 		"schema_map": o.SchemaMap, "mode": o.Mode, "rows_per_chunk": o.RowsPerChunk, "batch_bytes": o.BatchBytes,
-		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation, "source_options": o.SourceOptions}
+		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation, "source_options": o.SourceOptions,
+		"accept_unmigrated": o.AcceptUnmigrated}
 }
 
 func (c *Coordinator) recordChunks(ctx context.Context, tp *TablePlan) error {

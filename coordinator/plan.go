@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strings"
 
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
@@ -38,6 +39,9 @@ type Options struct {
 	// of postgres.TextOptions), carried in every ChunkTask so that every
 	// extractor applies the run's choice, whatever its own flags.
 	SourceOptions map[string]string
+	// AcceptUnmigrated are globs over "kind:name" of objects the user
+	// accepts the run does not migrate; a run with others refuses to start.
+	AcceptUnmigrated []string
 }
 
 // Defaults fills unset options.
@@ -78,7 +82,41 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("table pattern %q: %w", p, err)
 		}
 	}
+	for _, p := range o.AcceptUnmigrated {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("accept-unmigrated pattern %q: %w", p, err)
+		}
+	}
 	return nil
+}
+
+// AcceptedBy returns the accept-unmigrated glob that accepts an object the
+// run does not migrate, or "" when none does.
+func (o *Options) AcceptedBy(u *schema.Unmigrated) string {
+	for _, p := range o.AcceptUnmigrated {
+		if ok, _ := path.Match(p, u.Key()); ok {
+			return p
+		}
+	}
+	return ""
+}
+
+// CheckUnmigrated refuses a run that would leave behind objects the user
+// has not accepted, naming each and the setting that accepts it: better
+// to learn it before hours of copying than from the report.
+func (o *Options) CheckUnmigrated(db *schema.Database) error {
+	var lines []string
+	for _, u := range db.Unmigrated {
+		if o.AcceptedBy(u) == "" {
+			lines = append(lines, fmt.Sprintf("  %s (%s)", u.Key(), u.Reason))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return fmt.Errorf("caravan would not migrate %d objects, and nothing has been copied:\n%s\n"+
+		"accept each with --accept-unmigrated 'KIND:NAME' (repeatable; globs such as 'function:*' work), "+
+		"or list them under accept-unmigrated: in the config file, and run again", len(lines), strings.Join(lines, "\n"))
 }
 
 // Plan is what a run will do.

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -110,6 +113,10 @@ var fidelitySchema = []string{
 	`COMMENT ON VIEW all_vehicles IS 'a view'`,
 	`COMMENT ON COLUMN all_vehicles.label IS 'a view column'`,
 	`COMMENT ON MATERIALIZED VIEW region_totals IS 'a materialized view'`,
+
+	// Something caravan does not migrate: a run must refuse to start until
+	// the user accepts it.
+	`CREATE AGGREGATE total(integer) (sfunc = int4pl, stype = integer)`,
 	`ANALYZE`,
 }
 
@@ -122,10 +129,46 @@ func TestMigrateSchemaFidelity(t *testing.T) {
 	dst := testenv.Database(t, "dst")
 	testenv.Exec(t, src, fidelitySchema...)
 
-	res := caravan(t, 2*time.Minute, "migrate", "--source-url", src, "--target-url", dst,
-		"--chunk-rows", "500", "--batch-rows", "200", "--extractors", "2", "--loaders", "2")
+	// plan names what would be left behind; migrate refuses to start
+	// until it is accepted, and copies nothing meanwhile.
+	res := caravan(t, time.Minute, "plan", "--source-url", src)
+	if res.code != 0 {
+		t.Fatalf("plan exited %d\n%s", res.code, tail(res.stderr, 3000))
+	}
+	mustContain(t, res.stdout, "-- not migrated", "aggregate:public.total(integer)")
+	args := []string{"migrate", "--source-url", src, "--target-url", dst,
+		"--chunk-rows", "500", "--batch-rows", "200", "--extractors", "2", "--loaders", "2"}
+	res = caravan(t, time.Minute, args...)
+	if res.code == 0 {
+		t.Fatal("migrate started with an object it would not migrate, not accepted")
+	}
+	mustContain(t, res.stdout+res.stderr, "aggregate:public.total(integer)", "--accept-unmigrated")
+	if query[bool](t, dst, `SELECT to_regclass('public.vehicles') IS NOT NULL`) {
+		t.Error("the refused run created tables")
+	}
+
+	reportFile := filepath.Join(t.TempDir(), "report.json")
+	res = caravan(t, 2*time.Minute, append(args, "--accept-unmigrated", "aggregate:*", "--report-json", reportFile)...)
 	if res.code != 0 {
 		t.Fatalf("migrate exited %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, tail(res.stderr, 6000))
+	}
+	// The report ends with what was left behind, as do its JSON and the audit.
+	mustContain(t, res.stdout, "not migrated (1", "aggregate", "public.total(integer)")
+	data, err := os.ReadFile(reportFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		NotMigrated []struct{ Kind, Name, Reason string } `json:"not_migrated"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NotMigrated) != 1 || rep.NotMigrated[0].Name != "public.total(integer)" || rep.NotMigrated[0].Reason == "" {
+		t.Errorf("report JSON not_migrated = %+v", rep.NotMigrated)
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE operation = 'not_migrated' AND metadata->>'name' = 'public.total(integer)'`); n != 1 {
+		t.Errorf("%d audit rows for the object left behind", n)
 	}
 	tables := queryStrings(t, src, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' ORDER BY 1`)
@@ -161,6 +204,8 @@ func TestMigrateSchemaFidelity(t *testing.T) {
 	// The materialized view was refreshed.
 	assertSameContent(t, src, dst, "region_totals", "busy_vehicles", "geo.busy_stations")
 
+	// What was accepted as left behind is the one difference.
+	testenv.Exec(t, src, `DROP AGGREGATE total(integer)`)
 	if s, d := schemaDump(t, src), schemaDump(t, dst); s != d {
 		t.Errorf("the target's schema differs from the source's:\n%s", lineDiff(s, d))
 	}

@@ -43,6 +43,16 @@ type Report struct {
 	Seconds     float64  `json:"seconds"`
 	Tables      []Table  `json:"tables"`
 	ForeignKeys []string `json:"foreign_key_problems,omitempty"`
+	// NotMigrated are the objects the run left behind, as the user
+	// accepted before it started.
+	NotMigrated []NotMigrated `json:"not_migrated"`
+}
+
+// NotMigrated is an object the run did not migrate.
+type NotMigrated struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // Build reads a run's report from the target.
@@ -57,6 +67,12 @@ func Build(ctx context.Context, pool *pgxpool.Pool, run string) (*Report, error)
 		end = *r.FinishedAt
 	}
 	rep.Seconds = end.Sub(r.StartedAt).Seconds()
+	rep.NotMigrated = []NotMigrated{}
+	if r.Model != nil {
+		for _, u := range r.Model.Unmigrated {
+			rep.NotMigrated = append(rep.NotMigrated, NotMigrated{Kind: u.Kind, Name: u.Name, Reason: u.Reason})
+		}
+	}
 
 	timing, err := tableTimes(ctx, pool, r.ID)
 	if err != nil {
@@ -172,8 +188,22 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Error != "" {
 		fmt.Fprintf(w, ": %s", r.Error)
 	}
-	_, err := fmt.Fprintln(w)
-	return err
+	fmt.Fprintln(w)
+	return r.writeNotMigrated(w)
+}
+
+// writeNotMigrated ends the report with what the run left behind.
+func (r *Report) writeNotMigrated(w io.Writer) error {
+	if len(r.NotMigrated) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nnot migrated (%d, accepted before the run):\n", len(r.NotMigrated))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  kind\tobject\treason")
+	for _, n := range r.NotMigrated {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.Kind, n.Name, n.Reason)
+	}
+	return tw.Flush()
 }
 
 // WriteJSON writes the report as JSON.

@@ -215,6 +215,12 @@ func printPlan(plan *coordinator.Plan, consistency string, readOpts map[string]s
 	for _, stmt := range plan.DDL(unlogged) {
 		fmt.Fprintf(w, "%s;\n", stmt)
 	}
+	if len(plan.DB.Unmigrated) > 0 {
+		fmt.Fprintln(w, "\n-- not migrated (a run refuses to start until each is accepted with --accept-unmigrated KIND:NAME)")
+		for _, u := range plan.DB.Unmigrated {
+			fmt.Fprintf(w, "--   %s: %s\n", u.Key(), u.Reason)
+		}
+	}
 	fmt.Fprintln(w, "\n-- chunks")
 	for _, tp := range plan.Tables {
 		fmt.Fprintf(w, "-- %s: %d chunks\n", tp.Table.ID(), len(tp.Chunks))

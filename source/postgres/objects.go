@@ -110,13 +110,13 @@ func discoverObjects(ctx context.Context, q querier, db *schema.Database, inRun 
 		db.Objects = append(db.Objects, &schema.Object{Kind: o.Kind, Name: o.Name, SQL: o.SQL})
 	}
 	for _, step := range []func(context.Context, querier, *schema.Database, map[uint32]*schema.Table) error{
-		discoverTriggers, discoverRules, discoverPolicies, discoverComments,
+		discoverStatistics, discoverTriggers, discoverRules, discoverPolicies, discoverComments,
 	} {
 		if err := step(ctx, q, db, inRun); err != nil {
 			return err
 		}
 	}
-	return nil
+	return discoverUnsupported(ctx, q, db)
 }
 
 const depsSQL = `ARRAY(SELECT DISTINCT CASE WHEN d.refclassid = 'pg_proc'::regclass THEN 'p' ELSE 'c' END || d.refobjid::bigint
@@ -246,6 +246,15 @@ func discoverTriggers(ctx context.Context, q querier, db *schema.Database, inRun
 		ORDER BY 3, 4, 5`)
 }
 
+// discoverStatistics reads extended statistics objects (CREATE STATISTICS).
+func discoverStatistics(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
+	return relObjects(ctx, q, db, inRun, "statistics", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, s.stxname::text,
+			ARRAY[pg_get_statisticsobjdef(s.oid)]
+		FROM pg_statistic_ext s JOIN pg_class c ON c.oid = s.stxrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE `+schemaFilter+`
+		ORDER BY 3, 4, 5`)
+}
+
 // discoverRules reads rewrite rules other than views' own.
 func discoverRules(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
 	return relObjects(ctx, q, db, inRun, "rule", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, r.rulename::text, ARRAY[pg_get_ruledef(r.oid)]
@@ -325,6 +334,77 @@ func discoverComments(ctx context.Context, q querier, db *schema.Database, inRun
 		}
 		db.Objects = append(db.Objects, &schema.Object{Kind: "comment", Name: "on " + r.Type + " " + r.Identity,
 			SQL: []string{"COMMENT ON " + r.Target + " IS " + schema.QuoteLiteral(r.Text)}})
+	}
+	return nil
+}
+
+// unsupportedSQL lists, per kind, the objects caravan does not migrate:
+// kind, schema ("" for objects of the whole database) and qualified name.
+// Extension members come with their extension and are left out.
+var unsupportedSQL = []string{
+	`SELECT CASE p.prokind WHEN 'a' THEN 'aggregate' ELSE 'window function' END, n.nspname::text,
+		format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+	FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	WHERE p.prokind IN ('a', 'w') AND ` + notExtensionMember("pg_proc", "p.oid") + ` AND ` + schemaFilter,
+	`SELECT 'foreign table', n.nspname::text, format('%I.%I', n.nspname, c.relname)
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind = 'f' AND ` + notExtensionMember("pg_class", "c.oid") + ` AND ` + schemaFilter,
+	`SELECT 'base type', n.nspname::text, format('%I.%I', n.nspname, t.typname)
+	FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+	WHERE t.typtype IN ('b', 'p') AND t.typcategory <> 'A' AND ` + notExtensionMember("pg_type", "t.oid") + ` AND ` + schemaFilter,
+	`SELECT 'collation', n.nspname::text, format('%I.%I', n.nspname, c.collname)
+	FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+	WHERE ` + notExtensionMember("pg_collation", "c.oid") + ` AND ` + schemaFilter,
+	`SELECT 'operator', n.nspname::text, format('%I.%s(%s, %s)', n.nspname, o.oprname, o.oprleft::regtype, o.oprright::regtype)
+	FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+	WHERE ` + notExtensionMember("pg_operator", "o.oid") + ` AND ` + schemaFilter,
+	`SELECT 'operator class', n.nspname::text, format('%I.%I', n.nspname, c.opcname)
+	FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace
+	WHERE ` + notExtensionMember("pg_opclass", "c.oid") + ` AND ` + schemaFilter,
+	`SELECT 'operator family', n.nspname::text, format('%I.%I', n.nspname, f.opfname)
+	FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace
+	WHERE ` + notExtensionMember("pg_opfamily", "f.oid") + ` AND ` + schemaFilter,
+	`SELECT 'text search configuration', n.nspname::text, format('%I.%I', n.nspname, c.cfgname)
+	FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+	WHERE ` + notExtensionMember("pg_ts_config", "c.oid") + ` AND ` + schemaFilter,
+	`SELECT 'text search dictionary', n.nspname::text, format('%I.%I', n.nspname, d.dictname)
+	FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
+	WHERE ` + notExtensionMember("pg_ts_dict", "d.oid") + ` AND ` + schemaFilter,
+	`SELECT 'conversion', n.nspname::text, format('%I.%I', n.nspname, c.conname)
+	FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace
+	WHERE ` + notExtensionMember("pg_conversion", "c.oid") + ` AND ` + schemaFilter,
+	`SELECT 'cast', '', format('(%s AS %s)', c.castsource::regtype, c.casttarget::regtype)
+	FROM pg_cast c WHERE c.oid >= 16384 AND ` + notExtensionMember("pg_cast", "c.oid") + `
+		AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_cast'::regclass AND i.objid = c.oid AND i.deptype = 'i')`,
+	`SELECT 'event trigger', '', quote_ident(e.evtname) FROM pg_event_trigger e WHERE ` + notExtensionMember("pg_event_trigger", "e.oid"),
+	`SELECT 'publication', '', quote_ident(p.pubname) FROM pg_publication p`,
+	`SELECT 'foreign data wrapper', '', quote_ident(w.fdwname) FROM pg_foreign_data_wrapper w WHERE ` + notExtensionMember("pg_foreign_data_wrapper", "w.oid"),
+	`SELECT 'foreign server', '', quote_ident(s.srvname) FROM pg_foreign_server s WHERE ` + notExtensionMember("pg_foreign_server", "s.oid"),
+	`SELECT 'large objects', '', count(*)::text || ' large objects' FROM pg_largeobject_metadata HAVING count(*) > 0`,
+}
+
+// discoverUnsupported lists what caravan does not migrate, so nothing is
+// lost by surprise: plan and the report show it, and a run refuses to start
+// until the user accepts it.
+func discoverUnsupported(ctx context.Context, q querier, db *schema.Database) error {
+	in := runSchemas(db)
+	for _, sql := range unsupportedSQL {
+		rows, err := q.Query(ctx, sql)
+		if err != nil {
+			return fmt.Errorf("list objects caravan does not migrate: %w", err)
+		}
+		type row struct{ Kind, Schema, Name string }
+		found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+		if err != nil {
+			return fmt.Errorf("list objects caravan does not migrate: %w", err)
+		}
+		for _, r := range found {
+			if r.Schema != "" && !in[r.Schema] {
+				continue
+			}
+			db.Unmigrated = append(db.Unmigrated, &schema.Unmigrated{Kind: r.Kind, Name: r.Name,
+				Reason: "caravan does not migrate " + r.Kind + "s: create it on the target yourself"})
+		}
 	}
 	return nil
 }
