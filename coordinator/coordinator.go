@@ -131,6 +131,9 @@ func (c *Coordinator) start(ctx context.Context) error {
 	for _, w := range plan.DB.Warnings {
 		c.log.WarnContext(ctx, "plan", "warning", w)
 	}
+	if err := c.reportMissingRoles(ctx, plan.DB); err != nil {
+		return err
+	}
 	if err := c.cfg.Options.CheckUnmigrated(plan.DB); err != nil {
 		return err
 	}
@@ -177,7 +180,7 @@ func (c *Coordinator) configRecord() map[string]any {
 	return map[string]any{"include": o.Filter.Include, "exclude": o.Filter.Exclude, "name_case": o.NameCase,
 		"schema_map": o.SchemaMap, "mode": o.Mode, "rows_per_chunk": o.RowsPerChunk, "batch_bytes": o.BatchBytes,
 		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation, "source_options": o.SourceOptions,
-		"accept_unmigrated": o.AcceptUnmigrated}
+		"accept_unmigrated": o.AcceptUnmigrated, "owners_and_grants": o.OwnersAndGrants}
 }
 
 func (c *Coordinator) recordChunks(ctx context.Context, tp *TablePlan) error {

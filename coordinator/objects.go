@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,13 @@ func (c *Coordinator) createObjects(ctx context.Context) error {
 	objects := append([]*schema.Object{}, c.db.Objects...)
 	if rls := c.db.RowSecuritySQL(); len(rls) > 0 {
 		objects = append([]*schema.Object{{Kind: "row security", Name: "tables", SQL: rls, Mapped: true}}, objects...)
+	}
+	if c.cfg.Options.OwnersAndGrants {
+		privs, err := c.privilegeObjects(ctx)
+		if err != nil {
+			return err
+		}
+		objects = append(objects, privs...)
 	}
 	var problems []string
 	for _, o := range objects {
@@ -67,6 +75,76 @@ func (c *Coordinator) createObject(ctx context.Context, o *schema.Object) error 
 		}
 		return nil
 	})
+}
+
+// privilegeObjects groups the owner and grant statements per object,
+// leaving out those that need a role the target lacks: the run reported
+// each such role before it started (missingRoles), and the user accepted.
+func (c *Coordinator) privilegeObjects(ctx context.Context) ([]*schema.Object, error) {
+	missing, err := c.missingRoles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*schema.Object
+	for _, p := range c.db.Privileges {
+		if missing[p.Role] {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Name == p.Name && out[n-1].Kind == p.Kind+" privileges" {
+			out[n-1].SQL = append(out[n-1].SQL, p.SQL)
+			continue
+		}
+		out = append(out, &schema.Object{Kind: p.Kind + " privileges", Name: p.Name, SQL: []string{p.SQL}})
+	}
+	return out, nil
+}
+
+// missingRoles returns the roles the run's owners and grants name that the
+// target does not have.
+func (c *Coordinator) missingRoles(ctx context.Context) (map[string]bool, error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, p := range c.db.Privileges {
+		if p.Role != "" && !seen[p.Role] {
+			seen[p.Role] = true
+			names = append(names, p.Role)
+		}
+	}
+	var have []string
+	if err := c.pool.QueryRow(ctx, `SELECT coalesce(array_agg(rolname::text), '{}') FROM pg_roles WHERE rolname = ANY($1)`, names).Scan(&have); err != nil {
+		return nil, fmt.Errorf("look up roles on the target: %w", err)
+	}
+	missing := map[string]bool{}
+	for _, n := range names {
+		missing[n] = true
+	}
+	for _, n := range have {
+		delete(missing, n)
+	}
+	return missing, nil
+}
+
+// reportMissingRoles lists, when the run migrates owners and grants, each
+// role the target lacks as not migrated, so the run refuses to start
+// until the user creates it or accepts its loss.
+func (c *Coordinator) reportMissingRoles(ctx context.Context, db *schema.Database) error {
+	if !c.cfg.Options.OwnersAndGrants {
+		return nil
+	}
+	missing, err := c.missingRoles(ctx)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(missing))
+	for n := range missing {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		db.Unmigrated = append(db.Unmigrated, &schema.Unmigrated{Kind: "role", Name: n,
+			Reason: "it owns or is granted objects on the source but does not exist on the target: create it there, or its ownership and grants stay behind"})
+	}
+	return nil
 }
 
 func duplicateFunction(err error) bool {

@@ -42,6 +42,9 @@ type Options struct {
 	// AcceptUnmigrated are globs over "kind:name" of objects the user
 	// accepts the run does not migrate; a run with others refuses to start.
 	AcceptUnmigrated []string
+	// OwnersAndGrants gives objects their source owners and grants (off
+	// by default: the target's roles often differ).
+	OwnersAndGrants bool
 }
 
 // Defaults fills unset options.

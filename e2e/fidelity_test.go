@@ -114,6 +114,17 @@ var fidelitySchema = []string{
 	`COMMENT ON COLUMN all_vehicles.label IS 'a view column'`,
 	`COMMENT ON MATERIALIZED VIEW region_totals IS 'a materialized view'`,
 
+	// Owners and grants (migrated on request).
+	`DO $$ BEGIN CREATE ROLE caravan_fid_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+	`DO $$ BEGIN CREATE ROLE caravan_fid_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+	`ALTER TABLE audit_log OWNER TO caravan_fid_owner`,
+	`ALTER FUNCTION vehicle_label(vehicles) OWNER TO caravan_fid_owner`,
+	`GRANT SELECT, INSERT ON vehicles TO caravan_fid_reader`,
+	`GRANT USAGE ON SCHEMA geo TO caravan_fid_reader WITH GRANT OPTION`,
+	`GRANT SELECT ON ALL TABLES IN SCHEMA geo TO caravan_fid_reader`,
+	`REVOKE EXECUTE ON FUNCTION touch() FROM PUBLIC`,
+	`GRANT USAGE ON SEQUENCE ticket_no TO caravan_fid_reader`,
+
 	// Something caravan does not migrate: a run must refuse to start until
 	// the user accepts it.
 	`CREATE AGGREGATE total(integer) (sfunc = int4pl, stype = integer)`,
@@ -148,7 +159,7 @@ func TestMigrateSchemaFidelity(t *testing.T) {
 	}
 
 	reportFile := filepath.Join(t.TempDir(), "report.json")
-	res = caravan(t, 2*time.Minute, append(args, "--accept-unmigrated", "aggregate:*", "--report-json", reportFile)...)
+	res = caravan(t, 2*time.Minute, append(args, "--accept-unmigrated", "aggregate:*", "--owners-and-grants", "--report-json", reportFile)...)
 	if res.code != 0 {
 		t.Fatalf("migrate exited %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, tail(res.stderr, 6000))
 	}
@@ -212,12 +223,12 @@ func TestMigrateSchemaFidelity(t *testing.T) {
 }
 
 // schemaDump is pg_dump --schema-only of a database, caravan's own schema
-// aside, normalised as docs/ARCHITECTURE.md (Schema fidelity) lists:
-// owners and grants (not migrated by default) and pg_dump's per-run
-// \restrict key.
+// aside, owners and grants included (the run migrates them on request),
+// normalised as docs/ARCHITECTURE.md (Schema fidelity) lists: pg_dump's
+// per-run \restrict key.
 func schemaDump(t *testing.T, dbURL string) string {
 	t.Helper()
-	out, err := exec.Command(pgDump, "--schema-only", "--no-owner", "--no-privileges", "--exclude-schema", "caravan", "--dbname", dbURL).CombinedOutput()
+	out, err := exec.Command(pgDump, "--schema-only", "--exclude-schema", "caravan", "--dbname", dbURL).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pg_dump: %v\n%s", err, out)
 	}

@@ -28,6 +28,9 @@ type Database struct {
 	Sequences []*Sequence
 	// Objects are created after every table is loaded, in order.
 	Objects []*Object
+	// Privileges give the run's objects their source owners and grants,
+	// after the objects, when the run asks for them.
+	Privileges []*Privilege
 	// Unmigrated lists what caravan does not migrate: plan and the report
 	// show it, and a run refuses to start until the user accepts each.
 	Unmigrated []*Unmigrated

@@ -274,4 +274,24 @@ func (db *Database) KeepVerbatimObjects() {
 			Reason: "its SQL text names source objects, and the name policy (--name-case, --schema-map) renames them on the target"})
 	}
 	db.Objects = kept
+	// Owners and grants name source objects too; they are only migrated
+	// on request, and then were not asked in vain without a word.
+	seen := map[string]bool{}
+	for _, p := range db.Privileges {
+		if !seen[p.Kind+p.Name] {
+			seen[p.Kind+p.Name] = true
+			db.Warnings = append(db.Warnings, fmt.Sprintf("%s %s: owner and grants are not migrated (--owners-and-grants): the name policy renames objects", p.Kind, p.Name))
+		}
+	}
+	db.Privileges = nil
+}
+
+// Privilege is one statement that gives an object its source owner or
+// grants (migrated only when the run asks for owners and grants). Role is
+// the role it needs on the target, "" for PUBLIC.
+type Privilege struct {
+	Kind string // of the object: "table", "function", ...
+	Name string
+	Role string
+	SQL  string
 }

@@ -73,6 +73,7 @@ var (
 		str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate),
 		boolean("unlogged", "load into UNLOGGED tables and SET LOGGED when each is done"),
 		strs("validate", "validation levels: count, keys, digest, fk (default all), or none"),
+		boolean("owners-and-grants", "give the target's objects their source owners and grants (the roles must exist on the target; missing ones are reported)"),
 		strs("accept-unmigrated", "objects the run may leave behind, as globs over KIND:NAME from plan's \"not migrated\" list (repeatable); a run refuses to start while others remain"),
 		str("run-id", "run id (a UUID; generated when empty)", ""),
 	}
@@ -122,6 +123,7 @@ func options(c *cli.Context) (coordinator.Options, error) {
 		Validation:   splitList(c.StringSlice("validate")),
 
 		AcceptUnmigrated: c.StringSlice("accept-unmigrated"),
+		OwnersAndGrants:  c.Bool("owners-and-grants"),
 	}
 	if o.NameCase != "" && o.NameCase != schema.CasePreserve && o.NameCase != schema.CaseLower {
 		return o, fmt.Errorf("--name-case %q: want preserve or lower", o.NameCase)

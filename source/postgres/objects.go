@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -115,6 +116,9 @@ func discoverObjects(ctx context.Context, q querier, db *schema.Database, inRun 
 		if err := step(ctx, q, db, inRun); err != nil {
 			return err
 		}
+	}
+	if err := discoverPrivileges(ctx, q, db, inRun); err != nil {
+		return err
 	}
 	return discoverUnsupported(ctx, q, db)
 }
@@ -404,6 +408,103 @@ func discoverUnsupported(ctx context.Context, q querier, db *schema.Database) er
 			}
 			db.Unmigrated = append(db.Unmigrated, &schema.Unmigrated{Kind: r.Kind, Name: r.Name,
 				Reason: "caravan does not migrate " + r.Kind + "s: create it on the target yourself"})
+		}
+	}
+	return nil
+}
+
+// privilegeSQL lists the run's objects with their owner and ACL: the kind
+// word ALTER ... OWNER takes, the one GRANT takes, the qualified name, the
+// schema (to keep the run's), the table oid (to keep the run's tables), the
+// owner and the ACL exploded (grantee "" for PUBLIC).
+const privilegeSQL = `WITH obj AS (
+	SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS alter_kind,
+		CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS grant_kind,
+		format('%I.%I', n.nspname, c.relname) AS name, n.nspname AS nsp, CASE WHEN c.relkind IN ('r', 'p') THEN c.oid ELSE 0 END AS tbl,
+		c.relowner AS owner, c.relacl AS acl,
+		EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a'
+			AND d.refclassid = 'pg_class'::regclass) AS linked
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND ` + schemaFilter + ` AND ` + `NOT EXISTS (SELECT 1 FROM pg_depend ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid AND ext.deptype IN ('e', 'i'))
+	UNION ALL
+	SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+		format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), n.nspname, 0, p.proowner, p.proacl, false
+	FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	WHERE p.prokind IN ('f', 'p') AND ` + schemaFilter + ` AND NOT EXISTS (SELECT 1 FROM pg_depend ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid AND ext.deptype IN ('e', 'i'))
+	UNION ALL
+	SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+		format('%I.%I', n.nspname, t.typname), n.nspname, 0, t.typowner, t.typacl, false
+	FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_class rc ON rc.oid = t.typrelid
+	WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typtype <> 'c' OR rc.relkind = 'c') AND ` + schemaFilter + `
+	  AND NOT EXISTS (SELECT 1 FROM pg_depend ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid AND ext.deptype = 'e')
+	UNION ALL
+	SELECT 'SCHEMA', 'SCHEMA', quote_ident(n.nspname), n.nspname, 0, n.nspowner, n.nspacl, false FROM pg_namespace n WHERE ` + schemaFilter + `
+)
+SELECT alter_kind, grant_kind, name, nsp::text, tbl, pg_get_userbyid(owner)::text, linked,
+	acl IS NOT NULL,
+	coalesce((SELECT array_agg(coalesce(r.rolname::text, '') ORDER BY x.ord) FROM unnest(acl) WITH ORDINALITY x(item, ord)
+		CROSS JOIN LATERAL aclexplode(ARRAY[x.item]) e LEFT JOIN pg_roles r ON r.oid = e.grantee), '{}'),
+	coalesce((SELECT array_agg(e.privilege_type ORDER BY x.ord) FROM unnest(acl) WITH ORDINALITY x(item, ord)
+		CROSS JOIN LATERAL aclexplode(ARRAY[x.item]) e), '{}'),
+	coalesce((SELECT array_agg(e.is_grantable ORDER BY x.ord) FROM unnest(acl) WITH ORDINALITY x(item, ord)
+		CROSS JOIN LATERAL aclexplode(ARRAY[x.item]) e), '{}')
+FROM obj ORDER BY 4, 1, 3`
+
+type privilegeRow struct {
+	AlterKind string
+	GrantKind string
+	Name      string
+	Schema    string
+	Table     uint32
+	Owner     string
+	Linked    bool // a sequence owned by a column: it follows its table's owner
+	HasACL    bool
+	Grantees  []string
+	Privs     []string
+	Grantable []bool
+}
+
+// discoverPrivileges reads the owners and grants of the run's objects: an
+// ALTER ... OWNER TO per object, and, where the source has its own ACL,
+// REVOKE ALL from PUBLIC and the owner then each grant, so the target's
+// ACL is the source's.
+func discoverPrivileges(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
+	rows, err := q.Query(ctx, privilegeSQL)
+	if err != nil {
+		return fmt.Errorf("list owners and grants: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[privilegeRow])
+	if err != nil {
+		return fmt.Errorf("list owners and grants: %w", err)
+	}
+	in := runSchemas(db)
+	for _, r := range found {
+		if !in[r.Schema] || (r.Table != 0 && inRun[r.Table] == nil) {
+			continue
+		}
+		kind := strings.ToLower(r.AlterKind)
+		add := func(role, sql string) {
+			db.Privileges = append(db.Privileges, &schema.Privilege{Kind: kind, Name: r.Name, Role: role, SQL: sql})
+		}
+		if !r.Linked {
+			add(r.Owner, fmt.Sprintf("ALTER %s %s OWNER TO %s", r.AlterKind, r.Name, schema.Quote(r.Owner)))
+		}
+		if !r.HasACL {
+			continue
+		}
+		on := r.GrantKind + " " + r.Name
+		add("", "REVOKE ALL ON "+on+" FROM PUBLIC")
+		add(r.Owner, "REVOKE ALL ON "+on+" FROM "+schema.Quote(r.Owner))
+		for i, grantee := range r.Grantees {
+			to := "PUBLIC"
+			if grantee != "" {
+				to = schema.Quote(grantee)
+			}
+			stmt := fmt.Sprintf("GRANT %s ON %s TO %s", r.Privs[i], on, to)
+			if r.Grantable[i] {
+				stmt += " WITH GRANT OPTION"
+			}
+			add(grantee, stmt)
 		}
 	}
 	return nil
