@@ -207,7 +207,7 @@ func (c *Coordinator) advance(ctx context.Context) error {
 	}
 	for _, p := range counts {
 		ts := c.tables[p.Table]
-		if ts == nil || ts.finalized || ts.failed || p.Loaded+p.Failed < p.Chunks || c.partitionsPending(ts.t) {
+		if ts == nil || ts.finalized || ts.failed || p.Loaded+p.Failed < p.Chunks || c.childrenPending(ts.t) {
 			continue
 		}
 		if p.Failed > 0 {
@@ -232,12 +232,14 @@ func (c *Coordinator) advance(ctx context.Context) error {
 	return nil
 }
 
-// partitionsPending says whether a partitioned table still has partitions
-// to finalize: its keys and indexes are built on every partition at once,
-// so they wait until the partitions are loaded instead of slowing their
-// load down.
-func (c *Coordinator) partitionsPending(t *schema.Table) bool {
-	for _, p := range c.db.Partitions(t) {
+// childrenPending says whether a table still has partitions or
+// inheritance children to finalize. A partitioned table's keys and
+// indexes are built on every partition at once, and a parent's checks on
+// its children: they wait until the children are loaded instead of
+// slowing their load down. A serial's sequence, shared with the children,
+// is restarted past their rows too.
+func (c *Coordinator) childrenPending(t *schema.Table) bool {
+	for _, p := range c.db.Children(t) {
 		if ps := c.tables[p.ID()]; ps != nil && !ps.finalized && !ps.failed {
 			return true
 		}

@@ -254,7 +254,7 @@ func lineDiff(a, b string) string {
 	for _, l := range strings.Split(b, "\n") {
 		count[l]--
 	}
-	var out []string
+	out := []string{"(the same lines in another order)"}
 	for l, n := range count {
 		switch {
 		case n > 0:
@@ -262,6 +262,9 @@ func lineDiff(a, b string) string {
 		case n < 0:
 			out = append(out, "+ "+l)
 		}
+	}
+	if len(out) > 1 {
+		out = out[1:]
 	}
 	sort.Strings(out)
 	return strings.Join(out, "\n")

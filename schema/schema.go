@@ -80,12 +80,15 @@ func (t *Table) parents() []Name {
 	return t.Inherits
 }
 
-// Partitions returns the partitions of a partitioned table.
-func (db *Database) Partitions(t *Table) []*Table {
+// Children returns a table's partitions and inheritance children.
+func (db *Database) Children(t *Table) []*Table {
 	var out []*Table
-	for _, p := range db.Tables {
-		if p.PartitionOf != nil && *p.PartitionOf == t.Source {
-			out = append(out, p)
+	for _, c := range db.Tables {
+		for _, p := range c.parents() {
+			if p == t.Source {
+				out = append(out, c)
+				break
+			}
 		}
 	}
 	return out
