@@ -85,6 +85,7 @@ type catalogRows struct {
 	Indexes []indexRow
 	FKs     []fkRow
 	Checks  []checkRow
+	Objects []objectRow // what inventory.go reports as not migrated
 }
 
 const userTable = `t.is_ms_shipped = 0 AND t.is_external = 0 AND NOT (SCHEMA_NAME(t.schema_id) = N'dbo' AND t.name = N'sysdiagrams')`
@@ -207,6 +208,9 @@ func readCatalog(ctx context.Context, q queryer) (*catalogRows, error) {
 		return err
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := readObjects(ctx, q, &c); err != nil {
 		return nil, err
 	}
 	return &c, nil

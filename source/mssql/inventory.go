@@ -1,0 +1,130 @@
+package mssql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/caravan-db/caravan/schema"
+)
+
+// The inventory lists what caravan leaves behind from a SQL Server source,
+// so that nothing is lost by surprise: views, routines, triggers,
+// synonyms, sequences, table types, partition schemes, system versioning
+// and indexes PostgreSQL has no equivalent of. plan prints it and a run
+// refuses to start until the user accepts each (schema.Unmigrated).
+
+// objectRow is one schema-scoped object of sys.objects, or a partition
+// scheme (Type "PS") or a system-versioned table (Type "SV", Parent its
+// history table).
+type objectRow struct {
+	Type   string // sys.objects.type, trimmed
+	Schema string
+	Name   string
+	Parent string // schema.name of a trigger's table; "" otherwise
+}
+
+// objectsSQL reads the objects the inventory reports. The temporal type is
+// read through OBJECTPROPERTY, which is NULL on servers older than 2016
+// instead of failing on a missing column.
+const objectsSQL = `SELECT RTRIM(o.type), SCHEMA_NAME(o.schema_id), o.name,
+  COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'')
+FROM sys.objects AS o
+WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO', 'TT')
+UNION ALL
+SELECT N'PS', N'', ps.name, N'' FROM sys.partition_schemes AS ps
+UNION ALL
+SELECT N'SV', SCHEMA_NAME(t.schema_id), t.name, COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'')
+FROM sys.tables AS t
+WHERE OBJECTPROPERTY(t.object_id, 'TableTemporalType') = 2 AND ` + userTable + `
+ORDER BY 1, 2, 3`
+
+func readObjects(ctx context.Context, q queryer, c *catalogRows) error {
+	return scanAll(ctx, q, objectsSQL, "objects", func(r *sql.Rows) error {
+		var x objectRow
+		err := r.Scan(&x.Type, &x.Schema, &x.Name, &x.Parent)
+		c.Objects = append(c.Objects, x)
+		return err
+	})
+}
+
+// objectKinds names each sys.objects type and says what caravan does with it.
+var objectKinds = map[string]struct{ kind, reason string }{
+	"V":  {"view", "not migrated: its T-SQL query is not translated; rewrite it for PostgreSQL"},
+	"P":  {"procedure", "not migrated: T-SQL code; rewrite it in PL/pgSQL"},
+	"PC": {"procedure", "not migrated: CLR code; rewrite it for PostgreSQL"},
+	"FN": {"function", "not migrated: T-SQL code; rewrite it in PL/pgSQL"},
+	"IF": {"function", "not migrated: T-SQL code (inline table-valued); rewrite it for PostgreSQL"},
+	"TF": {"function", "not migrated: T-SQL code (table-valued); rewrite it in PL/pgSQL"},
+	"FS": {"function", "not migrated: CLR code; rewrite it for PostgreSQL"},
+	"FT": {"function", "not migrated: CLR code (table-valued); rewrite it for PostgreSQL"},
+	"AF": {"aggregate", "not migrated: CLR code; rewrite it as a PostgreSQL aggregate"},
+	"TR": {"trigger", "not migrated: T-SQL code; rewrite it as a PL/pgSQL trigger function and trigger"},
+	"SN": {"synonym", "not migrated: PostgreSQL has no synonyms (a view or the search_path can stand in)"},
+	"SO": {"sequence", "not migrated: create it on the target at the source's current value"},
+	"TT": {"table type", "not migrated: PostgreSQL has no table types (a composite type or a temporary table can stand in)"},
+	"PS": {"partition scheme", "not migrated: the tables on it are copied unpartitioned"},
+	"SV": {"system versioning", "the table and its history table are copied as plain tables: PostgreSQL has no system versioning"},
+}
+
+// inventory lists what the run leaves behind: the catalog's objects, and
+// the indexes of the run's tables that PostgreSQL cannot have. A trigger
+// follows its table through the include/exclude patterns, as does a
+// system-versioned table.
+func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
+	var out []*schema.Unmigrated
+	for _, o := range rows.Objects {
+		k, ok := objectKinds[o.Type]
+		if !ok {
+			continue
+		}
+		name := o.Schema + "." + o.Name
+		switch o.Type {
+		case "PS":
+			name = o.Name
+		case "TR":
+			if p, ok := splitName(o.Parent); ok && !filter.Match(p) {
+				continue
+			}
+		case "SV":
+			if !filter.Match(schema.Name{Schema: o.Schema, Name: o.Name}) {
+				continue
+			}
+		}
+		reason := k.reason
+		if o.Type == "SV" && o.Parent != "" {
+			reason = fmt.Sprintf("the table and its history table %s are copied as plain tables: PostgreSQL has no system versioning", o.Parent)
+		}
+		out = append(out, &schema.Unmigrated{Kind: k.kind, Name: name, Reason: reason})
+	}
+	tables := map[int64]schema.Name{}
+	for _, t := range rows.Tables {
+		if n := (schema.Name{Schema: t.Schema, Name: t.Name}); filter.Match(n) {
+			tables[t.ObjectID] = n
+		}
+	}
+	seen := map[string]bool{}
+	for _, ix := range rows.Indexes {
+		t, ok := tables[ix.ObjectID]
+		kind := map[int]string{3: "xml index", 4: "spatial index", 5: "columnstore index", 6: "columnstore index"}[ix.Type]
+		if !ok || kind == "" {
+			continue
+		}
+		name := t.String() + "." + ix.Name
+		if seen[name] {
+			continue // one row per index column
+		}
+		seen[name] = true
+		out = append(out, &schema.Unmigrated{Kind: kind, Name: name, Reason: "not created: PostgreSQL has no equivalent (the table's rows are copied)"})
+	}
+	return out
+}
+
+func splitName(s string) (schema.Name, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return schema.Name{Schema: s[:i], Name: s[i+1:]}, true
+		}
+	}
+	return schema.Name{}, false
+}

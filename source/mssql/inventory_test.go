@@ -1,0 +1,64 @@
+package mssql
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caravan-db/caravan/schema"
+)
+
+// Every object the run leaves behind is named with its kind and what
+// caravan does with it; those of excluded tables stay out.
+func TestInventoryFromCatalogRows(t *testing.T) {
+	rows := &catalogRows{
+		Tables: []tableRow{{ObjectID: 1, Schema: "dbo", Name: "Orders"}, {ObjectID: 2, Schema: "dbo", Name: "Skipped"}},
+		Indexes: []indexRow{
+			{ObjectID: 1, IndexID: 2, Name: "CCI", Type: 5, Column: "a"}, {ObjectID: 1, IndexID: 2, Name: "CCI", Type: 5, Column: "b"},
+			{ObjectID: 1, IndexID: 3, Name: "XI", Type: 3, Column: "doc"},
+			{ObjectID: 1, IndexID: 4, Name: "IX", Type: 2, Column: "a", Filter: "([a]>(0))"},
+			{ObjectID: 2, IndexID: 2, Name: "XI2", Type: 3, Column: "doc"},
+		},
+		Objects: []objectRow{
+			{Type: "V", Schema: "dbo", Name: "OrderTotals"},
+			{Type: "P", Schema: "sales", Name: "Refresh"},
+			{Type: "IF", Schema: "dbo", Name: "TopOrders"},
+			{Type: "TR", Schema: "dbo", Name: "trOrders", Parent: "dbo.Orders"},
+			{Type: "TR", Schema: "dbo", Name: "trSkipped", Parent: "dbo.Skipped"},
+			{Type: "SN", Schema: "dbo", Name: "Ord"},
+			{Type: "SO", Schema: "dbo", Name: "OrderNo"},
+			{Type: "TT", Schema: "dbo", Name: "OrderList"},
+			{Type: "PS", Name: "psByYear"},
+			{Type: "SV", Schema: "dbo", Name: "Orders", Parent: "dbo.OrdersHistory"},
+			{Type: "SV", Schema: "dbo", Name: "Skipped", Parent: "dbo.SkippedHistory"},
+			{Type: "D", Schema: "dbo", Name: "DF_x"}, // a default: migrated with its column
+		},
+	}
+	got := map[string]string{}
+	for _, u := range inventory(rows, schema.Filter{Exclude: []string{"dbo.Skipped"}}) {
+		if _, dup := got[u.Key()]; dup {
+			t.Errorf("%s listed twice", u.Key())
+		}
+		got[u.Key()] = u.Reason
+	}
+	want := map[string]string{
+		"view:dbo.OrderTotals":             "query is not translated",
+		"procedure:sales.Refresh":          "PL/pgSQL",
+		"function:dbo.TopOrders":           "inline table-valued",
+		"trigger:dbo.trOrders":             "trigger function",
+		"synonym:dbo.Ord":                  "no synonyms",
+		"sequence:dbo.OrderNo":             "current value",
+		"table type:dbo.OrderList":         "no table types",
+		"partition scheme:psByYear":        "copied unpartitioned",
+		"system versioning:dbo.Orders":     "history table dbo.OrdersHistory",
+		"columnstore index:dbo.Orders.CCI": "no equivalent",
+		"xml index:dbo.Orders.XI":          "no equivalent",
+	}
+	for key, reason := range want {
+		if !strings.Contains(got[key], reason) {
+			t.Errorf("%s: reason %q, want it to say %q", key, got[key], reason)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("listed %d objects, want %d:\n%v", len(got), len(want), got)
+	}
+}
