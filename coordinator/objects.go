@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,15 +100,23 @@ func (c *Coordinator) privilegeObjects(ctx context.Context) ([]*schema.Object, e
 	return out, nil
 }
 
-// missingRoles returns the roles the run's owners and grants name that the
-// target does not have.
+// missingRoles returns the roles the run's objects, owners and grants
+// name that the target does not have.
 func (c *Coordinator) missingRoles(ctx context.Context) (map[string]bool, error) {
 	var names []string
 	seen := map[string]bool{}
+	need := func(role string) {
+		if role != "" && !seen[role] {
+			seen[role] = true
+			names = append(names, role)
+		}
+	}
 	for _, p := range c.db.Privileges {
-		if p.Role != "" && !seen[p.Role] {
-			seen[p.Role] = true
-			names = append(names, p.Role)
+		need(p.Role)
+	}
+	for _, o := range c.db.Objects {
+		for _, r := range o.Roles {
+			need(r)
 		}
 	}
 	var have []string
@@ -124,16 +133,28 @@ func (c *Coordinator) missingRoles(ctx context.Context) (map[string]bool, error)
 	return missing, nil
 }
 
-// reportMissingRoles lists, when the run migrates owners and grants, each
-// role the target lacks as not migrated, so the run refuses to start
-// until the user creates it or accepts its loss.
+// reportMissingRoles looks for the roles the run needs on the target
+// before anything is copied. An object that names a role the target lacks
+// (a policy TO it) is not migrated; when the run migrates owners and
+// grants, each such role is listed too. Either way the run refuses to
+// start until the user creates the role or accepts the loss.
 func (c *Coordinator) reportMissingRoles(ctx context.Context, db *schema.Database) error {
-	if !c.cfg.Options.OwnersAndGrants {
-		return nil
-	}
 	missing, err := c.missingRoles(ctx)
 	if err != nil {
 		return err
+	}
+	kept := db.Objects[:0]
+	for _, o := range db.Objects {
+		if lacks := missingOf(o.Roles, missing); len(lacks) > 0 {
+			db.Unmigrated = append(db.Unmigrated, &schema.Unmigrated{Kind: o.Kind, Name: o.Name,
+				Reason: "it names roles the target does not have: " + strings.Join(lacks, ", ")})
+			continue
+		}
+		kept = append(kept, o)
+	}
+	db.Objects = kept
+	if !c.cfg.Options.OwnersAndGrants {
+		return nil
 	}
 	names := make([]string, 0, len(missing))
 	for n := range missing {
@@ -145,6 +166,16 @@ func (c *Coordinator) reportMissingRoles(ctx context.Context, db *schema.Databas
 			Reason: "it owns or is granted objects on the source but does not exist on the target: create it there, or its ownership and grants stay behind"})
 	}
 	return nil
+}
+
+func missingOf(roles []string, missing map[string]bool) []string {
+	var out []string
+	for _, r := range roles {
+		if missing[r] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func duplicateFunction(err error) bool {

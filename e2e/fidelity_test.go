@@ -123,6 +123,7 @@ var fidelitySchema = []string{
 	`GRANT USAGE ON SCHEMA geo TO caravan_fid_reader WITH GRANT OPTION`,
 	`GRANT SELECT ON ALL TABLES IN SCHEMA geo TO caravan_fid_reader`,
 	`REVOKE EXECUTE ON FUNCTION touch() FROM PUBLIC`,
+	`CREATE POLICY reader_rows ON audit_log FOR SELECT TO caravan_fid_reader USING (id > 0)`,
 	`GRANT USAGE ON SEQUENCE ticket_no TO caravan_fid_reader`,
 
 	// Something caravan does not migrate: a run must refuse to start until

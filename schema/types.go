@@ -203,6 +203,8 @@ type Object struct {
 	SQL  []string
 	// Mapped says the SQL already uses target names (built from the model).
 	Mapped bool
+	// Roles are the roles it names (a policy's): the target must have them.
+	Roles []string
 }
 
 // RowSecuritySQL switches row-level security on where the source has it,

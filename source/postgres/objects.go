@@ -102,18 +102,23 @@ func discoverObjects(ctx context.Context, q querier, db *schema.Database, inRun 
 	if err != nil {
 		return err
 	}
+	left := map[uint32]bool{} // views left behind take their triggers, rules and comments along
 	for _, o := range defined {
 		if o.Missing != "" {
 			db.Unmigrated = append(db.Unmigrated, &schema.Unmigrated{Kind: o.Kind, Name: o.Name,
 				Reason: "it needs table " + o.Missing + ", which is not part of this run"})
+			var oid uint32
+			if _, err := fmt.Sscanf(o.Key, "c%d", &oid); err == nil {
+				left[oid] = true
+			}
 			continue
 		}
 		db.Objects = append(db.Objects, &schema.Object{Kind: o.Kind, Name: o.Name, SQL: o.SQL})
 	}
-	for _, step := range []func(context.Context, querier, *schema.Database, map[uint32]*schema.Table) error{
+	for _, step := range []func(context.Context, querier, *schema.Database, map[uint32]*schema.Table, map[uint32]bool) error{
 		discoverStatistics, discoverTriggers, discoverRules, discoverPolicies, discoverComments,
 	} {
-		if err := step(ctx, q, db, inRun); err != nil {
+		if err := step(ctx, q, db, inRun, left); err != nil {
 			return err
 		}
 	}
@@ -139,7 +144,7 @@ func discoverDefined(ctx context.Context, q querier, db *schema.Database, inRun 
 		SELECT 'c' || c.oid::bigint, CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, n.nspname::text,
 			format('%I.%I', n.nspname, c.relname),
 			CASE c.relkind WHEN 'v' THEN ARRAY[format('CREATE VIEW %I.%I%s AS %s', n.nspname, c.relname,
-					CASE WHEN c.reloptions IS NOT NULL THEN ' WITH (' || array_to_string(c.reloptions, ', ') || ')' ELSE '' END, pg_get_viewdef(c.oid))]
+					CASE WHEN c.reloptions IS NOT NULL THEN ' WITH (' || array_to_string(c.reloptions, ', ') || ')' ELSE '' END, rtrim(pg_get_viewdef(c.oid), ';'))]
 			ELSE ARRAY[format('CREATE MATERIALIZED VIEW %I.%I%s AS %s WITH NO DATA', n.nspname, c.relname,
 					CASE WHEN c.reloptions IS NOT NULL THEN ' WITH (' || array_to_string(c.reloptions, ', ') || ')' ELSE '' END,
 					rtrim(pg_get_viewdef(c.oid), ';'))]
@@ -207,11 +212,12 @@ type relObjectRow struct {
 	Table  string
 	Name   string
 	SQL    []string
+	Roles  []string
 }
 
 // relObjects reads objects that belong to a relation and keeps those of
 // the run's tables, views and materialized views.
-func relObjects(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, kind, sql string) error {
+func relObjects(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, left map[uint32]bool, kind, sql string) error {
 	rows, err := q.Query(ctx, sql)
 	if err != nil {
 		return fmt.Errorf("list %ss: %w", kind, err)
@@ -226,11 +232,11 @@ func relObjects(ctx context.Context, q querier, db *schema.Database, inRun map[u
 			if inRun[r.Rel] == nil {
 				continue // the table is not in the run
 			}
-		} else if !in[r.Schema] {
+		} else if !in[r.Schema] || left[r.Rel] {
 			continue
 		}
 		db.Objects = append(db.Objects, &schema.Object{Kind: kind,
-			Name: schema.Quote(r.Name) + " on " + schema.QuoteName(schema.Name{Schema: r.Schema, Name: r.Table}), SQL: r.SQL})
+			Name: schema.Quote(r.Name) + " on " + schema.QuoteName(schema.Name{Schema: r.Schema, Name: r.Table}), SQL: r.SQL, Roles: r.Roles})
 	}
 	return nil
 }
@@ -238,30 +244,30 @@ func relObjects(ctx context.Context, q querier, db *schema.Database, inRun map[u
 // discoverTriggers reads the user's triggers (not those of constraints,
 // nor the clones partitions get from their parent's). They are created
 // after the load, so they never fire on copied rows.
-func discoverTriggers(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
-	return relObjects(ctx, q, db, inRun, "trigger", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, t.tgname::text,
+func discoverTriggers(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, left map[uint32]bool) error {
+	return relObjects(ctx, q, db, inRun, left, "trigger", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, t.tgname::text,
 			ARRAY[pg_get_triggerdef(t.oid)] || CASE t.tgenabled
 				WHEN 'D' THEN ARRAY[format('ALTER TABLE %I.%I DISABLE TRIGGER %I', n.nspname, c.relname, t.tgname)]
 				WHEN 'R' THEN ARRAY[format('ALTER TABLE %I.%I ENABLE REPLICA TRIGGER %I', n.nspname, c.relname, t.tgname)]
 				WHEN 'A' THEN ARRAY[format('ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER %I', n.nspname, c.relname, t.tgname)]
-				ELSE '{}' END
+				ELSE '{}' END, '{}'::text[]
 		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE NOT t.tgisinternal AND coalesce((to_jsonb(t) ->> 'tgparentid')::oid, 0) = 0 AND `+schemaFilter+`
 		ORDER BY 3, 4, 5`)
 }
 
 // discoverStatistics reads extended statistics objects (CREATE STATISTICS).
-func discoverStatistics(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
-	return relObjects(ctx, q, db, inRun, "statistics", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, s.stxname::text,
-			ARRAY[pg_get_statisticsobjdef(s.oid)]
+func discoverStatistics(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, left map[uint32]bool) error {
+	return relObjects(ctx, q, db, inRun, left, "statistics", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, s.stxname::text,
+			ARRAY[pg_get_statisticsobjdef(s.oid)], '{}'::text[]
 		FROM pg_statistic_ext s JOIN pg_class c ON c.oid = s.stxrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE `+schemaFilter+`
 		ORDER BY 3, 4, 5`)
 }
 
 // discoverRules reads rewrite rules other than views' own.
-func discoverRules(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
-	return relObjects(ctx, q, db, inRun, "rule", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, r.rulename::text, ARRAY[pg_get_ruledef(r.oid)]
+func discoverRules(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, left map[uint32]bool) error {
+	return relObjects(ctx, q, db, inRun, left, "rule", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, r.rulename::text, ARRAY[pg_get_ruledef(r.oid)], '{}'::text[]
 		FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE r.rulename <> '_RETURN' AND `+schemaFilter+`
 		ORDER BY 3, 4, 5`)
@@ -269,15 +275,16 @@ func discoverRules(ctx context.Context, q querier, db *schema.Database, inRun ma
 
 // discoverPolicies reads row-level security policies (whether a table
 // enforces them is the table's RowSecurity).
-func discoverPolicies(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
-	return relObjects(ctx, q, db, inRun, "policy", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, p.polname::text,
+func discoverPolicies(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, left map[uint32]bool) error {
+	return relObjects(ctx, q, db, inRun, left, "policy", `SELECT c.oid, c.relkind::text, n.nspname::text, c.relname::text, p.polname::text,
 			ARRAY[format('CREATE POLICY %I ON %I.%I AS %s FOR %s TO %s%s%s', p.polname, n.nspname, c.relname,
 				CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
 				CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
 				(SELECT string_agg(CASE WHEN r.oid = 0 THEN 'PUBLIC' ELSE quote_ident(a.rolname) END, ', ' ORDER BY a.rolname NULLS FIRST)
-				 FROM unnest(p.polroles) r(oid) LEFT JOIN pg_authid a ON a.oid = r.oid),
+				 FROM unnest(p.polroles) r(oid) LEFT JOIN pg_roles a ON a.oid = r.oid),
 				' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
-				' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')]
+				' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')],
+			ARRAY(SELECT a.rolname::text FROM unnest(p.polroles) r(oid) JOIN pg_roles a ON a.oid = r.oid ORDER BY 1)
 		FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE `+schemaFilter+`
 		ORDER BY 3, 4, 5`)
@@ -287,7 +294,7 @@ func discoverPolicies(ctx context.Context, q querier, db *schema.Database, inRun
 // their definitions (and their constraints, indexes, triggers, rules,
 // policies, schemas and composite types' columns). Tables' and types'
 // own comments come with them.
-func discoverComments(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table) error {
+func discoverComments(ctx context.Context, q querier, db *schema.Database, inRun map[uint32]*schema.Table, left map[uint32]bool) error {
 	rows, err := q.Query(ctx, `SELECT coalesce(rel.oid, 0), coalesce(rel.relkind::text, ''), coalesce(reln.nspname, o.schema, o.identity), o.type, o.identity,
 			CASE
 				WHEN o.type LIKE '% column' THEN 'COLUMN ' || o.identity
@@ -333,7 +340,7 @@ func discoverComments(ctx context.Context, q querier, db *schema.Database, inRun
 	}
 	in := runSchemas(db)
 	for _, r := range found {
-		if !in[r.Schema] || ((r.RelKind == "r" || r.RelKind == "p") && inRun[r.Rel] == nil) {
+		if !in[r.Schema] || left[r.Rel] || ((r.RelKind == "r" || r.RelKind == "p") && inRun[r.Rel] == nil) {
 			continue
 		}
 		db.Objects = append(db.Objects, &schema.Object{Kind: "comment", Name: "on " + r.Type + " " + r.Identity,
