@@ -173,7 +173,7 @@ func readType(ctx context.Context, q querier, oid uint32, t *schema.Type) error 
 		return nil
 	case schema.TypeRange:
 		var sub uint32
-		var opclass, collation, canonical, diff *string
+		var opclass, collation, canonical, diff, multirange *string
 		err := q.QueryRow(ctx, `SELECT r.rngsubtype,
 				CASE WHEN NOT oc.opcdefault THEN quote_ident(ocn.nspname) || '.' || quote_ident(oc.opcname) END,
 				CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> st.typcollation THEN quote_ident(co.collname) END,
@@ -183,11 +183,13 @@ func readType(ctx context.Context, q querier, oid uint32, t *schema.Type) error 
 			FROM pg_range r JOIN pg_type st ON st.oid = r.rngsubtype
 			JOIN pg_opclass oc ON oc.oid = r.rngsubopc JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
 			LEFT JOIN pg_collation co ON co.oid = r.rngcollation
-			JOIN pg_type mr ON mr.oid = r.rngmultitypid
-			WHERE r.rngtypid = $1`, oid).Scan(&sub, &opclass, &collation, &canonical, &diff, &t.Multirange)
+			-- multiranges came with PostgreSQL 14; read through jsonb, older sources have none
+			LEFT JOIN pg_type mr ON mr.oid = (to_jsonb(r) ->> 'rngmultitypid')::oid
+			WHERE r.rngtypid = $1`, oid).Scan(&sub, &opclass, &collation, &canonical, &diff, &multirange)
 		if err != nil {
 			return err
 		}
+		t.Multirange = deref(multirange)
 		t.Opclass, t.Collation, t.Canonical, t.SubtypeDiff = deref(opclass), deref(collation), deref(canonical), deref(diff)
 		t.Base, err = typeColumn(ctx, q, sub, -1)
 		return err
