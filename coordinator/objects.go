@@ -40,6 +40,8 @@ func (c *Coordinator) createObjects(ctx context.Context) error {
 		}
 		objects = append(objects, privs...)
 	}
+	// A materialized view's refresh or a big index can take a while: say so.
+	c.log.InfoContext(ctx, "creating the objects defined on top of the tables", "objects", len(objects))
 	var problems []string
 	for _, o := range objects {
 		started := time.Now()
@@ -57,6 +59,7 @@ func (c *Coordinator) createObjects(ctx context.Context) error {
 		c.audit(ctx, entry)
 	}
 	c.objectsDone, c.objectProblems = true, problems
+	c.log.InfoContext(ctx, "objects created", "objects", len(objects), "failed", len(problems))
 	return nil
 }
 
