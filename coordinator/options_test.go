@@ -15,6 +15,7 @@ func TestOptionsSurviveTheRunRecord(t *testing.T) {
 		Filter: schema.Filter{Include: []string{"public.*"}, Exclude: []string{"*_tmp"}}, NameCase: schema.CaseLower,
 		SchemaMap: map[string]string{"dbo": "app"}, Mode: ModeTruncate, RowsPerChunk: 5000, BatchBytes: 1 << 19,
 		BatchRows: 777, Unlogged: true, Validation: []string{"count", "digest"}, SourceOptions: map[string]string{"invalid_text": "replace"},
+		AcceptUnmigrated: []string{"aggregate:*"}, OwnersAndGrants: true,
 	}}}
 	data, err := json.Marshal(c.configRecord())
 	if err != nil {

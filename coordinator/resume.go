@@ -273,13 +273,15 @@ func optionsFromRecord(rec map[string]any, o *Options) error {
 		Unlogged     bool              `json:"unlogged"`
 		Validation   []string          `json:"validation"`
 		Source       map[string]string `json:"source_options"`
+		Accept       []string          `json:"accept_unmigrated"`
+		OwnersGrants bool              `json:"owners_and_grants"`
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
 		return err
 	}
 	*o = Options{Filter: schema.Filter{Include: r.Include, Exclude: r.Exclude}, NameCase: r.NameCase, SchemaMap: r.SchemaMap,
 		Mode: r.Mode, RowsPerChunk: r.RowsPerChunk, BatchBytes: r.BatchBytes, BatchRows: r.BatchRows, Unlogged: r.Unlogged, Validation: r.Validation,
-		SourceOptions: r.Source}
+		SourceOptions: r.Source, AcceptUnmigrated: r.Accept, OwnersAndGrants: r.OwnersGrants}
 	o.Defaults()
 	return nil
 }
