@@ -47,13 +47,15 @@ type Coordinator struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 
-	db        *schema.Database
-	snapshot  *source.Snapshot
-	snapID    string
-	tables    map[string]*tableState
-	fksDone   bool
-	fkVerdict *proto.Verdict
-	wait      waiting
+	db       *schema.Database
+	snapshot *source.Snapshot
+	snapID   string
+	tables   map[string]*tableState
+	fksDone  bool
+	// validatingSaid: the run's status says validating.
+	validatingSaid bool
+	fkVerdict      *proto.Verdict
+	wait           waiting
 }
 
 type tableState struct {
@@ -99,6 +101,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	case !errors.Is(err, target.ErrNoRun):
 		return err
 	}
+	defer c.keepAlive(ctx)()
 	if err := c.start(ctx); err != nil {
 		return err
 	}
@@ -141,7 +144,7 @@ func (c *Coordinator) start(ctx context.Context) error {
 
 	if err := c.createTables(ctx, plan); err != nil {
 		_ = target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunFailed, err.Error())
-		return err
+		return refused{err}
 	}
 	for _, tp := range plan.Tables {
 		if err := c.recordChunks(ctx, tp); err != nil {
@@ -268,6 +271,20 @@ func (c *Coordinator) audit(ctx context.Context, e target.AuditEntry) {
 }
 
 var errRunFailed = errors.New("run failed")
+
+// refused is a run turned down at setup (a table in the way under --mode
+// create, DDL the target rejects): nothing was loaded, and the user has
+// something to change before resuming.
+type refused struct{ err error }
+
+func (r refused) Error() string { return r.err.Error() }
+func (r refused) Unwrap() error { return r.err }
+
+// IsRefused says whether a run's error is a refusal at setup.
+func IsRefused(err error) bool {
+	var r refused
+	return errors.As(err, &r)
+}
 
 // broadcast publishes a run event, retrying while the broker is away
 // (restarting, failing over): a lost TableFinalized would leave its table

@@ -225,6 +225,13 @@ func (c *Coordinator) advance(ctx context.Context) error {
 			return err
 		}
 	}
+	// Every table is in: what is left is judging them, and the run says so.
+	if c.fksDone && c.validating() && !c.validatingSaid {
+		if err := target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunValidating, ""); err != nil {
+			return err
+		}
+		c.validatingSaid = true
+	}
 	return nil
 }
 

@@ -64,9 +64,25 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 	res := caravan(t, time.Minute, "status", "--target-url", dst)
 	mustContain(t, res.stdout, "succeeded", "public.a", "digest ok")
 	res = caravan(t, time.Minute, "status", "--target-url", dst, "--json")
-	mustContain(t, res.stdout, `"status": "succeeded"`, `"source_rows": 10`, `"progress"`)
+	mustContain(t, res.stdout, `"schema_version": 1`, `"status": "succeeded"`, `"phase": "ok"`, `"source_rows": 10`, `"exit_code": 0`)
 	if strings.Contains(res.stdout, "\x1b") {
 		t.Error("status --json carries terminal escapes")
+	}
+	// --watch of a finished run prints it once and stops; with --json it is
+	// one line of JSON.
+	res = caravan(t, time.Minute, "status", "--target-url", dst, "--json", "--watch")
+	if lines := strings.Split(strings.TrimSpace(res.stdout), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], `{"schema_version":1,`) {
+		t.Errorf("status --json --watch is not JSON lines:\n%s", res.stdout)
+	}
+	res = caravan(t, time.Minute, "status", "--target-url", dst, "--watch")
+	if res.code != 0 || strings.Contains(res.stdout, "\x1b") {
+		t.Errorf("status --watch without a terminal: exit %d, escapes in\n%q", res.code, res.stdout)
+	}
+
+	// A database no run ever used says so, not with a raw SQL error.
+	res = caravan(t, time.Minute, "status", "--target-url", src)
+	if res.code != 1 || !strings.Contains(res.stderr, "no caravan schema in this database") {
+		t.Errorf("status against a database without runs: exit %d\n%s", res.code, res.stderr)
 	}
 }
 
@@ -78,8 +94,8 @@ func TestRefusesNonEmptyTargetInCreateMode(t *testing.T) {
 	testenv.Exec(t, src, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a VALUES (1)`)
 	testenv.Exec(t, dst, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a VALUES (99)`)
 	res := caravan(t, time.Minute, "migrate", "--source-url", src, "--target-url", dst)
-	if res.code == 0 {
-		t.Fatal("migrate into a non-empty table succeeded in create mode")
+	if res.code != 3 {
+		t.Fatalf("migrate into a non-empty table in create mode exited %d, want 3 (refused)", res.code)
 	}
 	mustContain(t, res.stderr, `table "public"."a" already exists and holds rows`, "--mode truncate")
 	if n := query[int64](t, dst, `SELECT count(*) FROM a WHERE id = 99`); n != 1 {

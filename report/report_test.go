@@ -9,18 +9,77 @@ import (
 	"github.com/caravan-db/caravan/target"
 )
 
-func TestStatsFreezeWhenTableIsDone(t *testing.T) {
+// The rate covers the table's own window and stops moving once the table
+// is done; a window under a second has no rate.
+func TestRateFreezesWhenTableIsDone(t *testing.T) {
 	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	last := first.Add(10 * time.Second)
-	p := target.TableProgress{EstRows: 1000, Rows: 1000, Chunks: 4, ChunksLoaded: 4, FirstLoad: &first, LastLoad: &last}
+	p := target.TableProgress{Table: "a", Status: target.StatusFinalized, EstRows: 1000, Rows: 1000, Chunks: 4, ChunksLoaded: 4, FirstRead: &first, LastLoad: &last}
 	for _, now := range []time.Time{last, last.Add(time.Hour)} {
-		if s := Stats(p, now); s.RowsPerSec != 100 || s.Fraction != 1 || s.ETA != 0 {
-			t.Errorf("at %s: %+v", now, s)
+		if l := tableLine(p, nil, nil, now); l.RowsPerSec == nil || *l.RowsPerSec != 100 || l.Seconds != 10 || l.ETASeconds != nil {
+			t.Errorf("at %s: %+v", now, l)
 		}
 	}
-	p.Rows, p.ChunksLoaded = 500, 2
-	if s := Stats(p, first.Add(5*time.Second)); s.RowsPerSec != 100 || s.ETA != 5*time.Second {
-		t.Errorf("half way: %+v", s)
+	p.Status, p.Rows, p.ChunksLoaded = target.StatusPending, 500, 2
+	if l := tableLine(p, nil, nil, first.Add(5*time.Second)); l.RowsPerSec == nil || *l.RowsPerSec != 100 || l.ETASeconds == nil || *l.ETASeconds != 5 || l.Phase != PhaseLoading {
+		t.Errorf("half way: %+v", l)
+	}
+	tiny := last.Add(-9950 * time.Millisecond)
+	p = target.TableProgress{Table: "tiny", Status: target.StatusFinalized, Rows: 1, Chunks: 1, ChunksLoaded: 1, FirstRead: &first, LastLoad: &tiny}
+	if l := tableLine(p, nil, nil, last); l.RowsPerSec != nil {
+		t.Errorf("a table copied in 50 ms has a rate: %v rows/s", *l.RowsPerSec)
+	}
+}
+
+// A table is failed only when something failed; one not judged yet is
+// validating. The run's status decides the exit code.
+func TestPhasesAndExitCodes(t *testing.T) {
+	now := time.Now()
+	all := map[string]bool{"count": true, "keys": true, "digest": true}
+	n := int64(5)
+	for _, c := range []struct {
+		name     string
+		p        target.TableProgress
+		verdicts []target.VerdictRow
+		want     string
+	}{
+		{"nothing yet", target.TableProgress{Status: target.StatusPending}, nil, PhasePending},
+		{"rows arriving", target.TableProgress{Status: target.StatusPending, Rows: 3}, nil, PhaseLoading},
+		{"chunks in", target.TableProgress{Status: target.StatusLoaded, Rows: 5}, nil, PhaseFinalizing},
+		{"finalized, unjudged", target.TableProgress{Status: target.StatusFinalized, Rows: 5}, nil, PhaseValidating},
+		{"finalized, partly judged", target.TableProgress{Status: target.StatusFinalized, Rows: 5},
+			[]target.VerdictRow{{Level: "count", OK: true, TargetRows: &n}}, PhaseValidating},
+		{"judged", target.TableProgress{Status: target.StatusFinalized, Rows: 5},
+			[]target.VerdictRow{{Level: "count", OK: true}, {Level: "keys", OK: true}, {Level: "digest", OK: true}}, PhaseOK},
+		{"judged wrong", target.TableProgress{Status: target.StatusFinalized, Rows: 5},
+			[]target.VerdictRow{{Level: "count", OK: false, Detail: "4 rows, source 5"}}, PhaseFailed},
+		{"chunk rejected", target.TableProgress{Status: target.StatusFailed, Error: "chunk 0: bad"}, nil, PhaseFailed},
+	} {
+		if l := tableLine(c.p, c.verdicts, all, now); l.Phase != c.want || l.OK != (c.want == PhaseOK) || (c.want == PhaseFailed) != (l.Detail != "") {
+			t.Errorf("%s: phase %s ok %v detail %q, want %s", c.name, l.Phase, l.OK, l.Detail, c.want)
+		}
+	}
+
+	table := []target.TableProgress{{Table: "a", Status: target.StatusFinalized}}
+	for _, c := range []struct {
+		run    target.Run
+		tables []target.TableProgress
+		want   int
+	}{
+		{target.Run{Status: target.RunSucceeded}, table, ExitOK},
+		{target.Run{Status: target.RunFailed}, table, ExitFailed},
+		{target.Run{Status: target.RunFailed}, nil, ExitRefused},
+		{target.Run{Status: target.RunInterrupted}, table, ExitInterrupted},
+		{target.Run{Status: target.RunLoading, Abandoned: true}, table, ExitInterrupted},
+		{target.Run{Status: target.RunLoading}, table, ExitRunning},
+	} {
+		rep := assemble(&c.run, c.tables, nil, now)
+		if rep.ExitCode != c.want {
+			t.Errorf("%s (abandoned %v): exit %d, want %d", c.run.Status, c.run.Abandoned, rep.ExitCode, c.want)
+		}
+		if c.run.Abandoned && rep.Status != target.RunAbandoned {
+			t.Errorf("a run without heartbeat reports %s", rep.Status)
+		}
 	}
 }
 
@@ -42,8 +101,8 @@ func TestConsoleKeepsLogsAboveBars(t *testing.T) {
 func TestReportText(t *testing.T) {
 	n, ok := int64(5), true
 	rep := &Report{Run: "r", Status: "failed", Error: "failed tables: b", Tables: []Table{
-		{Table: "a", SourceRows: 5, TargetRows: &n, DigestOK: &ok, OK: true, Seconds: 1, RowsPerSec: 5},
-		{Table: "b", SourceRows: 5, OK: false, Detail: "load: table b, column c, key id=\"1\": bad"},
+		{Table: "a", Phase: PhaseOK, SourceRows: 5, TargetRows: &n, DigestOK: &ok, OK: true, Validated: true, Seconds: 1, RowsPerSec: Rate(5, 1)},
+		{Table: "b", Phase: PhaseFailed, SourceRows: 5, OK: false, Detail: "load: table b, column c, key id=\"1\": bad"},
 	}}
 	var out bytes.Buffer
 	if err := rep.WriteText(&out); err != nil {

@@ -156,29 +156,35 @@ type TableProgress struct {
 	ChunksFailed int
 	Rows         int64 // committed rows
 	Bytes        int64
+	SourceRows   int64 // rows the extractors read (reported per chunk)
 	Started      time.Time
+	FirstRead    *time.Time // when the table's first chunk was read (or published)
 	FirstLoad    *time.Time // first and last batch commits
 	LastLoad     *time.Time
 	Error        string
 }
 
-// Progress reads per-table progress from the ledger.
+// Progress reads per-table progress from the ledger and the chunks.
 func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgress, error) {
 	rows, err := pool.Query(ctx, `SELECT t.table_id, t.status, t.est_rows, t.chunks,
-			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'loaded'),
-			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'failed'),
-			coalesce(l.rows, 0), coalesce(l.bytes, 0), t.started_at, l.first_load, l.last_load, coalesce(t.error, '')
+			coalesce(c.loaded, 0), coalesce(c.failed, 0), coalesce(l.rows, 0), coalesce(l.bytes, 0), coalesce(c.rows, 0),
+			t.started_at, c.first_read, l.first_load, l.last_load, coalesce(t.error, '')
 		FROM caravan.tables t
 		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes, min(loaded_at) AS first_load, max(loaded_at) AS last_load
 		           FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id) l
 		  ON l.table_id = t.table_id
+		LEFT JOIN (SELECT table_id, count(*) FILTER (WHERE status = 'loaded') AS loaded, count(*) FILTER (WHERE status = 'failed') AS failed,
+		                  sum(rows)::bigint AS rows, min(coalesce(read_at, published_at)) AS first_read
+		           FROM caravan.chunks WHERE run_id = $1 GROUP BY table_id) c
+		  ON c.table_id = t.table_id
 		WHERE t.run_id = $1 ORDER BY t.table_id`, run)
 	if err != nil {
 		return nil, fmt.Errorf("progress of run %s: %w", run, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableProgress, error) {
 		var p TableProgress
-		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Started, &p.FirstLoad, &p.LastLoad, &p.Error)
+		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.SourceRows,
+			&p.Started, &p.FirstRead, &p.FirstLoad, &p.LastLoad, &p.Error)
 		return p, err
 	})
 	if err != nil {

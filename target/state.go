@@ -70,6 +70,8 @@ var stateDDL = []string{
 	// how it was taken ("snapshot", "live", or why it could not be).
 	`ALTER TABLE caravan.tables ADD COLUMN IF NOT EXISTS source_rows bigint`,
 	`ALTER TABLE caravan.tables ADD COLUMN IF NOT EXISTS source_count text`,
+	// When the run's coordinator last said it is alive (target.Heartbeat).
+	`ALTER TABLE caravan.runs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz`,
 	`CREATE TABLE IF NOT EXISTS caravan.ledger (
 		run_id    uuid NOT NULL,
 		table_id  text NOT NULL,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,9 +15,11 @@ import (
 	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/extractor"
 	"github.com/caravan-db/caravan/loader"
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/telemetry"
 	"github.com/caravan-db/caravan/validator"
 )
 
@@ -30,7 +33,7 @@ func coordinatorCommand() *cli.Command {
 			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
 				return err
 			}
-			log, err := logger(c)
+			console, log, err := liveView(c)
 			if err != nil {
 				return err
 			}
@@ -39,7 +42,7 @@ func coordinatorCommand() *cli.Command {
 				return err
 			}
 			defer src.Close()
-			pool, err := targetPool(c.Context, c.String("target-url"), 4)
+			pool, err := targetPool(c.Context, c.String("target-url"), 5)
 			if err != nil {
 				return err
 			}
@@ -50,21 +53,37 @@ func coordinatorCommand() *cli.Command {
 			}
 			defer b.Close()
 			cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log, Metrics: metrics(c)}
-			var runErr error
-			if run := c.String("resume"); run != "" {
-				cfg.Run = run
+			resume := c.String("resume")
+			if resume != "" {
 				if cfg.Options.SourceOptions, err = sourceOptions(c, true); err != nil {
 					return err
 				}
-				runErr = coordinator.Resume(c.Context, src, pool, b.js, cfg)
 			} else {
 				if cfg.Options, err = options(c); err != nil {
 					return err
 				}
-				cfg.Run = runID(c)
-				log.Info("run started", "run", cfg.Run)
+			}
+			cfg.Run = runID(c)
+			if resume != "" {
+				cfg.Run = resume
+			}
+			log.Info("run started", "run", cfg.Run, "resume", resume != "")
+			// The same live view as migrate's: bars on a terminal, progress
+			// records in the log otherwise.
+			view, stopView := context.WithCancel(c.Context)
+			viewed := make(chan struct{})
+			go func() {
+				defer close(viewed)
+				_ = report.Follow(view, pool, cfg.Run, console, log)
+			}()
+			var runErr error
+			if resume != "" {
+				runErr = coordinator.Resume(c.Context, src, pool, b.js, cfg)
+			} else {
 				runErr = coordinator.New(src, pool, b.js, cfg).Run(c.Context)
 			}
+			stopView()
+			<-viewed
 			return finish(c, pool, cfg.Run, runErr)
 		},
 	}
@@ -248,7 +267,19 @@ func statusCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			return report.Status(c.Context, pool, c.Args().First(), os.Stdout, report.StatusOptions{JSON: c.Bool("json"), Watch: c.Bool("watch")})
+			opts := report.StatusOptions{JSON: c.Bool("json"), Watch: c.Bool("watch"), Terminal: telemetry.IsTerminal(os.Stdout)}
+			rep, err := report.Status(c.Context, pool, c.Args().First(), os.Stdout, opts)
+			if err != nil {
+				return err
+			}
+			if rep.ExitCode == report.ExitInterrupted {
+				fmt.Fprintf(os.Stderr, "run %s is %s; go on with:\n  caravan resume --source-url %s --target-url %s %[1]s\n",
+					rep.Run, rep.Status, shellQuote(rep.Source), shellQuote(pgutil.Redact(c.String("target-url"))))
+			}
+			if rep.ExitCode != report.ExitOK {
+				return &exitError{code: rep.ExitCode, err: fmt.Errorf("run %s %s", rep.Run, rep.Status)}
+			}
+			return nil
 		},
 	}
 }
