@@ -97,7 +97,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	}
 	switch _, err := target.LoadRun(ctx, c.pool, c.cfg.Run); {
 	case err == nil:
-		return fmt.Errorf("run %s already exists: finish it with caravan resume %[1]s, or start a new run without --run-id", c.cfg.Run)
+		return fmt.Errorf("run %s %w: finish it with caravan resume %[1]s, or start a new run without --run-id", c.cfg.Run, ErrRunExists)
 	case !errors.Is(err, target.ErrNoRun):
 		return err
 	}
@@ -271,6 +271,10 @@ func (c *Coordinator) audit(ctx context.Context, e target.AuditEntry) {
 }
 
 var errRunFailed = errors.New("run failed")
+
+// ErrRunExists refuses a new run under the id of one already recorded: its
+// outcome is not this process's to report.
+var ErrRunExists = errors.New("already exists")
 
 // refused is a run turned down at setup (a table in the way under --mode
 // create, DDL the target rejects): nothing was loaded, and the user has

@@ -39,6 +39,9 @@ func liveView(c *cli.Context) (*report.Console, *slog.Logger, error) {
 // SIGTERM) is marked interrupted; a run left unfinished, for whatever
 // reason, comes with the command that goes on with it.
 func finish(c *cli.Context, pool *pgxpool.Pool, run string, runErr error) error {
+	if errors.Is(runErr, coordinator.ErrRunExists) {
+		return &exitError{code: report.ExitError, err: runErr}
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), 15*time.Second)
 	defer cancel()
 	interrupted := c.Context.Err() != nil
@@ -68,7 +71,7 @@ func finish(c *cli.Context, pool *pgxpool.Pool, run string, runErr error) error 
 		}
 	}
 	code := rep.ExitCode
-	if code == report.ExitRunning {
+	if code == report.ExitRunning || (code == report.ExitOK && runErr != nil) {
 		code = report.ExitError // this process stopped on an error; nobody drives the run now
 	}
 	if code == report.ExitInterrupted || code == report.ExitError {
