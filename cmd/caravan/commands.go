@@ -58,17 +58,17 @@ func runAll(c *cli.Context, resume string) error {
 		return err
 	}
 	ctx := c.Context
-	src, err := openSource(ctx, c, c.Int("extractors"), log)
+	src, err := openSource(c, c.Int("extractors"), log)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	pool, err := targetPool(ctx, c.String("target-url"), c.Int("loaders")+c.Int("validators")+4)
+	pool, err := targetPool(c, c.Int("loaders")+c.Int("validators")+4)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	b, err := connectBroker(ctx, c, "caravan-migrate", log, brokerUse{embed: true, own: true})
+	b, err := connectBroker(c, "caravan-migrate", log, brokerUse{embed: true, own: true})
 	if err != nil {
 		return err
 	}

@@ -40,17 +40,18 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "caravan",
-		Usage: "move whole databases into PostgreSQL, exactly once, proven",
+		Name:    "caravan",
+		Usage:   "move whole databases into PostgreSQL, exactly once, proven",
+		Version: func() string { v, _, _ := buildInfo(); return v }(),
 		Commands: []*cli.Command{
-			withConfig(observed("caravan-migrate", migrateCommand())),
-			withConfig(planCommand()),
-			withConfig(observed("caravan-coordinator", coordinatorCommand())),
-			withConfig(observed("caravan-extractor", extractorCommand())),
-			withConfig(observed("caravan-loader", loaderCommand())),
-			withConfig(observed("caravan-validator", validatorCommand())),
-			withConfig(statusCommand()),
-			withConfig(observed("caravan-migrate", resumeCommand())),
+			withConfig(observed("caravan-migrate", connecting(migrateCommand()))),
+			withConfig(connecting(planCommand())),
+			withConfig(observed("caravan-coordinator", connecting(coordinatorCommand()))),
+			withConfig(observed("caravan-extractor", connecting(extractorCommand()))),
+			withConfig(observed("caravan-loader", connecting(loaderCommand()))),
+			withConfig(observed("caravan-validator", connecting(validatorCommand()))),
+			withConfig(connecting(statusCommand())),
+			withConfig(observed("caravan-migrate", connecting(resumeCommand()))),
 			withConfig(brokerCommand()),
 			healthcheckCommand(),
 		},

@@ -37,17 +37,17 @@ func coordinatorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, 1, log)
+			src, err := openSource(c, 1, log)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			pool, err := targetPool(c.Context, c.String("target-url"), 5)
+			pool, err := targetPool(c, 5)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			b, err := connectBroker(c.Context, c, "caravan-coordinator", log, brokerUse{own: true})
+			b, err := connectBroker(c, "caravan-coordinator", log, brokerUse{own: true})
 			if err != nil {
 				return err
 			}
@@ -102,12 +102,12 @@ func extractorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, c.Int("extractors"), log)
+			src, err := openSource(c, c.Int("extractors"), log)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			b, err := connectBroker(c.Context, c, "caravan-extractor", log, brokerUse{})
+			b, err := connectBroker(c, "caravan-extractor", log, brokerUse{})
 			if err != nil {
 				return err
 			}
@@ -154,12 +154,12 @@ func targetWorker(c *cli.Context, role string, concurrency int, run func(jetstre
 	if err != nil {
 		return err
 	}
-	pool, err := targetPool(c.Context, c.String("target-url"), concurrency+1)
+	pool, err := targetPool(c, concurrency+1)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	b, err := connectBroker(c.Context, c, "caravan-"+role, log, brokerUse{})
+	b, err := connectBroker(c, "caravan-"+role, log, brokerUse{})
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, 1, log)
+			src, err := openSource(c, 1, log)
 			if err != nil {
 				return err
 			}
@@ -262,7 +262,7 @@ func statusCommand() *cli.Command {
 			if err := require(c, "target-url"); err != nil {
 				return err
 			}
-			pool, err := targetPool(c.Context, c.String("target-url"), 2)
+			pool, err := targetPool(c, 2)
 			if err != nil {
 				return err
 			}
