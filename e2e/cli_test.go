@@ -122,3 +122,35 @@ func TestValidateNone(t *testing.T) {
 	}
 	assertSameContent(t, src, dst, "a")
 }
+
+// plan --target-url says what the run would meet there, touching nothing:
+// a table holding rows under --mode create, an existing empty one, a type
+// the target lacks; and it warns about each pattern that selects nothing.
+func TestPlanChecksTheTarget(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE EXTENSION IF NOT EXISTS citext`,
+		`CREATE TABLE full_one (id int PRIMARY KEY)`, `CREATE TABLE empty_one (id int PRIMARY KEY)`,
+		`CREATE TABLE fresh (id int PRIMARY KEY, email citext)`, `CREATE TABLE skip_me (id int)`)
+	testenv.Exec(t, dst, `CREATE TABLE full_one (id int PRIMARY KEY)`, `INSERT INTO full_one VALUES (1)`, `CREATE TABLE empty_one (id int PRIMARY KEY)`)
+	res := caravan(t, time.Minute, "plan", "--source-url", src, "--target-url", dst,
+		"--include", "public.*", "--include", "nosuch_*", "--exclude", "skip_*", "--exclude", "typo_*")
+	if res.code != 0 {
+		t.Fatalf("plan exited %d: %s", res.code, res.stderr)
+	}
+	mustContain(t, res.stdout, "-- target ",
+		`table "public"."full_one" exists and holds rows: --mode create will refuse the run`,
+		`table "public"."empty_one" exists: --mode create will drop it and create it anew`,
+		"does not exist on the target (used by public.fresh.email): CREATE EXTENSION citext there first",
+		`--include "nosuch_*" matches no source table`, `--exclude "typo_*" matches no source table`)
+	for _, wrong := range []string{`"public.*" matches`, `"skip_*" matches`, `"public"."fresh" exists`} {
+		if strings.Contains(res.stdout, wrong) {
+			t.Errorf("plan says %s:\n%s", wrong, res.stdout)
+		}
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM pg_namespace WHERE nspname = 'caravan'`); n != 0 {
+		t.Error("plan created the caravan schema in the target")
+	}
+	res = caravan(t, time.Minute, "plan", "--source-url", src, "--target-url", dst, "--mode", "truncate", "--include", "full_one")
+	mustContain(t, res.stdout, `table "public"."full_one" exists: --mode truncate will empty it`)
+}

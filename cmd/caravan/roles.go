@@ -172,7 +172,8 @@ func planCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plan",
 		Usage: "print the schema mapping, the DDL and the chunk plan; touches nothing",
-		Flags: join([]cli.Flag{sourceURL, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, textFlags, planFlags, logFlags),
+		Flags: join([]cli.Flag{sourceURL, str("target-url", "check the plan against this target PostgreSQL (read only): tables in the way, missing types", ""),
+			modeFlag, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, textFlags, planFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url"); err != nil {
 				return err
@@ -198,7 +199,29 @@ func planCommand() *cli.Command {
 			if cs, ok := src.(source.Consistency); ok {
 				consistency = cs.Consistency()
 			}
-			return printPlan(plan, consistency, opts.SourceOptions, c.Bool("unlogged"))
+			if err := printPlan(plan, consistency, opts.SourceOptions, c.Bool("unlogged")); err != nil {
+				return err
+			}
+			if c.String("target-url") == "" {
+				return nil
+			}
+			pool, err := targetPool(c, 1)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			findings, err := coordinator.CheckTarget(c.Context, pool, plan, opts.Mode)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("\n-- target %s (--mode %s)\n", pgutil.Redact(c.String("target-url")), opts.Mode)
+			if len(findings) == 0 {
+				fmt.Println("--   no table of the plan exists there, and it has every type the plan uses")
+			}
+			for _, f := range findings {
+				fmt.Printf("--   %s\n", f)
+			}
+			return nil
 		},
 	}
 }
