@@ -72,8 +72,8 @@ type Table struct {
 	// Validated is false when the run asked for no validation (--validate
 	// none): OK then says only that the table loaded.
 	Validated bool `json:"validated"`
-	// Seconds is the table's own copy window (see Rate); RowsPerSec is null
-	// where that window is too short to measure a rate.
+	// Seconds is the table's own copy window (tableSeconds); RowsPerSec is
+	// null until a rate can be measured (Rate).
 	Seconds    float64  `json:"seconds"`
 	RowsPerSec *float64 `json:"rows_per_sec"`
 	ETASeconds *float64 `json:"eta_seconds"`
@@ -134,6 +134,7 @@ func assemble(r *target.Run, progress []target.TableProgress, verdicts []target.
 		byTable[v.Table] = append(byTable[v.Table], v)
 	}
 	want := levels(r)
+	var batches int64
 	for _, p := range progress {
 		// A run that ended stops every clock at its end.
 		line := tableLine(p, byTable[p.Table], want, end)
@@ -145,9 +146,10 @@ func assemble(r *target.Run, progress []target.TableProgress, verdicts []target.
 		rep.EstRows += max(p.EstRows, p.Rows)
 		rep.Rows += p.Rows
 		rep.Bytes += p.Bytes
+		batches += p.Batches
 		rep.Tables = append(rep.Tables, line)
 	}
-	rep.RowsPerSec = Rate(rep.Rows, rep.Seconds)
+	rep.RowsPerSec = Rate(rep.Rows, batches, rep.Seconds)
 	rep.Phase = runPhase(rep)
 	rep.ExitCode = exitCode(rep)
 	return rep
@@ -207,7 +209,7 @@ func tableLine(p target.TableProgress, vs []target.VerdictRow, want map[string]b
 	}
 	line.OK = line.Phase == PhaseOK
 	line.Seconds = tableSeconds(p, now)
-	line.RowsPerSec = Rate(p.Rows, line.Seconds)
+	line.RowsPerSec = Rate(p.Rows, p.Batches, line.Seconds)
 	if total := max(p.EstRows, p.Rows); line.RowsPerSec != nil && total > p.Rows && line.Phase == PhaseLoading {
 		eta := float64(total-p.Rows) / *line.RowsPerSec
 		line.ETASeconds = &eta
@@ -232,21 +234,20 @@ func tableSeconds(p target.TableProgress, now time.Time) float64 {
 	return max(end.Sub(*p.FirstRead).Seconds(), 0)
 }
 
-// MinRateWindow is the shortest window a rate is measured over: a table
-// copied in a few milliseconds would otherwise show a rate that measures
-// latency (one row in a tenth of a second: "10 rows/s").
-const MinRateWindow = time.Second
-
-// Rate is rows per second over a window of seconds: the one definition the
-// live view, status and the report share. It is nil when the window is
-// shorter than MinRateWindow.
-func Rate(rows int64, seconds float64) *float64 {
-	if seconds < MinRateWindow.Seconds() {
+// Rate is rows per second over a window of seconds in which batches
+// batches were committed: the one definition the live view, status, the
+// JSON and the HTML report share. It is nil until more than one batch is
+// in: a single batch's time is latency, not throughput (one row in a tenth
+// of a second is not "10 rows/s"); and for a window under minRateWindow.
+func Rate(rows, batches int64, seconds float64) *float64 {
+	if batches < 2 || seconds < minRateWindow.Seconds() {
 		return nil
 	}
 	r := float64(rows) / seconds
 	return &r
 }
+
+const minRateWindow = 100 * time.Millisecond
 
 // runPhase is the furthest-behind phase of any table: a run is loading
 // while any table loads, and validating while any verdict is outstanding.

@@ -10,24 +10,24 @@ import (
 )
 
 // The rate covers the table's own window and stops moving once the table
-// is done; a window under a second has no rate.
+// is done; a table of one batch has no rate.
 func TestRateFreezesWhenTableIsDone(t *testing.T) {
 	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	last := first.Add(10 * time.Second)
-	p := target.TableProgress{Table: "a", Status: target.StatusFinalized, EstRows: 1000, Rows: 1000, Chunks: 4, ChunksLoaded: 4, FirstRead: &first, LastLoad: &last}
+	p := target.TableProgress{Table: "a", Status: target.StatusFinalized, EstRows: 1000, Rows: 1000, Batches: 4, Chunks: 4, ChunksLoaded: 4, FirstRead: &first, LastLoad: &last}
 	for _, now := range []time.Time{last, last.Add(time.Hour)} {
 		if l := tableLine(p, nil, nil, now); l.RowsPerSec == nil || *l.RowsPerSec != 100 || l.Seconds != 10 || l.ETASeconds != nil {
 			t.Errorf("at %s: %+v", now, l)
 		}
 	}
-	p.Status, p.Rows, p.ChunksLoaded = target.StatusPending, 500, 2
+	p.Status, p.Rows, p.Batches, p.ChunksLoaded = target.StatusPending, 500, 2, 2
 	if l := tableLine(p, nil, nil, first.Add(5*time.Second)); l.RowsPerSec == nil || *l.RowsPerSec != 100 || l.ETASeconds == nil || *l.ETASeconds != 5 || l.Phase != PhaseLoading {
 		t.Errorf("half way: %+v", l)
 	}
-	tiny := last.Add(-9950 * time.Millisecond)
-	p = target.TableProgress{Table: "tiny", Status: target.StatusFinalized, Rows: 1, Chunks: 1, ChunksLoaded: 1, FirstRead: &first, LastLoad: &tiny}
+	tenth := first.Add(100 * time.Millisecond)
+	p = target.TableProgress{Table: "tiny", Status: target.StatusFinalized, Rows: 1, Batches: 1, Chunks: 1, ChunksLoaded: 1, FirstRead: &first, LastLoad: &tenth}
 	if l := tableLine(p, nil, nil, last); l.RowsPerSec != nil {
-		t.Errorf("a table copied in 50 ms has a rate: %v rows/s", *l.RowsPerSec)
+		t.Errorf("a table of one batch has a rate: %v rows/s", *l.RowsPerSec)
 	}
 }
 
@@ -101,7 +101,7 @@ func TestConsoleKeepsLogsAboveBars(t *testing.T) {
 func TestReportText(t *testing.T) {
 	n, ok := int64(5), true
 	rep := &Report{Run: "r", Status: "failed", Error: "failed tables: b", Tables: []Table{
-		{Table: "a", Phase: PhaseOK, SourceRows: 5, TargetRows: &n, DigestOK: &ok, OK: true, Validated: true, Seconds: 1, RowsPerSec: Rate(5, 1)},
+		{Table: "a", Phase: PhaseOK, SourceRows: 5, TargetRows: &n, DigestOK: &ok, OK: true, Validated: true, Seconds: 1, RowsPerSec: Rate(5, 2, 1)},
 		{Table: "b", Phase: PhaseFailed, SourceRows: 5, OK: false, Detail: "load: table b, column c, key id=\"1\": bad"},
 	}}
 	var out bytes.Buffer

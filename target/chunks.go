@@ -156,6 +156,7 @@ type TableProgress struct {
 	ChunksFailed int
 	Rows         int64 // committed rows
 	Bytes        int64
+	Batches      int64 // committed batches
 	SourceRows   int64 // rows the extractors read (reported per chunk)
 	Started      time.Time
 	FirstRead    *time.Time // when the table's first chunk was read (or published)
@@ -167,10 +168,10 @@ type TableProgress struct {
 // Progress reads per-table progress from the ledger and the chunks.
 func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgress, error) {
 	rows, err := pool.Query(ctx, `SELECT t.table_id, t.status, t.est_rows, t.chunks,
-			coalesce(c.loaded, 0), coalesce(c.failed, 0), coalesce(l.rows, 0), coalesce(l.bytes, 0), coalesce(c.rows, 0),
+			coalesce(c.loaded, 0), coalesce(c.failed, 0), coalesce(l.rows, 0), coalesce(l.bytes, 0), coalesce(l.batches, 0), coalesce(c.rows, 0),
 			t.started_at, c.first_read, l.first_load, l.last_load, coalesce(t.error, '')
 		FROM caravan.tables t
-		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes, min(loaded_at) AS first_load, max(loaded_at) AS last_load
+		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes, count(*) AS batches, min(loaded_at) AS first_load, max(loaded_at) AS last_load
 		           FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id) l
 		  ON l.table_id = t.table_id
 		LEFT JOIN (SELECT table_id, count(*) FILTER (WHERE status = 'loaded') AS loaded, count(*) FILTER (WHERE status = 'failed') AS failed,
@@ -183,7 +184,7 @@ func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgr
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableProgress, error) {
 		var p TableProgress
-		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.SourceRows,
+		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Batches, &p.SourceRows,
 			&p.Started, &p.FirstRead, &p.FirstLoad, &p.LastLoad, &p.Error)
 		return p, err
 	})

@@ -30,6 +30,9 @@ Exit codes: as migrate's.`,
   caravan status --target-url "$DST" --json RUN       # the JSON report (schema_version 1)
 
 Exits with the run's outcome: 0 succeeded, 2 failed, 3 refused, 4 interrupted or abandoned, 5 still running.`,
+	"report": `Examples:
+  caravan report --target-url "$DST" RUN
+  caravan report --target-url "$DST" --html run.html RUN    # one page, no network needed to view it`,
 	"resume": `Example:
   caravan resume --source-url "$SRC" --target-url "$DST" RUN
 

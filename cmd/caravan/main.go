@@ -51,6 +51,7 @@ func app() *cli.App {
 			withExample(withConfig(observed("caravan-loader", connecting(loaderCommand())))),
 			withExample(withConfig(observed("caravan-validator", connecting(validatorCommand())))),
 			withExample(withConfig(connecting(statusCommand()))),
+			withExample(withConfig(connecting(reportCommand()))),
 			withExample(withConfig(observed("caravan-migrate", connecting(resumeCommand())))),
 			withExample(withConfig(brokerCommand())),
 			withExample(healthcheckCommand()),
