@@ -40,6 +40,8 @@ type htmlPage struct {
 	CheckLabel svgLabel
 	CheckLanes []svgLabel
 	LanesCount int
+	Workers    int
+	Separators []float64
 }
 
 type svgTick struct {
@@ -51,6 +53,7 @@ type svgTick struct {
 type svgLabel struct {
 	Y    float64
 	Text string
+	Full string // tooltip
 }
 
 type svgRect struct {
@@ -110,9 +113,15 @@ func (r *Report) WriteHTML(w io.Writer, tl *Timeline) error {
 	if r.FinishedAt != nil {
 		p.Finished = r.FinishedAt.UTC().Format(time.RFC3339)
 	}
-	for l := 0; l < tl.Lanes; l++ {
-		p.Lanes = append(p.Lanes, svgLabel{Y: float64(tlTop+l*tlLane) + tlBar, Text: fmt.Sprintf("lane %d", l+1)})
+	for _, w := range tl.Workers {
+		name := w.Worker
+		if name == "" {
+			name = "(unnamed)" // read by an extractor too old to say who it is
+		}
+		p.Lanes = append(p.Lanes, svgLabel{Y: float64(tlTop+w.First*tlLane) + tlBar, Text: clip(name, 18), Full: "extractor " + name})
+		p.Separators = append(p.Separators, float64(tlTop+w.First*tlLane)-2)
 	}
+	p.Workers = len(tl.Workers)
 	for _, c := range tl.Chunks {
 		if c.Lane < 0 {
 			p.Unread++
@@ -274,13 +283,14 @@ svg .check.ok { fill: #7c3aed; } svg .check.failed { fill: #b91c1c; }
 
 <h2>Timeline</h2>
 <p class="note">One bar per chunk: read from the source (blue), waiting for a loader (yellow), batches committed (green); a failed
-chunk is outlined red. The time a chunk was queued before an extractor took it is in its tooltip. Chunks at work at the same time are drawn in different lanes ({{.LanesCount}} lanes:
-the most chunks in flight at once; caravan does not record which process took a chunk). Below, each validation check
+chunk is outlined red. The time a chunk was queued before an extractor took it is in its tooltip. Each extractor process ({{.Workers}}) has its own lanes, one per chunk it had in flight at once
+({{.LanesCount}} lanes in all); a chunk's load is drawn on its bar, by whichever loader committed its batches. Below, each validation check
 of each table. Hover a bar for its numbers.{{if .Unread}} {{.Unread}} chunks were never read and are not drawn.{{end}}</p>
 <p class="legend"><span><i style="background:#2563eb"></i>extract</span><span><i style="background:#fcd34d"></i>waiting for a loader</span><span><i style="background:#16a34a"></i>load</span><span><i style="background:#7c3aed"></i>validation check</span></p>
 <svg class="timeline" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img" aria-label="timeline of the run's chunks and checks">
 {{range .Ticks}}<line class="axis" x1="{{f .X}}" y1="14" x2="{{f .X}}" y2="{{.Y2}}"/><text class="label" x="{{f .X}}" y="10" text-anchor="middle">{{.Label}}</text>
-{{end}}{{range .Lanes}}<text class="label" x="4" y="{{f .Y}}">{{.Text}}</text>
+{{end}}{{range .Separators}}<line class="axis" x1="0" y1="{{f .}}" x2="{{$.Width}}" y2="{{f .}}"/>
+{{end}}{{range .Lanes}}<text class="label" x="4" y="{{f .Y}}"><title>{{.Full}}</title>{{.Text}}</text>
 {{end}}{{range .Chunks}}<g class="chunk{{if .Failed}} failed{{end}}" data-table="{{.Table}}" data-chunk="{{.Chunk}}" data-attempt="{{.Attempt}}"><title>{{.Title}}</title>{{range .Shapes}}<rect class="{{.Class}}" x="{{f .X}}" y="{{f .Y}}" width="{{f .W}}" height="{{f .H}}"/>{{end}}</g>
 {{end}}<text class="label" x="4" y="{{f .CheckLabel.Y}}">{{.CheckLabel.Text}}</text>
 {{range .CheckLanes}}<text class="label" x="4" y="{{f .Y}}">{{.Text}}</text>

@@ -26,11 +26,12 @@ type ChunkTimes struct {
 	Extracted   *time.Time
 	FirstCommit *time.Time
 	LastCommit  *time.Time
-	// Lane is the row of the timeline the chunk is drawn in: chunks that
-	// overlap in time get different lanes, so a lane is one reader's (and
-	// then one writer's) sequence of chunks. caravan does not record which
-	// process read a chunk; lanes show how many were at work at once.
-	Lane int
+	// Worker is the extractor process that read the chunk ("" from an
+	// extractor too old to say). Lane is the row of the timeline the chunk
+	// is drawn in: each worker has its own lanes, one per chunk it had in
+	// flight at once (its concurrent reads, and the loads that follow).
+	Worker string
+	Lane   int
 }
 
 // Check is the validation of one table: its levels (count, keys, digest
@@ -50,12 +51,21 @@ type Timeline struct {
 	Checks  []Check
 	Rejects map[string]int // per table
 	Lanes   int
+	// Workers label the lanes: the first lane of each worker and its name.
+	Workers []WorkerLanes
+}
+
+// WorkerLanes is one extractor's block of lanes in the timeline.
+type WorkerLanes struct {
+	Worker string
+	First  int
+	Lanes  int
 }
 
 // LoadTimeline reads a run's chunk and validation times from the target.
 func LoadTimeline(ctx context.Context, pool *pgxpool.Pool, run string) (*Timeline, error) {
 	rows, err := pool.Query(ctx, `SELECT c.table_id, c.chunk, c.attempt, c.status, coalesce(c.rows, 0), coalesce(c.bytes, 0), coalesce(c.error, ''),
-			c.published_at, c.read_at, c.extracted_at, l.first_commit, coalesce(l.last_commit, c.loaded_at)
+			c.published_at, c.read_at, c.extracted_at, l.first_commit, coalesce(l.last_commit, c.loaded_at), coalesce(c.extractor, '')
 		FROM caravan.chunks c
 		LEFT JOIN (SELECT table_id, chunk, attempt, min(loaded_at) AS first_commit, max(loaded_at) AS last_commit
 		           FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id, chunk, attempt) l
@@ -66,7 +76,7 @@ func LoadTimeline(ctx context.Context, pool *pgxpool.Pool, run string) (*Timelin
 	}
 	chunks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChunkTimes, error) {
 		var c ChunkTimes
-		err := r.Scan(&c.Table, &c.Chunk, &c.Attempt, &c.Status, &c.Rows, &c.Bytes, &c.Error, &c.Published, &c.Read, &c.Extracted, &c.FirstCommit, &c.LastCommit)
+		err := r.Scan(&c.Table, &c.Chunk, &c.Attempt, &c.Status, &c.Rows, &c.Bytes, &c.Error, &c.Published, &c.Read, &c.Extracted, &c.FirstCommit, &c.LastCommit, &c.Worker)
 		return c, err
 	})
 	if err != nil {
@@ -133,37 +143,47 @@ func (c *ChunkTimes) span() (start, end time.Time, ok bool) {
 	return start, end, true
 }
 
-// pack gives each chunk the first lane free at its start (interval
-// partitioning: as many lanes as chunks were ever in flight at once).
+// pack gives each worker a block of lanes and each of its chunks the first
+// lane of the block free at the chunk's start (interval partitioning: as
+// many lanes as the worker ever had chunks in flight at once).
 func (tl *Timeline) pack() {
-	order := make([]int, 0, len(tl.Chunks))
+	byWorker := map[string][]int{}
 	for i := range tl.Chunks {
-		order = append(order, i)
-	}
-	start := func(i int) time.Time { s, _, _ := tl.Chunks[i].span(); return s }
-	sort.SliceStable(order, func(a, b int) bool { return start(order[a]).Before(start(order[b])) })
-	var free []time.Time // when each lane's last chunk ends
-	for _, i := range order {
-		s, e, ok := tl.Chunks[i].span()
-		if !ok {
+		if _, _, ok := tl.Chunks[i].span(); !ok {
 			tl.Chunks[i].Lane = -1 // never read: nothing to draw
 			continue
 		}
-		lane := -1
-		for l, until := range free {
-			if !until.After(s) {
-				lane = l
-				break
-			}
-		}
-		if lane < 0 {
-			lane = len(free)
-			free = append(free, time.Time{})
-		}
-		free[lane] = e
-		tl.Chunks[i].Lane = lane
+		byWorker[tl.Chunks[i].Worker] = append(byWorker[tl.Chunks[i].Worker], i)
 	}
-	tl.Lanes = len(free)
+	workers := make([]string, 0, len(byWorker))
+	for w := range byWorker {
+		workers = append(workers, w)
+	}
+	sort.Strings(workers)
+	for _, w := range workers {
+		order := byWorker[w]
+		start := func(i int) time.Time { s, _, _ := tl.Chunks[i].span(); return s }
+		sort.SliceStable(order, func(a, b int) bool { return start(order[a]).Before(start(order[b])) })
+		var free []time.Time // when each lane's last chunk ends
+		for _, i := range order {
+			s, e, _ := tl.Chunks[i].span()
+			lane := -1
+			for l, until := range free {
+				if !until.After(s) {
+					lane = l
+					break
+				}
+			}
+			if lane < 0 {
+				lane = len(free)
+				free = append(free, time.Time{})
+			}
+			free[lane] = e
+			tl.Chunks[i].Lane = tl.Lanes + lane
+		}
+		tl.Workers = append(tl.Workers, WorkerLanes{Worker: w, First: tl.Lanes, Lanes: len(free)})
+		tl.Lanes += len(free)
+	}
 }
 
 // groupChecks merges a table's levels judged together into one check, and

@@ -56,11 +56,22 @@ func MarkPublished(ctx context.Context, pool *pgxpool.Pool, run, table string, c
 // what was read, once: the table's source rows are then its real rows, not
 // the rows of its loaded chunks only.
 func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string, readAt time.Time) error {
+	return MarkExtractedBy(ctx, pool, run, table, chunk, attempt, batches, rows, bytes, digest, readAt, time.Time{}, "")
+}
+
+// MarkExtractedBy is MarkExtracted with when the read ended (zero: now) and
+// the extractor process that read the chunk ("" when it did not say).
+func MarkExtractedBy(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string,
+	readAt, doneAt time.Time, worker string) error {
+	var done *time.Time
+	if !doneAt.IsZero() {
+		done = &doneAt
+	}
 	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = CASE WHEN status = 'pending' THEN 'extracted' ELSE status END,
-			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = now()
+			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = coalesce($10, now()), extractor = nullif($11, '')
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4
 		  AND (status = 'pending' OR (status = 'failed' AND rows IS NULL))`,
-		run, table, chunk, attempt, batches, rows, bytes, digest, readAt)
+		run, table, chunk, attempt, batches, rows, bytes, digest, readAt, done, worker)
 	if err != nil {
 		return fmt.Errorf("chunk %s/%d extracted: %w", table, chunk, err)
 	}
@@ -231,7 +242,7 @@ func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET attempt = $4, status = 'pending', batches = NULL, rows = NULL,
-			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL, extractor = NULL
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, run, table, chunk, attempt); err != nil {
 		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
 	}
@@ -278,7 +289,7 @@ func RestartTable(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		 WHERE r.run_id = $1 AND r.table_id = $2 AND c.run_id = r.run_id AND c.table_id = r.table_id AND c.chunk = r.chunk
 		   AND ($3 OR c.status <> 'loaded')`,
 		`UPDATE caravan.chunks SET attempt = attempt + 1, status = 'pending', batches = NULL, rows = NULL,
-			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL, extractor = NULL
 		 WHERE run_id = $1 AND table_id = $2 AND ($3 OR status <> 'loaded')`,
 	} {
 		if _, err := tx.Exec(ctx, q, run, table, whole); err != nil {
