@@ -38,9 +38,18 @@ const (
 	AbandonedAfter = 30 * time.Second
 )
 
+// liveStatuses are the statuses a coordinator is still working on; the
+// SQL below takes them as a parameter, so this is their one definition.
+var liveStatuses = []string{RunPlanning, RunLoading, RunValidating}
+
 // Live says whether a status is one a coordinator is still working on.
 func Live(status string) bool {
-	return status == RunPlanning || status == RunLoading || status == RunValidating
+	for _, s := range liveStatuses {
+		if s == status {
+			return true
+		}
+	}
+	return false
 }
 
 // Table and chunk statuses.
@@ -120,11 +129,11 @@ func noState(err error) bool {
 // LoadRun reads a run; run "" means the newest.
 func LoadRun(ctx context.Context, pool *pgxpool.Pool, run string) (*Run, error) {
 	q := `SELECT run_id::text, status, source_kind, source, snapshot, consistency, config, model, coalesce(error, ''), started_at, finished_at,
-			status IN ('planning', 'loading', 'validating') AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $2)
+			status = ANY($3) AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $2)
 		FROM caravan.runs WHERE ($1 = '' OR run_id::text = $1) ORDER BY started_at DESC LIMIT 1`
 	var r Run
 	var cfg, model []byte
-	err := pool.QueryRow(ctx, q, run, AbandonedAfter.Seconds()).Scan(&r.ID, &r.Status, &r.SourceKind, &r.Source, &r.Snapshot, &r.Consistency, &cfg, &model, &r.Error,
+	err := pool.QueryRow(ctx, q, run, AbandonedAfter.Seconds(), liveStatuses).Scan(&r.ID, &r.Status, &r.SourceKind, &r.Source, &r.Snapshot, &r.Consistency, &cfg, &model, &r.Error,
 		&r.StartedAt, &r.FinishedAt, &r.Abandoned)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if run == "" {
@@ -154,9 +163,9 @@ func LoadRun(ctx context.Context, pool *pgxpool.Pool, run string) (*Run, error) 
 // a live one the heartbeat (the coordinator setting it is alive).
 func SetRunStatus(ctx context.Context, pool *pgxpool.Pool, run, status, errText string) error {
 	_, err := pool.Exec(ctx, `UPDATE caravan.runs SET status = $2, error = nullif($3, ''),
-		finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'interrupted') THEN now() ELSE NULL END,
-		heartbeat_at = CASE WHEN $2 IN ('planning', 'loading', 'validating') THEN now() ELSE heartbeat_at END
-		WHERE run_id = $1`, run, status, errText)
+		finished_at = CASE WHEN $2 = ANY($4) THEN NULL ELSE now() END,
+		heartbeat_at = CASE WHEN $2 = ANY($4) THEN now() ELSE heartbeat_at END
+		WHERE run_id = $1`, run, status, errText, liveStatuses)
 	if err != nil {
 		return fmt.Errorf("run %s status %s: %w", run, status, err)
 	}
@@ -177,7 +186,7 @@ func Heartbeat(ctx context.Context, pool *pgxpool.Pool, run string) error {
 // run was marked.
 func InterruptRun(ctx context.Context, pool *pgxpool.Pool, run string) (bool, error) {
 	tag, err := pool.Exec(ctx, `UPDATE caravan.runs SET status = 'interrupted', finished_at = now()
-		WHERE run_id = $1 AND status IN ('planning', 'loading', 'validating')`, run)
+		WHERE run_id = $1 AND status = ANY($2)`, run, liveStatuses)
 	if err != nil {
 		return false, fmt.Errorf("run %s: mark interrupted: %w", run, err)
 	}
