@@ -114,3 +114,37 @@ func TestReportText(t *testing.T) {
 		}
 	}
 }
+
+// The terminal view: a header, then a bar per table with its phase (and a
+// failed table's reason on one line), then the total; redrawn in place.
+func TestBars(t *testing.T) {
+	now := time.Now()
+	first := now.Add(-2 * time.Second)
+	rep := assemble(&target.Run{ID: "r", Status: target.RunLoading, StartedAt: now.Add(-3 * time.Second), Config: map[string]any{"validation": []any{"count"}}},
+		[]target.TableProgress{
+			{Table: "public.a", Status: target.StatusPending, EstRows: 100, Rows: 50, Batches: 5, Chunks: 2, ChunksLoaded: 1, FirstRead: &first},
+			{Table: "public.b", Status: target.StatusFailed, Error: "chunk 0: value too long\ncontext", Chunks: 1, ChunksFailed: 1},
+			{Table: "public.c", Status: target.StatusFinalized, Rows: 7, Chunks: 1, ChunksLoaded: 1},
+		}, nil, now)
+	var out bytes.Buffer
+	if n := drawBars(&out, rep, 0, false); n != 5 {
+		t.Errorf("drew %d lines, want 5", n)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "run r  loading  phase loading  elapsed 3s") {
+		t.Fatalf("view:\n%s", out.String())
+	}
+	for i, want := range []string{"[##########..........]  50.0%", "failed: chunk 0: value too long", "validating"} {
+		if !strings.Contains(lines[i+1], want) {
+			t.Errorf("line %q lacks %q", lines[i+1], want)
+		}
+	}
+	if strings.Contains(out.String(), "\x1b") || strings.Contains(lines[2], "context") {
+		t.Errorf("escapes, or a reason over two lines:\n%q", out.String())
+	}
+	out.Reset()
+	drawBars(&out, rep, 5, true)
+	if !strings.HasPrefix(out.String(), "\x1b[5A\x1b[2K") {
+		t.Errorf("a redraw does not move up over the last one: %q", out.String()[:12])
+	}
+}
