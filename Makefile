@@ -7,8 +7,13 @@ WITHPG  := $(GO) run ./internal/cmd/withpg --
 
 .PHONY: build demo test test-short bench lint
 
+# Version and commit for `caravan --version`, also where Go's own VCS
+# stamping is off (GOFLAGS=-buildvcs=false) or there is no .git.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
 build:
-	$(GO) build -o bin/caravan ./cmd/caravan
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o bin/caravan ./cmd/caravan
 
 demo: build
 	$(WITHPG) bash scripts/demo.sh

@@ -56,6 +56,8 @@ type Coordinator struct {
 	// objectProblems are those that failed (they fail the run).
 	objectsDone    bool
 	objectProblems []string
+	// validatingSaid: the run's status says validating.
+	validatingSaid bool
 	fkVerdict      *proto.Verdict
 	wait           waiting
 }
@@ -99,10 +101,11 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	}
 	switch _, err := target.LoadRun(ctx, c.pool, c.cfg.Run); {
 	case err == nil:
-		return fmt.Errorf("run %s already exists: finish it with caravan resume %[1]s, or start a new run without --run-id", c.cfg.Run)
+		return fmt.Errorf("run %s %w: finish it with caravan resume %[1]s, or start a new run without --run-id", c.cfg.Run, ErrRunExists)
 	case !errors.Is(err, target.ErrNoRun):
 		return err
 	}
+	defer c.keepAlive(ctx)()
 	if err := c.start(ctx); err != nil {
 		return err
 	}
@@ -155,7 +158,7 @@ func (c *Coordinator) start(ctx context.Context) error {
 
 	if err := c.createTables(ctx, plan); err != nil {
 		_ = target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunFailed, err.Error())
-		return err
+		return refused{err}
 	}
 	for _, tp := range plan.Tables {
 		if err := c.recordChunks(ctx, tp); err != nil {
@@ -283,6 +286,24 @@ func (c *Coordinator) audit(ctx context.Context, e target.AuditEntry) {
 }
 
 var errRunFailed = errors.New("run failed")
+
+// ErrRunExists refuses a new run under the id of one already recorded: its
+// outcome is not this process's to report.
+var ErrRunExists = errors.New("already exists")
+
+// refused is a run turned down at setup (a table in the way under --mode
+// create, DDL the target rejects): nothing was loaded, and the user has
+// something to change before resuming.
+type refused struct{ err error }
+
+func (r refused) Error() string { return r.err.Error() }
+func (r refused) Unwrap() error { return r.err }
+
+// IsRefused says whether a run's error is a refusal at setup.
+func IsRefused(err error) bool {
+	var r refused
+	return errors.As(err, &r)
+}
 
 // broadcast publishes a run event, retrying while the broker is away
 // (restarting, failing over): a lost TableFinalized would leave its table

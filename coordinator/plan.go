@@ -141,9 +141,14 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	if len(db.Tables) == 0 {
-		return nil, fmt.Errorf("no source table matches the include/exclude patterns")
+	unmatched, err := unmatchedPatterns(ctx, src, opts.Filter, db)
+	if err != nil {
+		return nil, err
 	}
+	if len(db.Tables) == 0 {
+		return nil, fmt.Errorf("no source table matches the include/exclude patterns (%s)", strings.Join(unmatched, "; "))
+	}
+	db.Warnings = append(db.Warnings, unmatched...)
 	if err := NamePolicy(src, opts).Apply(db); err != nil {
 		return nil, err
 	}

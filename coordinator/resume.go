@@ -50,6 +50,7 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 		c.log.InfoContext(ctx, "run already succeeded: nothing to resume; start a new run to copy the source again")
 		return nil
 	}
+	defer c.keepAlive(ctx)()
 	defer c.releaseSnapshot(ctx)
 	states, err := target.Tables(ctx, pool, run.ID)
 	if err != nil {

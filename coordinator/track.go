@@ -139,7 +139,12 @@ func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			return nil
 		}
-		if err := target.MarkExtracted(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest, readAt(ev.Started)); err != nil {
+		var done time.Time
+		if ev.Finished != 0 {
+			done = time.Unix(0, ev.Finished)
+		}
+		if err := target.MarkExtractedBy(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest,
+			readAt(ev.Started), done, ev.Worker); err != nil {
 			return err
 		}
 		rows := ev.Rows
@@ -228,6 +233,13 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		if err := c.foreignKeys(ctx); err != nil {
 			return err
 		}
+	}
+	// Every table is in: what is left is judging them, and the run says so.
+	if c.fksDone && c.validating() && !c.validatingSaid {
+		if err := target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunValidating, ""); err != nil {
+			return err
+		}
+		c.validatingSaid = true
 	}
 	return nil
 }

@@ -64,9 +64,25 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 	res := caravan(t, time.Minute, "status", "--target-url", dst)
 	mustContain(t, res.stdout, "succeeded", "public.a", "digest ok")
 	res = caravan(t, time.Minute, "status", "--target-url", dst, "--json")
-	mustContain(t, res.stdout, `"status": "succeeded"`, `"source_rows": 10`, `"progress"`)
+	mustContain(t, res.stdout, `"schema_version": 1`, `"status": "succeeded"`, `"phase": "ok"`, `"source_rows": 10`, `"exit_code": 0`)
 	if strings.Contains(res.stdout, "\x1b") {
 		t.Error("status --json carries terminal escapes")
+	}
+	// --watch of a finished run prints it once and stops; with --json it is
+	// one line of JSON.
+	res = caravan(t, time.Minute, "status", "--target-url", dst, "--json", "--watch")
+	if lines := strings.Split(strings.TrimSpace(res.stdout), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], `{"schema_version":1,`) {
+		t.Errorf("status --json --watch is not JSON lines:\n%s", res.stdout)
+	}
+	res = caravan(t, time.Minute, "status", "--target-url", dst, "--watch")
+	if res.code != 0 || strings.Contains(res.stdout, "\x1b") {
+		t.Errorf("status --watch without a terminal: exit %d, escapes in\n%q", res.code, res.stdout)
+	}
+
+	// A database no run ever used says so, not with a raw SQL error.
+	res = caravan(t, time.Minute, "status", "--target-url", src)
+	if res.code != 1 || !strings.Contains(res.stderr, "no caravan schema in this database") {
+		t.Errorf("status against a database without runs: exit %d\n%s", res.code, res.stderr)
 	}
 }
 
@@ -78,8 +94,8 @@ func TestRefusesNonEmptyTargetInCreateMode(t *testing.T) {
 	testenv.Exec(t, src, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a VALUES (1)`)
 	testenv.Exec(t, dst, `CREATE TABLE a (id int PRIMARY KEY)`, `INSERT INTO a VALUES (99)`)
 	res := caravan(t, time.Minute, "migrate", "--source-url", src, "--target-url", dst)
-	if res.code == 0 {
-		t.Fatal("migrate into a non-empty table succeeded in create mode")
+	if res.code != 3 {
+		t.Fatalf("migrate into a non-empty table in create mode exited %d, want 3 (refused)", res.code)
 	}
 	mustContain(t, res.stderr, `table "public"."a" already exists and holds rows`, "--mode truncate")
 	if n := query[int64](t, dst, `SELECT count(*) FROM a WHERE id = 99`); n != 1 {
@@ -105,4 +121,36 @@ func TestValidateNone(t *testing.T) {
 		t.Errorf("%d verdicts recorded with --validate none", n)
 	}
 	assertSameContent(t, src, dst, "a")
+}
+
+// plan --target-url says what the run would meet there, touching nothing:
+// a table holding rows under --mode create, an existing empty one, a type
+// the target lacks; and it warns about each pattern that selects nothing.
+func TestPlanChecksTheTarget(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE EXTENSION IF NOT EXISTS citext`,
+		`CREATE TABLE full_one (id int PRIMARY KEY)`, `CREATE TABLE empty_one (id int PRIMARY KEY)`,
+		`CREATE TABLE fresh (id int PRIMARY KEY, email citext)`, `CREATE TABLE skip_me (id int)`)
+	testenv.Exec(t, dst, `CREATE TABLE full_one (id int PRIMARY KEY)`, `INSERT INTO full_one VALUES (1)`, `CREATE TABLE empty_one (id int PRIMARY KEY)`)
+	res := caravan(t, time.Minute, "plan", "--source-url", src, "--target-url", dst,
+		"--include", "public.*", "--include", "nosuch_*", "--exclude", "skip_*", "--exclude", "typo_*")
+	if res.code != 0 {
+		t.Fatalf("plan exited %d: %s", res.code, res.stderr)
+	}
+	mustContain(t, res.stdout, "-- target ",
+		`table "public"."full_one" exists and holds rows: --mode create will refuse the run`,
+		`table "public"."empty_one" exists: --mode create will drop it and create it anew`,
+		"does not exist on the target (used by public.fresh.email): CREATE EXTENSION citext there first",
+		`--include "nosuch_*" matches no source table`, `--exclude "typo_*" matches no source table`)
+	for _, wrong := range []string{`"public.*" matches`, `"skip_*" matches`, `"public"."fresh" exists`} {
+		if strings.Contains(res.stdout, wrong) {
+			t.Errorf("plan says %s:\n%s", wrong, res.stdout)
+		}
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM pg_namespace WHERE nspname = 'caravan'`); n != 0 {
+		t.Error("plan created the caravan schema in the target")
+	}
+	res = caravan(t, time.Minute, "plan", "--source-url", src, "--target-url", dst, "--mode", "truncate", "--include", "full_one")
+	mustContain(t, res.stdout, `table "public"."full_one" exists: --mode truncate will empty it`)
 }

@@ -116,7 +116,7 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 	res, err := e.extract(ctx, &task)
 	stop()
 	if err == nil {
-		res.Started = started.UnixNano()
+		res.Started, res.Finished, res.Worker = started.UnixNano(), time.Now().UnixNano(), broker.WorkerID()
 		span.SetAttributes(attribute.Int64("caravan.rows", res.Rows), attribute.Int64("caravan.bytes", res.Bytes), attribute.Int("caravan.batches", res.Batches))
 		if err = broker.Publish(ctx, e.js, proto.EventSubject(task.Run, proto.EventChunkExtracted), res, telemetry.Header(ctx)); err == nil {
 			err = msg.DoubleAck(ctx)

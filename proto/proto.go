@@ -187,6 +187,11 @@ type ChunkExtracted struct {
 	// Started is when the read began (Unix nanoseconds): a table's copy time
 	// runs from its first read, not from when its chunks were queued.
 	Started int64 `msgpack:"started"`
+	// Finished is when the read ended and Worker the extractor process
+	// (host:pid) that read it: the report's timeline draws each worker's
+	// chunks. Both are empty from an extractor too old to say.
+	Finished int64  `msgpack:"finished,omitempty"`
+	Worker   string `msgpack:"worker,omitempty"`
 }
 
 // BatchLoaded says a loader committed one batch (or found it committed).

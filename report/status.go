@@ -2,69 +2,79 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/caravan-db/caravan/target"
 )
 
 // StatusOptions shape `caravan status`.
 type StatusOptions struct {
 	JSON  bool
 	Watch bool
+	// Terminal: the output is a terminal, so --watch redraws in place;
+	// otherwise it prints plain lines.
+	Terminal bool
+	// Every is how often --watch looks again (1 s on a terminal, 10 s
+	// otherwise when zero).
+	Every time.Duration
 }
 
-// statusDoc is `caravan status --json`.
-type statusDoc struct {
-	Report   *Report                `json:"report"`
-	Progress []target.TableProgress `json:"progress"`
-}
-
-// Status prints a run's progress and verdicts; with Watch it redraws until
-// the run ends.
-func Status(ctx context.Context, pool *pgxpool.Pool, run string, w io.Writer, opts StatusOptions) error {
+// Status prints a run's state and verdicts and returns the report it
+// printed last; with Watch it follows the run until it ends (or ctx does).
+// JSON prints the Report document; with Watch, one line of it per look
+// (JSON Lines).
+func Status(ctx context.Context, pool *pgxpool.Pool, run string, w io.Writer, opts StatusOptions) (*Report, error) {
+	every := opts.Every
+	if every <= 0 {
+		every = 10 * time.Second
+		if opts.Terminal {
+			every = time.Second
+		}
+	}
 	lines := 0
+	var changes changeTracker
 	for {
 		rep, err := Build(ctx, pool, run)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		progress, err := target.Progress(ctx, pool, rep.Run)
-		if err != nil {
-			return err
-		}
-		over := rep.Status == target.RunSucceeded || rep.Status == target.RunFailed
+		run = rep.Run // the newest run, once: it stays the one watched
+		last := !opts.Watch || rep.Over()
 		switch {
-		case opts.JSON:
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(statusDoc{Report: rep, Progress: progress}); err != nil {
-				return err
+		case opts.JSON && opts.Watch:
+			if err := rep.WriteJSONLine(w); err != nil {
+				return rep, err
 			}
-		case opts.Watch && !over:
-			lines = drawBars(w, progress, lines, true)
+		case opts.JSON:
+			if err := rep.WriteJSON(w); err != nil {
+				return rep, err
+			}
+		case !last && opts.Terminal:
+			lines = drawBars(w, rep, lines, true)
+		case !last:
+			if changed := changes.changed(rep); len(changed) > 0 {
+				writeLines(w, rep, changed)
+			}
 		default:
 			if lines > 0 {
 				fmt.Fprintf(w, "\x1b[%dA\x1b[J", lines) // the final view replaces the live one
 			}
-			fmt.Fprintf(w, "run %s: %s (source %s; %s)\n", rep.Run, rep.Status, rep.Source, rep.Consistency)
-			drawBars(w, progress, 0, false)
+			fmt.Fprintf(w, "source %s (%s)\n", rep.Source, rep.Consistency)
+			drawBars(w, rep, 0, false)
 			fmt.Fprintln(w)
 			if err := rep.WriteText(w); err != nil {
-				return err
+				return rep, err
 			}
 		}
-		if !opts.Watch || over {
-			return nil
+		if last {
+			return rep, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
+			return rep, nil
+		case <-time.After(every):
 		}
 	}
 }

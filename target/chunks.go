@@ -56,11 +56,22 @@ func MarkPublished(ctx context.Context, pool *pgxpool.Pool, run, table string, c
 // what was read, once: the table's source rows are then its real rows, not
 // the rows of its loaded chunks only.
 func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string, readAt time.Time) error {
+	return MarkExtractedBy(ctx, pool, run, table, chunk, attempt, batches, rows, bytes, digest, readAt, time.Time{}, "")
+}
+
+// MarkExtractedBy is MarkExtracted with when the read ended (zero: now) and
+// the extractor process that read the chunk ("" when it did not say).
+func MarkExtractedBy(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string,
+	readAt, doneAt time.Time, worker string) error {
+	var done *time.Time
+	if !doneAt.IsZero() {
+		done = &doneAt
+	}
 	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = CASE WHEN status = 'pending' THEN 'extracted' ELSE status END,
-			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = now()
+			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = coalesce($10, now()), extractor = nullif($11, '')
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4
 		  AND (status = 'pending' OR (status = 'failed' AND rows IS NULL))`,
-		run, table, chunk, attempt, batches, rows, bytes, digest, readAt)
+		run, table, chunk, attempt, batches, rows, bytes, digest, readAt, done, worker)
 	if err != nil {
 		return fmt.Errorf("chunk %s/%d extracted: %w", table, chunk, err)
 	}
@@ -156,29 +167,36 @@ type TableProgress struct {
 	ChunksFailed int
 	Rows         int64 // committed rows
 	Bytes        int64
+	Batches      int64 // committed batches
+	SourceRows   int64 // rows the extractors read (reported per chunk)
 	Started      time.Time
+	FirstRead    *time.Time // when the table's first chunk was read (or published)
 	FirstLoad    *time.Time // first and last batch commits
 	LastLoad     *time.Time
 	Error        string
 }
 
-// Progress reads per-table progress from the ledger.
+// Progress reads per-table progress from the ledger and the chunks.
 func Progress(ctx context.Context, pool *pgxpool.Pool, run string) ([]TableProgress, error) {
 	rows, err := pool.Query(ctx, `SELECT t.table_id, t.status, t.est_rows, t.chunks,
-			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'loaded'),
-			(SELECT count(*) FROM caravan.chunks c WHERE c.run_id = t.run_id AND c.table_id = t.table_id AND c.status = 'failed'),
-			coalesce(l.rows, 0), coalesce(l.bytes, 0), t.started_at, l.first_load, l.last_load, coalesce(t.error, '')
+			coalesce(c.loaded, 0), coalesce(c.failed, 0), coalesce(l.rows, 0), coalesce(l.bytes, 0), coalesce(l.batches, 0), coalesce(c.rows, 0),
+			t.started_at, c.first_read, l.first_load, l.last_load, coalesce(t.error, '')
 		FROM caravan.tables t
-		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes, min(loaded_at) AS first_load, max(loaded_at) AS last_load
+		LEFT JOIN (SELECT table_id, sum(rows) AS rows, sum(bytes) AS bytes, count(*) AS batches, min(loaded_at) AS first_load, max(loaded_at) AS last_load
 		           FROM caravan.ledger WHERE run_id = $1 GROUP BY table_id) l
 		  ON l.table_id = t.table_id
+		LEFT JOIN (SELECT table_id, count(*) FILTER (WHERE status = 'loaded') AS loaded, count(*) FILTER (WHERE status = 'failed') AS failed,
+		                  sum(rows)::bigint AS rows, min(coalesce(read_at, published_at)) AS first_read
+		           FROM caravan.chunks WHERE run_id = $1 GROUP BY table_id) c
+		  ON c.table_id = t.table_id
 		WHERE t.run_id = $1 ORDER BY t.table_id`, run)
 	if err != nil {
 		return nil, fmt.Errorf("progress of run %s: %w", run, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableProgress, error) {
 		var p TableProgress
-		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Started, &p.FirstLoad, &p.LastLoad, &p.Error)
+		err := r.Scan(&p.Table, &p.Status, &p.EstRows, &p.Chunks, &p.ChunksLoaded, &p.ChunksFailed, &p.Rows, &p.Bytes, &p.Batches, &p.SourceRows,
+			&p.Started, &p.FirstRead, &p.FirstLoad, &p.LastLoad, &p.Error)
 		return p, err
 	})
 	if err != nil {
@@ -224,7 +242,7 @@ func RestartChunk(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET attempt = $4, status = 'pending', batches = NULL, rows = NULL,
-			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL, extractor = NULL
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3`, run, table, chunk, attempt); err != nil {
 		return fmt.Errorf("restart chunk %s/%d: %w", table, chunk, err)
 	}
@@ -280,7 +298,7 @@ func RestartTable(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		 WHERE r.run_id = $1 AND r.table_id = $2 AND c.run_id = r.run_id AND c.table_id = r.table_id AND c.chunk = r.chunk
 		   AND ($3 OR c.status <> 'loaded')`,
 		`UPDATE caravan.chunks SET attempt = attempt + 1, status = 'pending', batches = NULL, rows = NULL,
-			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL
+			bytes = NULL, digest = NULL, error = NULL, published_at = NULL, read_at = NULL, extracted_at = NULL, loaded_at = NULL, extractor = NULL
 		 WHERE run_id = $1 AND table_id = $2 AND ($3 OR status <> 'loaded')`,
 	} {
 		if _, err := tx.Exec(ctx, q, run, table, whole); err != nil {

@@ -8,18 +8,49 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/caravan-db/caravan/schema"
 )
 
-// Run statuses.
+// Run statuses. Planning, loading and validating are live: a coordinator
+// works on the run and heartbeats (heartbeat_at) while it does.
+// Succeeded, failed and interrupted are recorded when the run ends.
+// Abandoned is never stored: it is what a live status becomes once its
+// coordinator has stopped heartbeating (it was killed, or lost the target).
 const (
-	RunPlanning  = "planning"
-	RunLoading   = "loading"
-	RunSucceeded = "succeeded"
-	RunFailed    = "failed"
+	RunPlanning    = "planning"
+	RunLoading     = "loading"
+	RunValidating  = "validating"
+	RunSucceeded   = "succeeded"
+	RunFailed      = "failed"
+	RunInterrupted = "interrupted"
+	RunAbandoned   = "abandoned"
 )
+
+// HeartbeatEvery is how often a coordinator stamps its run's heartbeat;
+// AbandonedAfter is how old a live run's heartbeat may grow before the run
+// counts as abandoned (several missed beats, so a slow target is not
+// mistaken for a dead coordinator).
+const (
+	HeartbeatEvery = 5 * time.Second
+	AbandonedAfter = 30 * time.Second
+)
+
+// liveStatuses are the statuses a coordinator is still working on; the
+// SQL below takes them as a parameter, so this is their one definition.
+var liveStatuses = []string{RunPlanning, RunLoading, RunValidating}
+
+// Live says whether a status is one a coordinator is still working on.
+func Live(status string) bool {
+	for _, s := range liveStatuses {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
 
 // Table and chunk statuses.
 const (
@@ -42,6 +73,19 @@ type Run struct {
 	Error       string
 	StartedAt   time.Time
 	FinishedAt  *time.Time
+	// Abandoned is set when the status is live but the coordinator's
+	// heartbeat is older than AbandonedAfter (measured by the target's
+	// clock, so the reader's clock does not matter).
+	Abandoned bool
+}
+
+// Outcome is the status a person should be told: Status, or abandoned for
+// a live run nobody works on any more.
+func (r *Run) Outcome() string {
+	if r.Abandoned {
+		return RunAbandoned
+	}
+	return r.Status
 }
 
 // CreateRun records a new run with its schema model, which the validator and
@@ -57,11 +101,11 @@ func CreateRun(ctx context.Context, pool *pgxpool.Pool, r *Run) error {
 	if err != nil {
 		return fmt.Errorf("record run %s: %w", r.ID, err)
 	}
-	_, err = pool.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source, snapshot, consistency, config, model)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	_, err = pool.Exec(ctx, `INSERT INTO caravan.runs (run_id, status, source_kind, source, snapshot, consistency, config, model, heartbeat_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 		ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, source_kind = excluded.source_kind, source = excluded.source,
 			snapshot = excluded.snapshot, consistency = excluded.consistency, config = excluded.config, model = excluded.model,
-			error = NULL, finished_at = NULL`, r.ID, r.Status, r.SourceKind, r.Source, r.Snapshot, r.Consistency, cfg, model)
+			error = NULL, finished_at = NULL, heartbeat_at = now()`, r.ID, r.Status, r.SourceKind, r.Source, r.Snapshot, r.Consistency, cfg, model)
 	if err != nil {
 		return fmt.Errorf("record run %s: %w", r.ID, err)
 	}
@@ -71,15 +115,34 @@ func CreateRun(ctx context.Context, pool *pgxpool.Pool, r *Run) error {
 // ErrNoRun is returned when a run id is not in caravan.runs.
 var ErrNoRun = errors.New("no such run")
 
+// ErrNoState is returned when a database holds no caravan state at all:
+// no run ever used it as its target.
+var ErrNoState = errors.New("no caravan schema in this database: no run has used it as its target (is this the run's --target-url?)")
+
+// noState says whether err is PostgreSQL saying caravan's tables are not
+// there (undefined table or schema).
+func noState(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000")
+}
+
 // LoadRun reads a run; run "" means the newest.
 func LoadRun(ctx context.Context, pool *pgxpool.Pool, run string) (*Run, error) {
-	q := `SELECT run_id::text, status, source_kind, source, snapshot, consistency, config, model, coalesce(error, ''), started_at, finished_at
+	q := `SELECT run_id::text, status, source_kind, source, snapshot, consistency, config, model, coalesce(error, ''), started_at, finished_at,
+			status = ANY($3) AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $2)
 		FROM caravan.runs WHERE ($1 = '' OR run_id::text = $1) ORDER BY started_at DESC LIMIT 1`
 	var r Run
 	var cfg, model []byte
-	err := pool.QueryRow(ctx, q, run).Scan(&r.ID, &r.Status, &r.SourceKind, &r.Source, &r.Snapshot, &r.Consistency, &cfg, &model, &r.Error, &r.StartedAt, &r.FinishedAt)
+	err := pool.QueryRow(ctx, q, run, AbandonedAfter.Seconds(), liveStatuses).Scan(&r.ID, &r.Status, &r.SourceKind, &r.Source, &r.Snapshot, &r.Consistency, &cfg, &model, &r.Error,
+		&r.StartedAt, &r.FinishedAt, &r.Abandoned)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("run %q: %w", run, ErrNoRun)
+		if run == "" {
+			return nil, fmt.Errorf("no run recorded in this database: %w", ErrNoRun)
+		}
+		return nil, fmt.Errorf("run %s: %w", run, ErrNoRun)
+	}
+	if noState(err) {
+		return nil, ErrNoState
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read run %q: %w", run, err)
@@ -96,14 +159,38 @@ func LoadRun(ctx context.Context, pool *pgxpool.Pool, run string) (*Run, error) 
 	return &r, nil
 }
 
-// SetRunStatus updates a run's status; a final status stamps finished_at.
+// SetRunStatus updates a run's status; a final status stamps finished_at,
+// a live one the heartbeat (the coordinator setting it is alive).
 func SetRunStatus(ctx context.Context, pool *pgxpool.Pool, run, status, errText string) error {
 	_, err := pool.Exec(ctx, `UPDATE caravan.runs SET status = $2, error = nullif($3, ''),
-		finished_at = CASE WHEN $2 IN ('succeeded', 'failed') THEN now() ELSE NULL END WHERE run_id = $1`, run, status, errText)
+		finished_at = CASE WHEN $2 = ANY($4) THEN NULL ELSE now() END,
+		heartbeat_at = CASE WHEN $2 = ANY($4) THEN now() ELSE heartbeat_at END
+		WHERE run_id = $1`, run, status, errText, liveStatuses)
 	if err != nil {
 		return fmt.Errorf("run %s status %s: %w", run, status, err)
 	}
 	return nil
+}
+
+// Heartbeat stamps a live run's heartbeat: its coordinator is working.
+func Heartbeat(ctx context.Context, pool *pgxpool.Pool, run string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.runs SET heartbeat_at = now() WHERE run_id = $1`, run)
+	if err != nil {
+		return fmt.Errorf("run %s heartbeat: %w", run, err)
+	}
+	return nil
+}
+
+// InterruptRun marks a live run interrupted (its process was told to
+// stop); a run that already ended keeps its outcome. It says whether the
+// run was marked.
+func InterruptRun(ctx context.Context, pool *pgxpool.Pool, run string) (bool, error) {
+	tag, err := pool.Exec(ctx, `UPDATE caravan.runs SET status = 'interrupted', finished_at = now()
+		WHERE run_id = $1 AND status = ANY($2)`, run, liveStatuses)
+	if err != nil {
+		return false, fmt.Errorf("run %s: mark interrupted: %w", run, err)
+	}
+	return tag.RowsAffected() > 0, nil
 }
 
 // SetRunSnapshot records the snapshot a resumed run reads in.

@@ -70,6 +70,11 @@ var stateDDL = []string{
 	// how it was taken ("snapshot", "live", or why it could not be).
 	`ALTER TABLE caravan.tables ADD COLUMN IF NOT EXISTS source_rows bigint`,
 	`ALTER TABLE caravan.tables ADD COLUMN IF NOT EXISTS source_count text`,
+	// The extractor process (host:pid) that read a chunk, for the report's
+	// timeline.
+	`ALTER TABLE caravan.chunks ADD COLUMN IF NOT EXISTS extractor text`,
+	// When the run's coordinator last said it is alive (target.Heartbeat).
+	`ALTER TABLE caravan.runs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz`,
 	`CREATE TABLE IF NOT EXISTS caravan.ledger (
 		run_id    uuid NOT NULL,
 		table_id  text NOT NULL,

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"sync"
 
 	"github.com/google/uuid"
@@ -17,8 +14,6 @@ import (
 	"github.com/caravan-db/caravan/extractor"
 	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/report"
-	"github.com/caravan-db/caravan/target"
-	"github.com/caravan-db/caravan/telemetry"
 	"github.com/caravan-db/caravan/validator"
 )
 
@@ -58,30 +53,22 @@ func runAll(c *cli.Context, resume string) error {
 	if err := require(c, "source-url", "target-url"); err != nil {
 		return err
 	}
-	// On a terminal, log lines and progress bars share stderr through a
-	// console that keeps them apart.
-	var console *report.Console
-	logOut, format := io.Writer(os.Stderr), c.String("log-format")
-	if telemetry.IsTerminal(os.Stderr) && format != telemetry.LogJSON {
-		console = report.NewConsole(os.Stderr)
-		logOut, format = console, telemetry.LogText
-	}
-	log, err := telemetry.NewLogger(logOut, format, c.String("log-level"))
+	console, log, err := liveView(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Context
-	src, err := openSource(ctx, c, c.Int("extractors"), log)
+	src, err := openSource(c, c.Int("extractors"), log)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	pool, err := targetPool(ctx, c.String("target-url"), c.Int("loaders")+c.Int("validators")+4)
+	pool, err := targetPool(c, c.Int("loaders")+c.Int("validators")+4)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	b, err := connectBroker(ctx, c, "caravan-migrate", log, brokerUse{embed: true, own: true})
+	b, err := connectBroker(c, "caravan-migrate", log, brokerUse{embed: true, own: true})
 	if err != nil {
 		return err
 	}
@@ -140,40 +127,4 @@ func progress(pool *pgxpool.Pool, run string, console *report.Console, log *slog
 	return func(ctx context.Context) error {
 		return report.Follow(ctx, pool, run, console, log)
 	}
-}
-
-// finish prints the report and turns the run's outcome into an exit code:
-// 0 only when every table loaded and validated.
-func finish(c *cli.Context, pool *pgxpool.Pool, run string, runErr error) error {
-	ctx := context.WithoutCancel(c.Context)
-	rep, err := report.Build(ctx, pool, run)
-	if err != nil {
-		if runErr != nil {
-			return runErr
-		}
-		return err
-	}
-	if err := rep.WriteText(os.Stdout); err != nil {
-		return err
-	}
-	if path := c.String("report-json"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		if err := rep.WriteJSON(f); err != nil {
-			f.Close()
-			return fmt.Errorf("report: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-	}
-	if runErr != nil {
-		return &exitError{code: 2, err: runErr}
-	}
-	if rep.Status != target.RunSucceeded {
-		return &exitError{code: 2, err: errors.New("run " + rep.Status)}
-	}
-	return nil
 }

@@ -69,8 +69,9 @@ var (
 		str("source-encoding", "encoding of the text of a SQL_ASCII PostgreSQL source, converted to UTF-8 as it is read: WIN1252, LATIN1, LATIN9, ... (empty: it must be UTF-8)", ""),
 		str("invalid-text", "text of a SQL_ASCII PostgreSQL source that is not valid UTF-8 (or not valid in --source-encoding): fail (the chunk, naming table, column, key and bytes) or replace (each bad byte by U+FFFD, with a warning)", "fail"),
 	}
+	modeFlag = str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate)
 	runFlags = []cli.Flag{
-		str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate),
+		modeFlag,
 		boolean("unlogged", "load into UNLOGGED tables and SET LOGGED when each is done"),
 		strs("validate", "validation levels: count, keys, digest, fk (default all), or none"),
 		boolean("owners-and-grants", "give the target's objects their source owners and grants (the roles must exist on the target; missing ones are reported)"),

@@ -40,19 +40,21 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "caravan",
-		Usage: "move whole databases into PostgreSQL, exactly once, proven",
+		Name:    "caravan",
+		Usage:   "move whole databases into PostgreSQL, exactly once, proven",
+		Version: func() string { v, _, _ := buildInfo(); return v }(),
 		Commands: []*cli.Command{
-			withConfig(observed("caravan-migrate", migrateCommand())),
-			withConfig(planCommand()),
-			withConfig(observed("caravan-coordinator", coordinatorCommand())),
-			withConfig(observed("caravan-extractor", extractorCommand())),
-			withConfig(observed("caravan-loader", loaderCommand())),
-			withConfig(observed("caravan-validator", validatorCommand())),
-			withConfig(statusCommand()),
-			withConfig(observed("caravan-migrate", resumeCommand())),
-			withConfig(brokerCommand()),
-			healthcheckCommand(),
+			withExample(withConfig(observed("caravan-migrate", connecting(migrateCommand())))),
+			withExample(withConfig(connecting(planCommand()))),
+			withExample(withConfig(observed("caravan-coordinator", connecting(coordinatorCommand())))),
+			withExample(withConfig(observed("caravan-extractor", connecting(extractorCommand())))),
+			withExample(withConfig(observed("caravan-loader", connecting(loaderCommand())))),
+			withExample(withConfig(observed("caravan-validator", connecting(validatorCommand())))),
+			withExample(withConfig(connecting(statusCommand()))),
+			withExample(withConfig(connecting(reportCommand()))),
+			withExample(withConfig(observed("caravan-migrate", connecting(resumeCommand())))),
+			withExample(withConfig(brokerCommand())),
+			withExample(healthcheckCommand()),
 		},
 	}
 }

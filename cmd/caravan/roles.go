@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,9 +15,11 @@ import (
 	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/extractor"
 	"github.com/caravan-db/caravan/loader"
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/telemetry"
 	"github.com/caravan-db/caravan/validator"
 )
 
@@ -30,41 +33,57 @@ func coordinatorCommand() *cli.Command {
 			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
 				return err
 			}
-			log, err := logger(c)
+			console, log, err := liveView(c)
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, 1, log)
+			src, err := openSource(c, 1, log)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			pool, err := targetPool(c.Context, c.String("target-url"), 4)
+			pool, err := targetPool(c, 5)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			b, err := connectBroker(c.Context, c, "caravan-coordinator", log, brokerUse{own: true})
+			b, err := connectBroker(c, "caravan-coordinator", log, brokerUse{own: true})
 			if err != nil {
 				return err
 			}
 			defer b.Close()
 			cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log, Metrics: metrics(c)}
-			var runErr error
-			if run := c.String("resume"); run != "" {
-				cfg.Run = run
+			resume := c.String("resume")
+			if resume != "" {
 				if cfg.Options.SourceOptions, err = sourceOptions(c, true); err != nil {
 					return err
 				}
-				runErr = coordinator.Resume(c.Context, src, pool, b.js, cfg)
 			} else {
 				if cfg.Options, err = options(c); err != nil {
 					return err
 				}
-				cfg.Run = runID(c)
-				log.Info("run started", "run", cfg.Run)
+			}
+			cfg.Run = runID(c)
+			if resume != "" {
+				cfg.Run = resume
+			}
+			log.Info("run started", "run", cfg.Run, "resume", resume != "")
+			// The same live view as migrate's: bars on a terminal, progress
+			// records in the log otherwise.
+			view, stopView := context.WithCancel(c.Context)
+			viewed := make(chan struct{})
+			go func() {
+				defer close(viewed)
+				_ = report.Follow(view, pool, cfg.Run, console, log)
+			}()
+			var runErr error
+			if resume != "" {
+				runErr = coordinator.Resume(c.Context, src, pool, b.js, cfg)
+			} else {
 				runErr = coordinator.New(src, pool, b.js, cfg).Run(c.Context)
 			}
+			stopView()
+			<-viewed
 			return finish(c, pool, cfg.Run, runErr)
 		},
 	}
@@ -83,12 +102,12 @@ func extractorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, c.Int("extractors"), log)
+			src, err := openSource(c, c.Int("extractors"), log)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			b, err := connectBroker(c.Context, c, "caravan-extractor", log, brokerUse{})
+			b, err := connectBroker(c, "caravan-extractor", log, brokerUse{})
 			if err != nil {
 				return err
 			}
@@ -135,12 +154,12 @@ func targetWorker(c *cli.Context, role string, concurrency int, run func(jetstre
 	if err != nil {
 		return err
 	}
-	pool, err := targetPool(c.Context, c.String("target-url"), concurrency+1)
+	pool, err := targetPool(c, concurrency+1)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	b, err := connectBroker(c.Context, c, "caravan-"+role, log, brokerUse{})
+	b, err := connectBroker(c, "caravan-"+role, log, brokerUse{})
 	if err != nil {
 		return err
 	}
@@ -153,7 +172,8 @@ func planCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plan",
 		Usage: "print the schema mapping, the DDL and the chunk plan; touches nothing",
-		Flags: join([]cli.Flag{sourceURL, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, textFlags, planFlags, logFlags),
+		Flags: join([]cli.Flag{sourceURL, str("target-url", "check the plan against this target PostgreSQL (read only): tables in the way, missing types", ""),
+			modeFlag, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, textFlags, planFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url"); err != nil {
 				return err
@@ -162,7 +182,7 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			src, err := openSource(c.Context, c, 1, log)
+			src, err := openSource(c, 1, log)
 			if err != nil {
 				return err
 			}
@@ -179,7 +199,29 @@ func planCommand() *cli.Command {
 			if cs, ok := src.(source.Consistency); ok {
 				consistency = cs.Consistency()
 			}
-			return printPlan(plan, consistency, opts.SourceOptions, c.Bool("unlogged"))
+			if err := printPlan(plan, consistency, opts.SourceOptions, c.Bool("unlogged")); err != nil {
+				return err
+			}
+			if c.String("target-url") == "" {
+				return nil
+			}
+			pool, err := targetPool(c, 1)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			findings, err := coordinator.CheckTarget(c.Context, pool, plan, opts.Mode)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("\n-- target %s (--mode %s)\n", pgutil.Redact(c.String("target-url")), opts.Mode)
+			if len(findings) == 0 {
+				fmt.Println("--   no table of the plan exists there, and it has every type the plan uses")
+			}
+			for _, f := range findings {
+				fmt.Printf("--   %s\n", f)
+			}
+			return nil
 		},
 	}
 }
@@ -249,12 +291,24 @@ func statusCommand() *cli.Command {
 			if err := require(c, "target-url"); err != nil {
 				return err
 			}
-			pool, err := targetPool(c.Context, c.String("target-url"), 2)
+			pool, err := targetPool(c, 2)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			return report.Status(c.Context, pool, c.Args().First(), os.Stdout, report.StatusOptions{JSON: c.Bool("json"), Watch: c.Bool("watch")})
+			opts := report.StatusOptions{JSON: c.Bool("json"), Watch: c.Bool("watch"), Terminal: telemetry.IsTerminal(os.Stdout)}
+			rep, err := report.Status(c.Context, pool, c.Args().First(), os.Stdout, opts)
+			if err != nil {
+				return err
+			}
+			if rep.ExitCode == report.ExitInterrupted {
+				fmt.Fprintf(os.Stderr, "run %s is %s; go on with:\n  caravan resume --source-url %s --target-url %s %[1]s\n",
+					rep.Run, rep.Status, shellQuote(rep.Source), shellQuote(pgutil.Redact(c.String("target-url"))))
+			}
+			if rep.ExitCode != report.ExitOK {
+				return &exitError{code: rep.ExitCode, err: fmt.Errorf("run %s %s", rep.Run, rep.Status)}
+			}
+			return nil
 		},
 	}
 }

@@ -28,23 +28,35 @@ func logger(c *cli.Context) (*slog.Logger, error) {
 
 // openSource picks the source implementation by URL scheme; log gets the
 // warnings of its value policies.
-func openSource(ctx context.Context, c *cli.Context, readers int, log *slog.Logger) (source.Source, error) {
+func openSource(c *cli.Context, readers int, log *slog.Logger) (source.Source, error) {
 	raw := c.String("source-url")
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("source URL %s: not a URL", pgutil.Redact(raw))
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "postgres", "postgresql":
-		return postgres.Open(ctx, raw, int32(readers+2), log)
-	case "sqlserver", "mssql":
-		return openMSSQL(ctx, c, raw, readers, log)
-	}
-	return nil, fmt.Errorf("source URL %s: unknown scheme %q (want postgres:// or sqlserver://)", pgutil.Redact(raw), u.Scheme)
+	var src source.Source
+	err = within(c, "source", raw, func(ctx context.Context) error {
+		switch strings.ToLower(u.Scheme) {
+		case "postgres", "postgresql":
+			src, err = postgres.Open(ctx, raw, int32(readers+2), log)
+		case "sqlserver", "mssql":
+			src, err = openMSSQL(ctx, c, raw, readers, log)
+		default:
+			err = fmt.Errorf("source URL %s: unknown scheme %q (want postgres:// or sqlserver://)", pgutil.Redact(raw), u.Scheme)
+		}
+		return err
+	})
+	return src, err
 }
 
-func targetPool(ctx context.Context, raw string, conns int) (*pgxpool.Pool, error) {
-	pool, err := pgutil.Pool(ctx, raw, "caravan", int32(conns))
+// targetPool connects to --target-url with room for conns connections.
+func targetPool(c *cli.Context, conns int) (*pgxpool.Pool, error) {
+	raw := c.String("target-url")
+	var pool *pgxpool.Pool
+	err := within(c, "target", raw, func(ctx context.Context) (err error) {
+		pool, err = pgutil.Pool(ctx, raw, "caravan", int32(conns))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("target: %w", err)
 	}
@@ -70,7 +82,7 @@ type brokerUse struct {
 	own bool
 }
 
-func connectBroker(ctx context.Context, c *cli.Context, name string, log *slog.Logger, use brokerUse) (*brokerConn, error) {
+func connectBroker(c *cli.Context, name string, log *slog.Logger, use brokerUse) (*brokerConn, error) {
 	b := &brokerConn{}
 	addr := c.String("nats-url")
 	streams := broker.StreamConfig{Replicas: c.Int("replicas")}
@@ -99,19 +111,25 @@ func connectBroker(ctx context.Context, c *cli.Context, name string, log *slog.L
 	if b.embedded != nil {
 		connect = func() (*nats.Conn, jetstream.JetStream, error) { return b.embedded.Connect(name) }
 	}
-	nc, js, err := connect()
+	// A broker that cannot be reached leaves the client reconnecting in the
+	// background: Ready is what waits for it, within --connect-timeout
+	// (0: for as long as it takes, saying so).
+	err := within(c, "broker", addr, func(ctx context.Context) error {
+		nc, js, err := connect()
+		if err != nil {
+			return err
+		}
+		b.nc, b.js = nc, js
+		return broker.Ready(ctx, nc, js, log)
+	})
 	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	b.nc, b.js = nc, js
-	if err := broker.Ready(ctx, nc, js, log); err != nil {
 		b.Close()
 		return nil, err
 	}
 	if !use.own {
 		return b, nil
 	}
+	ctx, js := c.Context, b.js
 	consumers := broker.ConsumerConfig{TaskAckWait: c.Duration("task-ack-wait"), BatchAckWait: c.Duration("batch-ack-wait")}
 	if err := broker.EnsureStreams(ctx, js, streams, log); err != nil {
 		b.Close()
