@@ -5,7 +5,7 @@
 GO      ?= go
 WITHPG  := $(GO) run ./internal/cmd/withpg --
 
-.PHONY: build demo test test-short bench lint
+.PHONY: build demo test test-short bench bench-issue lint
 
 # Version and commit for `caravan --version`, also where Go's own VCS
 # stamping is off (GOFLAGS=-buildvcs=false) or there is no .git.
@@ -21,8 +21,17 @@ demo: build
 test:
 	$(WITHPG) $(GO) test -race -count=1 -timeout 40m ./...
 
+# make bench: every tool side by side on a small dataset, two rounds.
+# make bench-issue: the same on issue 9's 2 GB shape (pgbench -s 30, 1M wide
+# rows, 500k composite-key rows, 300k keyless rows).
+BENCH ?= Compare|LoadBatch|CopyBatch
+BENCH_ROUNDS ?= 2
 bench: build
-	$(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
+	$(WITHPG) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCH_ROUNDS)x -timeout 180m ./bench/...
+
+bench-issue:
+	CARAVAN_BENCH_SCALE=30 CARAVAN_BENCH_WIDE_ROWS=1000000 CARAVAN_BENCH_COMPOSITE_ROWS=500000 \
+		CARAVAN_BENCH_KEYLESS_ROWS=300000 $(MAKE) bench BENCH=Compare
 
 lint:
 	gofmt -l . | (! grep .)

@@ -72,7 +72,9 @@ func wideTable() *table {
 }
 
 // wideRowsSQL fills bench_wide with rows lo..hi: deterministic (no random()),
-// so every run measures the same bytes.
+// so every run measures the same bytes. blob holds 0 to 2 kB (1 kB on
+// average) of md5 output, which no compression shrinks: bytea of that size
+// is what makes a table's COPY text (hex) twice its size on disk.
 func wideRowsSQL(lo, hi int) string {
 	return fmt.Sprintf(`INSERT INTO bench_wide
 	SELECT g,
@@ -94,9 +96,63 @@ func wideRowsSQL(lo, hi int) string {
 		md5(g::text)::uuid,
 		CASE WHEN g %% 7 = 0 THEN NULL ELSE jsonb_build_object('id', g, 'name', 'item ' || g, 'tags', jsonb_build_array(g %% 3, g %% 5),
 			'nested', jsonb_build_object('ok', g %% 2 = 0, 'v', g / 3.0)) END,
-		CASE WHEN g %% 9 = 0 THEN NULL ELSE decode(repeat(md5(g::text), 1 + g %% 4), 'hex') END,
+		CASE WHEN g %% 9 = 0 THEN NULL ELSE coalesce((SELECT decode(string_agg(md5((g::bigint * 131 + i)::text), ''), 'hex')
+			FROM generate_series(1, g %% 129) i), '\x') END,
 		CASE g %% 6 WHEN 0 THEN NULL WHEN 1 THEN '{}' ELSE ARRAY[g %% 10, g %% 1000, g, -g] END
 	FROM generate_series(%d, %d) g`, lo, hi)
+}
+
+// compositeTable is keyed by two columns: order lines, five per order.
+func compositeTable() *table {
+	return &table{Name: "bench_lines", Key: "order_id, line_no", Create: `CREATE TABLE bench_lines (
+		order_id integer NOT NULL,
+		line_no smallint NOT NULL,
+		sku text NOT NULL,
+		qty integer,
+		price numeric(10,2),
+		shipped timestamptz,
+		note text)`}
+}
+
+func compositeRowsSQL(lo, hi int) string {
+	return fmt.Sprintf(`INSERT INTO bench_lines
+	SELECT (g - 1) / 5 + 1, (g - 1) %% 5 + 1, 'SKU-' || lpad(((g::bigint * 48271) %% 100000)::text, 6, '0'),
+		1 + g %% 12, ((g::bigint * 7919) %% 100000) / 100.0,
+		CASE WHEN g %% 4 = 0 THEN NULL ELSE timestamptz '2021-06-01 00:00:00+00' + g * interval '17 second' END,
+		CASE WHEN g %% 3 = 0 THEN 'gift wrap, deliver after ' || (g %% 24) || 'h' END
+	FROM generate_series(%d, %d) g`, lo, hi)
+}
+
+// keylessTable has no primary key and no unique column: an append-only log.
+func keylessTable() *table {
+	return &table{Name: "bench_events", Create: `CREATE TABLE bench_events (
+		at timestamptz NOT NULL,
+		kind text,
+		amount double precision,
+		payload text)`}
+}
+
+func keylessRowsSQL(lo, hi int) string {
+	return fmt.Sprintf(`INSERT INTO bench_events
+	SELECT timestamptz '2022-01-01 00:00:00+00' + (g %% 100000) * interval '1 minute',
+		(ARRAY['view', 'click', 'buy', NULL])[1 + g %% 4],
+		CASE WHEN g %% 5 = 0 THEN NULL ELSE cos(g) * 1000 END,
+		repeat('event payload ' || g || ' ', 1 + g %% 5)
+	FROM generate_series(%d, %d) g`, lo, hi)
+}
+
+// shape is the dataset's size, from the environment (see doc.go).
+type shape struct {
+	Scale, Wide, Composite, Keyless int
+}
+
+func datasetShape(b *testing.B) shape {
+	return shape{
+		Scale:     envInt(b, "CARAVAN_BENCH_SCALE", 3),
+		Wide:      envInt(b, "CARAVAN_BENCH_WIDE_ROWS", 100_000),
+		Composite: envInt(b, "CARAVAN_BENCH_COMPOSITE_ROWS", 50_000),
+		Keyless:   envInt(b, "CARAVAN_BENCH_KEYLESS_ROWS", 30_000),
+	}
 }
 
 func envInt(b *testing.B, name string, def int) int {
@@ -115,14 +171,13 @@ func envInt(b *testing.B, name string, def int) int {
 func sourceDataset(b *testing.B) *dataset {
 	b.Helper()
 	datasetOnce.Do(func() {
-		scale := envInt(b, "CARAVAN_BENCH_SCALE", 10)
-		wide := envInt(b, "CARAVAN_BENCH_WIDE_ROWS", 300_000)
+		sh := datasetShape(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
 		start := time.Now()
 		name, dbURL := newDatabase(ctx, b, "caravan_bench_src")
 		source = &dataset{Name: name, URL: dbURL}
-		datasetErr = source.load(ctx, scale, wide)
+		datasetErr = source.load(ctx, sh)
 		if datasetErr == nil {
 			b.Logf("source %s: %s; %d rows, %.1f MB of COPY text in %d tables, built in %s",
 				name, source.How, source.Rows, mb(source.Bytes), len(source.Tables), time.Since(start).Round(time.Second))
@@ -134,31 +189,44 @@ func sourceDataset(b *testing.B) *dataset {
 	return source
 }
 
-func (d *dataset) load(ctx context.Context, scale, wideRows int) error {
+func (d *dataset) load(ctx context.Context, sh shape) error {
 	pgbench, err := exec.LookPath("pgbench")
 	if err == nil {
-		if err := runPgbench(ctx, pgbench, d.URL, scale); err != nil {
+		if err := runPgbench(ctx, pgbench, d.URL, sh.Scale); err != nil {
 			return err
 		}
-		d.How = fmt.Sprintf("pgbench -i -s %d", scale)
+		d.How = fmt.Sprintf("pgbench -i -s %d", sh.Scale)
 	} else {
-		if err := generatePgbench(ctx, d.URL, scale); err != nil {
+		if err := generatePgbench(ctx, d.URL, sh.Scale); err != nil {
 			return err
 		}
-		d.How = fmt.Sprintf("pgbench not found: pgbench tables for scale %d generated with SQL", scale)
+		d.How = fmt.Sprintf("pgbench not found: pgbench tables for scale %d generated with SQL", sh.Scale)
 	}
-	wide := wideTable()
-	stmts := []string{wide.Create}
-	// Slices keep each INSERT's memory and WAL bounded.
-	for lo := 1; lo <= wideRows; lo += 100_000 {
-		stmts = append(stmts, wideRowsSQL(lo, min(lo+100_000-1, wideRows)))
+	extra := []struct {
+		t    *table
+		rows int
+		fill func(lo, hi int) string
+	}{{wideTable(), sh.Wide, wideRowsSQL}, {compositeTable(), sh.Composite, compositeRowsSQL}, {keylessTable(), sh.Keyless, keylessRowsSQL}}
+	for _, x := range extra {
+		stmts := []string{x.t.Create}
+		// Slices keep each INSERT's memory and WAL bounded.
+		for lo := 1; lo <= x.rows; lo += 100_000 {
+			stmts = append(stmts, x.fill(lo, min(lo+100_000-1, x.rows)))
+		}
+		if x.t.Key != "" {
+			stmts = append(stmts, x.t.addKey())
+		}
+		if err := execAll(ctx, d.URL, stmts...); err != nil {
+			return fmt.Errorf("%s: %w", x.t.Name, err)
+		}
+		d.Tables = append(d.Tables, x.t)
 	}
-	stmts = append(stmts, wide.addKey(), "VACUUM ANALYZE")
-	if err := execAll(ctx, d.URL, stmts...); err != nil {
-		return fmt.Errorf("wide table: %w", err)
+	if err := execAll(ctx, d.URL, "VACUUM ANALYZE"); err != nil {
+		return err
 	}
-	d.How += fmt.Sprintf(" + bench_wide (%d rows)", wideRows)
-	d.Tables = append(pgbenchTables(), wide)
+	d.How += fmt.Sprintf(" + bench_wide (%d rows) + bench_lines (%d rows, composite key) + bench_events (%d rows, no key)",
+		sh.Wide, sh.Composite, sh.Keyless)
+	d.Tables = append(pgbenchTables(), d.Tables...)
 	return d.measure(ctx)
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -47,51 +48,127 @@ func BenchmarkPgcopydb(b *testing.B) {
 	report(b, total)
 }
 
-// BenchmarkCompare measures the baseline and caravan back to back on the
-// same data in one run (and pgcopydb when installed), so the ratio it
-// prints is not skewed by anything that changed between separate runs.
-// Caravan runs twice: as a user runs it (every validation level), and with
-// --validate count, which leaves the load itself and separates the cost of
-// the content proofs (digest, keys, fk) that no other tool here performs.
+// BenchmarkCompare copies the dataset with every tool side by side, round
+// after round (-benchtime Nx: N rounds), each tool into a fresh target:
+//
+//   - raw: COPY TO STDOUT (FORMAT binary) | COPY FROM STDIN (FORMAT binary),
+//     two tables at a time, keys built after each load: the floor;
+//   - caravan: caravan migrate with every validation level (count, keys,
+//     per-chunk digests, foreign keys);
+//   - caravan-count: caravan migrate --validate count;
+//   - pgcopydb: pgcopydb clone (installed with apt-get when missing and the
+//     benchmark runs as root);
+//   - pg_dump: pg_dump --data-only | psql, keys built after.
+//
+// Each round prints a table of wall time, ratio to the raw pipe of the same
+// round, peak RSS and what the tool validates, with the machine's load
+// average before and after the round: on a shared machine ratios within a
+// round are what to compare. CARAVAN_BENCH_TOOLS (comma-separated names from
+// the list) runs fewer tools; raw always runs.
 func BenchmarkCompare(b *testing.B) {
 	ds := sourceDataset(b)
-	binary := caravanBinary(b)
-	pgcopydb, _ := exec.LookPath("pgcopydb")
-	// CARAVAN_BENCH_ARGS may choose validation itself; then one run is enough.
-	withCountRun := !strings.Contains(os.Getenv("CARAVAN_BENCH_ARGS"), "--validate")
-	var raw, car, carCount, pcd measurement
+	tools := compareTools(b, ds)
+	results := map[string][]measurement{}
+	var loads [][2]string
 	for b.Loop() {
-		raw.add(rawOnce(b, ds))
-		car.add(caravanOnce(b, binary, ds, false))
-		if withCountRun {
-			carCount.add(caravanOnce(b, binary, ds, false, "--validate", "count"))
+		before := loadAverage()
+		for _, t := range tools {
+			results[t.name] = append(results[t.name], t.run())
 		}
-		if pgcopydb != "" {
-			pcd.add(pgcopydbOnce(b, pgcopydb, ds))
+		loads = append(loads, [2]string{before, loadAverage()})
+		round := len(loads)
+		fmt.Printf("\nround %d: load average %s at the start, %s at the end\n", round, loads[round-1][0], loads[round-1][1])
+		printRound(os.Stdout, tools, results, round-1)
+	}
+	fmt.Printf("\ndataset: %s; %d rows, %.1f MB of COPY text\n", ds.How, ds.Rows, mb(ds.Bytes))
+	fmt.Printf("ratios to the raw binary pipe, round by round:\n")
+	raw := results["raw"]
+	for _, t := range tools[1:] {
+		var ratios []string
+		var sum, rawSum time.Duration
+		for i, m := range results[t.name] {
+			ratios = append(ratios, fmt.Sprintf("%.2f", m.Elapsed.Seconds()/raw[i].Elapsed.Seconds()))
+			sum += m.Elapsed
+			rawSum += raw[i].Elapsed
+		}
+		fmt.Printf("  %-14s %s\n", t.name, strings.Join(ratios, " / "))
+		b.ReportMetric(sum.Seconds()/rawSum.Seconds(), t.name+"/raw")
+	}
+}
+
+// compareTool is one contender of BenchmarkCompare.
+type compareTool struct {
+	name      string
+	validates string
+	run       func() measurement
+}
+
+func compareTools(b *testing.B, ds *dataset) []compareTool {
+	want := map[string]bool{}
+	for _, n := range strings.Split(os.Getenv("CARAVAN_BENCH_TOOLS"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
 		}
 	}
-	ratio := car.Elapsed.Seconds() / raw.Elapsed.Seconds()
-	fmt.Printf("dataset: %s; %d rows, %.1f MB of COPY text\n", ds.How, ds.Rows, mb(ds.Bytes))
-	fmt.Printf("raw COPY pipe (%d tables at once): %s\n", rawParallel, raw)
-	fmt.Printf("caravan migrate (2 extractors, 2 loaders): %s (its report: %s)\n", car, car.Note)
-	if withCountRun {
-		fmt.Printf("caravan migrate --validate count: %s (its report: %s)\n", carCount, carCount.Note)
-		fmt.Printf("caravan --validate count/raw-copy time ratio: %.2f\n", carCount.Elapsed.Seconds()/raw.Elapsed.Seconds())
+	picked := func(name string) bool { return len(want) == 0 || want[name] }
+	tools := []compareTool{{name: "raw", validates: "no (row counts checked by the bench)", run: func() measurement { return rawOnce(b, ds) }}}
+	// CARAVAN_BENCH_ARGS may choose validation itself; then one caravan run is enough.
+	ownValidation := strings.Contains(os.Getenv("CARAVAN_BENCH_ARGS"), "--validate")
+	if picked("caravan") || picked("caravan-count") {
+		binary := caravanBinary(b)
+		if picked("caravan") {
+			v := "count, keys, per-chunk digests, foreign keys"
+			if ownValidation {
+				v = "as CARAVAN_BENCH_ARGS says"
+			}
+			tools = append(tools, compareTool{name: "caravan", validates: v, run: func() measurement { return caravanOnce(b, binary, ds, false) }})
+		}
+		if picked("caravan-count") && !ownValidation {
+			tools = append(tools, compareTool{name: "caravan-count", validates: "row counts (source's own count)",
+				run: func() measurement { return caravanOnce(b, binary, ds, false, "--validate", "count") }})
+		}
 	}
-	if pgcopydb != "" {
-		fmt.Printf("pgcopydb clone (2 table jobs, 2 index jobs): %s\n", pcd)
-		fmt.Printf("pgcopydb/raw-copy time ratio: %.2f\n", pcd.Elapsed.Seconds()/raw.Elapsed.Seconds())
+	if picked("pgcopydb") {
+		if binary := findPgcopydb(b); binary != "" {
+			tools = append(tools, compareTool{name: "pgcopydb", validates: "no", run: func() measurement { return pgcopydbOnce(b, binary, ds) }})
+		}
 	}
-	fmt.Printf("caravan/raw-copy time ratio: %.2f (caravan %.0f rows/s, raw %.0f rows/s)\n", ratio, car.rowsPerSec(), raw.rowsPerSec())
-	b.ReportMetric(ratio, "caravan/raw")
-	b.ReportMetric(car.rowsPerSec(), "caravan-rows/s")
-	b.ReportMetric(raw.rowsPerSec(), "raw-rows/s")
-	if withCountRun {
-		b.ReportMetric(carCount.Elapsed.Seconds()/raw.Elapsed.Seconds(), "caravan-count/raw")
+	if picked("pg_dump") {
+		if _, err := exec.LookPath("pg_dump"); err != nil {
+			fmt.Println("pg_dump not installed: no pg_dump | psql reference point")
+		} else {
+			tools = append(tools, compareTool{name: "pg_dump", validates: "no", run: func() measurement { return dumpOnce(b, ds) }})
+		}
 	}
-	if pgcopydb != "" {
-		b.ReportMetric(pcd.Elapsed.Seconds()/raw.Elapsed.Seconds(), "pgcopydb/raw")
+	return tools
+}
+
+// printRound prints one round's results as a markdown table.
+func printRound(w io.Writer, tools []compareTool, results map[string][]measurement, round int) {
+	raw := results["raw"][round].Elapsed
+	fmt.Fprintln(w, "| tool | wall | x raw pipe | peak RSS (process tree) | largest process | validates |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, t := range tools {
+		m := results[t.name][round]
+		tree, proc := "n/a (in the bench)", "n/a"
+		if m.PeakProc > 0 {
+			tree, proc = fmt.Sprintf("%.0f MB", mb(m.PeakTree)), fmt.Sprintf("%.0f MB", mb(m.PeakProc))
+		}
+		fmt.Fprintf(w, "| %s | %.1f s | %.2f | %s | %s | %s |\n", t.name, m.Elapsed.Seconds(), m.Elapsed.Seconds()/raw.Seconds(), tree, proc, t.validates)
 	}
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func report(b *testing.B, m measurement) {
@@ -175,6 +252,25 @@ func pgcopydbOnce(b *testing.B, binary string, ds *dataset) measurement {
 	return m
 }
 
+func dumpOnce(b *testing.B, ds *dataset) measurement {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	var m measurement
+	withDatabase(ctx, b, "pgdump_bench_dst", func(dstURL string) {
+		var err error
+		m, err = dumpRestore(ctx, ds, dstURL)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ds.checkCounts(ctx, dstURL); err != nil {
+			b.Fatalf("pg_dump | psql: %v", err)
+		}
+	})
+	return m
+}
+
 // runLine is the report's last line ("run ... succeeded in 1.5s"): caravan's
 // own account of the run, against which the process's wall time shows the
 // cost of starting and stopping.
@@ -185,9 +281,35 @@ func runLine(report string) string {
 
 func pgcopydbBinary(b *testing.B) string {
 	b.Helper()
+	p := findPgcopydb(b)
+	if p == "" {
+		b.Skip("no pgcopydb reference point")
+	}
+	return p
+}
+
+// findPgcopydb returns pgcopydb's path, installing it with apt-get when it
+// is missing and the benchmark runs as root; "" (and a message) otherwise.
+func findPgcopydb(b *testing.B) string {
+	b.Helper()
+	if p, err := exec.LookPath("pgcopydb"); err == nil {
+		return p
+	}
+	if os.Geteuid() != 0 {
+		fmt.Println("pgcopydb not installed and not root (Debian/Ubuntu: apt-get install pgcopydb): no pgcopydb reference point")
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fmt.Println("pgcopydb not installed: apt-get install -y pgcopydb")
+	if _, _, err := runCommand(ctx, "apt-get", []string{"DEBIAN_FRONTEND=noninteractive"}, "install", "-y", "pgcopydb"); err != nil {
+		fmt.Printf("apt-get install pgcopydb failed, no pgcopydb reference point: %v\n", err)
+		return ""
+	}
 	p, err := exec.LookPath("pgcopydb")
 	if err != nil {
-		b.Skip("pgcopydb not installed (Debian/Ubuntu: apt-get install pgcopydb): no pgcopydb reference point")
+		fmt.Println("pgcopydb still not found after apt-get install: no pgcopydb reference point")
+		return ""
 	}
 	return p
 }
