@@ -85,6 +85,7 @@ var (
 		num("replicas", "copies of every stream and consumer in a NATS cluster, 3 on a three-node cluster; 0: as many as the streams have (1 for new ones)", 0),
 		dur("task-ack-wait", "time a chunk task may go without a heartbeat before another extractor gets it (sets the extractors consumer)", broker.DefaultTaskAckWait),
 		dur("batch-ack-wait", "time a batch may stay unacknowledged before another loader gets it (sets the loaders consumer)", broker.DefaultBatchAckWait),
+		num("broker-batches-mib", fmt.Sprintf("MiB of batches the broker holds at once, the backpressure bound (0: %d for migrate's in-memory embedded broker, %d otherwise)", embeddedBatchesMiB, serverBatchesMiB), 0),
 	}
 	extractorFlags = []cli.Flag{
 		num("extractors", "chunks read at once in this process", 2),
@@ -101,6 +102,8 @@ var (
 	// (observe.go); traces are configured by the OTEL_* environment instead.
 	observeFlags = []cli.Flag{
 		str("metrics-addr", "serve Prometheus /metrics and /healthz on this address, e.g. :9464 (empty: off)", ""),
+		num("memory-limit-mib", fmt.Sprintf("soft limit of the Go heap in MiB (0: GOMEMLIMIT if set, else %d plus, for migrate's in-memory embedded broker, --broker-batches-mib; negative: none)", heapBaseMiB), 0),
+		str("cpu-profile", "write a CPU profile of this process to this file (go tool pprof)", ""),
 	}
 )
 

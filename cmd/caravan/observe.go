@@ -30,6 +30,8 @@ type observation struct {
 	server   *http.Server
 	served   chan error
 	log      *slog.Logger
+	// stopRuntime ends what tuneRuntime started (the CPU profile).
+	stopRuntime func()
 }
 
 // observed gives a long-running command its telemetry: the --metrics-addr
@@ -99,6 +101,10 @@ func observe(c *cli.Context, service string) (*observation, error) {
 	// Export failures (a collector down) go to the log like everything else,
 	// not as a bare line from the standard logger.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry export", "err", err) }))
+	if obs.stopRuntime, err = tuneRuntime(c, log); err != nil {
+		obs.close(c.Context)
+		return nil, err
+	}
 	if reg == nil {
 		return obs, nil
 	}
@@ -127,6 +133,9 @@ func observe(c *cli.Context, service string) (*observation, error) {
 // close stops the endpoint and flushes spans still buffered, within a
 // bounded time: an unreachable collector must not hold the exit.
 func (o *observation) close(ctx context.Context) {
+	if o.stopRuntime != nil {
+		o.stopRuntime()
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if o.server != nil {

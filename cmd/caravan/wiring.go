@@ -85,7 +85,7 @@ type brokerUse struct {
 func connectBroker(c *cli.Context, name string, log *slog.Logger, use brokerUse) (*brokerConn, error) {
 	b := &brokerConn{}
 	addr := c.String("nats-url")
-	streams := broker.StreamConfig{Replicas: c.Int("replicas")}
+	streams := broker.StreamConfig{Replicas: c.Int("replicas"), BatchesMaxBytes: int64(batchesMiB(c)) << 20}
 	if addr == "" {
 		if !use.embed {
 			return nil, fmt.Errorf("--nats-url is required (or CARAVAN_NATS_URL)")
@@ -97,9 +97,9 @@ func connectBroker(c *cli.Context, name string, log *slog.Logger, use brokerUse)
 				return nil, fmt.Errorf("embedded nats: %w", err)
 			}
 			dir, b.tmp = tmp, tmp
-			// A throwaway broker keeps its streams in memory (256 MiB of
-			// batches in flight at most); with --data-dir they are files.
-			streams.Memory, streams.BatchesMaxBytes = true, 256<<20
+			// A throwaway broker keeps its streams in memory (bounded by
+			// --broker-batches-mib); with --data-dir they are files.
+			streams.Memory = true
 		}
 		srv, err := broker.StartEmbedded(dir, 0)
 		if err != nil {
