@@ -168,7 +168,7 @@ func (c *Coordinator) start(ctx context.Context) error {
 	if err := target.SetRunStatus(ctx, c.pool, c.cfg.Run, target.RunLoading, ""); err != nil {
 		return err
 	}
-	for _, tp := range plan.Tables {
+	for _, tp := range plan.LargestFirst() {
 		if err := c.publishChunks(ctx, tp.Table, nil); err != nil {
 			return err
 		}

@@ -5,9 +5,11 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/caravan-db/caravan/schema"
@@ -155,13 +157,44 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 	db.KeepVerbatimObjects()
 	plan := &Plan{DB: db}
 	for _, t := range db.Tables {
-		chunks, err := src.Plan(ctx, t, snapshot, opts.RowsPerChunk)
+		chunks, err := src.Plan(ctx, t, snapshot, rowsPerChunk(t, opts.RowsPerChunk))
 		if err != nil {
 			return nil, fmt.Errorf("plan chunks: %w", err)
 		}
 		plan.Tables = append(plan.Tables, &TablePlan{Table: t, Chunks: chunks})
 	}
 	return plan, nil
+}
+
+// chunkBytes is about the most of a table's size on disk one chunk holds:
+// a table of wide rows (bytea, jsonb, long text) is cut into more chunks
+// than its row count alone would give, so several extractors and loaders
+// share it instead of one reading it all while the others idle.
+const chunkBytes = 64 << 20
+
+// rowsPerChunk is the chunk size for t: at most rows, and at most about
+// chunkBytes of the table by the source's size and row estimates.
+func rowsPerChunk(t *schema.Table, rows int64) int64 {
+	if t.SizeBytes <= 0 || t.RowEstimate <= 0 {
+		return rows
+	}
+	perRow := max(t.SizeBytes/t.RowEstimate, 1)
+	return max(min(rows, chunkBytes/perRow), 1000)
+}
+
+// LargestFirst is the order a run reads the tables in: largest first (by
+// the source's size estimate, else its row estimate), so the longest table
+// starts at once and its load overlaps the smaller ones' instead of
+// holding up the end of the run alone.
+func (p *Plan) LargestFirst() []*TablePlan {
+	out := slices.Clone(p.Tables)
+	slices.SortStableFunc(out, func(a, b *TablePlan) int {
+		if c := cmp.Compare(b.Table.SizeBytes, a.Table.SizeBytes); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Table.RowEstimate, a.Table.RowEstimate)
+	})
+	return out
 }
 
 // NamePolicy is the source's default policy with the user's choices on top.

@@ -125,6 +125,10 @@ type Table struct {
 	Comment     string
 	// RowEstimate is the catalog's row estimate, for planning and progress.
 	RowEstimate int64
+	// SizeBytes is the source's estimate of the table's size (0: unknown):
+	// a run reads the largest tables first, so the longest one does not
+	// start last and hold up the end of the run.
+	SizeBytes int64
 	// RangeSafe says PostgreSQL puts exactly the rows of a source key range
 	// into the same range on the target (same ordering rules), so the
 	// validator may re-select a chunk on the target. False when the source

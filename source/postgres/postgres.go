@@ -71,6 +71,9 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	}
 	db.Tables = tables
 	db.ParentsFirst()
+	if err := discoverSizes(ctx, tx, byOID); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
 	if err := discoverSchemas(ctx, tx, filter, db); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
