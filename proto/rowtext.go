@@ -113,16 +113,18 @@ func decodeField(raw []byte) (Field, error) {
 	}
 	out := make([]byte, 0, len(raw))
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
+		// Copy the run up to the next backslash at once: a bytea value is
+		// one escape ("\\x") and then kilobytes of plain hex digits.
+		j := bytes.IndexByte(raw[i:], '\\')
+		if j < 0 {
+			return Field{Value: append(out, raw[i:]...)}, nil
 		}
-		i++
+		out = append(out, raw[i:i+j]...)
+		i += j + 1
 		if i == len(raw) {
 			return Field{}, fmt.Errorf("copy text: trailing backslash")
 		}
-		switch c = raw[i]; c {
+		switch c := raw[i]; c {
 		case 'b':
 			out = append(out, '\b')
 		case 'f':
