@@ -39,6 +39,7 @@ type dataset struct {
 	Rows   int64
 	Bytes  int64
 	How    string // how the pgbench tables were generated
+	Kept   bool   // not dropped at the end
 }
 
 // The pgbench tables as pgbench -i (PostgreSQL 15) creates them, minus the
@@ -175,9 +176,18 @@ func sourceDataset(b *testing.B) *dataset {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
 		start := time.Now()
-		name, dbURL := newDatabase(ctx, b, "caravan_bench_src")
-		source = &dataset{Name: name, URL: dbURL}
-		datasetErr = source.load(ctx, sh)
+		if name := os.Getenv("CARAVAN_BENCH_SOURCE_DB"); name != "" {
+			// A dataset kept from an earlier run (CARAVAN_BENCH_KEEP_SOURCE):
+			// it is measured again, not rebuilt, and not dropped.
+			source = &dataset{Name: name, URL: databaseURL(b, name), Kept: true, How: "database " + name,
+				Tables: append(pgbenchTables(), wideTable(), compositeTable(), keylessTable())}
+			datasetErr = source.measure(ctx)
+		} else {
+			name, dbURL := newDatabase(ctx, b, "caravan_bench_src")
+			source = &dataset{Name: name, URL: dbURL, Kept: os.Getenv("CARAVAN_BENCH_KEEP_SOURCE") != ""}
+			datasetErr = source.load(ctx, sh)
+		}
+		name := source.Name
 		if datasetErr == nil {
 			b.Logf("source %s: %s; %d rows, %.1f MB of COPY text in %d tables, built in %s",
 				name, source.How, source.Rows, mb(source.Bytes), len(source.Tables), time.Since(start).Round(time.Second))

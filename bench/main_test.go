@@ -52,7 +52,7 @@ func teardown() {
 	// The source database lives for the whole binary (every benchmark
 	// shares it), so no benchmark's Cleanup may drop it: it goes here. On a
 	// throwaway cluster this is moot, on a shared server it is not.
-	if source != nil {
+	if source != nil && !source.Kept {
 		if err := dropDatabase(ctx, source.Name); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 		}
