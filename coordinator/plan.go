@@ -173,13 +173,16 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 const chunkBytes = 64 << 20
 
 // rowsPerChunk is the chunk size for t: at most rows, and at most about
-// chunkBytes of the table by the source's size and row estimates.
+// chunkBytes of the table by the source's size and row estimates (but at
+// least 1000 rows).
 func rowsPerChunk(t *schema.Table, rows int64) int64 {
 	if t.SizeBytes <= 0 || t.RowEstimate <= 0 {
 		return rows
 	}
 	perRow := max(t.SizeBytes/t.RowEstimate, 1)
-	return max(min(rows, chunkBytes/perRow), 1000)
+	// Never below 1000 rows for the bytes' sake (tiny chunks cost more in
+	// overhead than they give in parallelism), never above what was asked.
+	return min(rows, max(chunkBytes/perRow, 1000))
 }
 
 // LargestFirst is the order a run reads the tables in: largest first (by
