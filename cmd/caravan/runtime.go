@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -63,7 +64,7 @@ func tuneRuntime(c *cli.Context, log *slog.Logger) (stop func(), err error) {
 	limit := c.Int("memory-limit-mib")
 	switch {
 	case limit < 0:
-		debug.SetMemoryLimit(-1 >> 1) // none: the runtime's own default
+		debug.SetMemoryLimit(math.MaxInt64) // none, whatever GOMEMLIMIT says
 	case limit == 0 && os.Getenv("GOMEMLIMIT") != "":
 		// The runtime already applied the environment's limit.
 	default:
