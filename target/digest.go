@@ -21,6 +21,22 @@ import (
 // Go) with no limit on the number of columns. where reads its args with
 // pgutil.BoundSetting (COPY takes no bind parameters).
 func ReadDigest(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []string, where string, args ...any) (proto.Digest, error) {
+	var d proto.Digest
+	err := ReadLines(ctx, pool, t, cols, where, args, func(line []byte, h uint64) error {
+		d.Add(h)
+		return nil
+	})
+	if err != nil {
+		return proto.Digest{}, err
+	}
+	return d, nil
+}
+
+// ReadLines reads back the rows of a target table that satisfy where, as
+// ReadDigest does, and hands each COPY text line (valid during the call)
+// with its proto.RowHash to emit: what `caravan verify` needs to name the
+// rows behind a digest that differs.
+func ReadLines(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []string, where string, args []any, emit func(line []byte, hash uint64) error) error {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = schema.Quote(c)
@@ -28,27 +44,27 @@ func ReadDigest(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []s
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), schema.QuoteOnly(t), where)
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return proto.Digest{}, fmt.Errorf("digest %s: %w", t, err)
+		return fmt.Errorf("digest %s: %w", t, err)
 	}
 	defer tx.Rollback(ctx)
-	var d proto.Digest
 	var fields []proto.Field
 	var scratch []byte
+	var n int64
 	err = pgutil.CopyRows(ctx, tx, q, args, func(line []byte) error {
+		n++
 		var err error
 		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
-			return fmt.Errorf("row %d: %w", d.Rows+1, err)
+			return fmt.Errorf("row %d: %w", n, err)
 		}
 		if len(fields) != len(cols) {
-			return fmt.Errorf("row %d: %d values for %d columns", d.Rows+1, len(fields), len(cols))
+			return fmt.Errorf("row %d: %d values for %d columns", n, len(fields), len(cols))
 		}
 		var h uint64
 		h, scratch = proto.RowHash(fields, scratch)
-		d.Add(h)
-		return nil
+		return emit(line, h)
 	})
 	if err != nil {
-		return proto.Digest{}, fmt.Errorf("digest %s: %w", t, err)
+		return fmt.Errorf("digest %s: %w", t, err)
 	}
-	return d, nil
+	return nil
 }

@@ -37,6 +37,11 @@ Exits with the run's outcome: 0 succeeded, 2 failed, 3 refused, 4 interrupted or
   caravan resume --source-url "$SRC" --target-url "$DST" RUN
 
 Exit codes: as migrate's.`,
+	"verify": `Examples:
+  caravan verify --source-url postgres://app@old-db/shop --target-url postgres://app@new-db/shop
+  caravan verify --source-url "$SRC" --target-url "$DST" --include 'public.order*' --sample 0.01 --workers 4
+
+Exit codes: 0 identical, 1 error, 2 the target differs (every missing, extra or changed key is printed), 4 interrupted.`,
 	"broker": `Example:
   caravan broker --data-dir /var/lib/caravan-nats --listen 0.0.0.0:4222`,
 	"healthcheck": `Example:

@@ -37,6 +37,10 @@ func num64(name, usage string, value int64) cli.Flag {
 	return altsrc.NewInt64Flag(&cli.Int64Flag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
 }
 
+func float(name, usage string, value float64) cli.Flag {
+	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+}
+
 func boolean(name, usage string) cli.Flag {
 	return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)})
 }
@@ -54,29 +58,34 @@ var (
 		str("log-format", "auto (text on a terminal, JSON otherwise), text or json", "auto"),
 		str("log-level", "debug, info, warn or error", "info"),
 	}
-	planFlags = []cli.Flag{
+	// tableFlags choose the tables, their names on the target and the
+	// chunks: what migrate and verify share.
+	tableFlags = []cli.Flag{
 		strs("include", "tables to copy, as globs over schema.table or table (repeatable)"),
 		strs("exclude", "tables to skip, as globs (repeatable)"),
 		strs("schema-map", "source=target schema renames (repeatable), e.g. dbo=public"),
 		str("name-case", "target identifiers: preserve or lower (default: the source's usual: postgres preserve, mssql lower)", ""),
 		num64("chunk-rows", "rows per chunk", 100_000),
+	}
+	planFlags = join(tableFlags, []cli.Flag{
 		num("batch-bytes", "bytes per batch message (capped below the broker's max_payload)", 1<<20-64<<10),
 		num("batch-rows", "rows per batch message", 50_000),
-	}
+	})
 	// textFlags choose what becomes of the text of a SQL_ASCII PostgreSQL
 	// source; the run carries the choice to every extractor.
 	textFlags = []cli.Flag{
 		str("source-encoding", "encoding of the text of a SQL_ASCII PostgreSQL source, converted to UTF-8 as it is read: WIN1252, LATIN1, LATIN9, ... (empty: it must be UTF-8)", ""),
 		str("invalid-text", "text of a SQL_ASCII PostgreSQL source that is not valid UTF-8 (or not valid in --source-encoding): fail (the chunk, naming table, column, key and bytes) or replace (each bad byte by U+FFFD, with a warning)", "fail"),
 	}
-	modeFlag = str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate)
-	runFlags = []cli.Flag{
+	runIDFlag = str("run-id", "run id (a UUID; generated when empty)", "")
+	modeFlag  = str("mode", "target tables: create (refuse non-empty), truncate or drop-recreate", coordinator.ModeCreate)
+	runFlags  = []cli.Flag{
 		modeFlag,
 		boolean("unlogged", "load into UNLOGGED tables and SET LOGGED when each is done"),
 		strs("validate", "validation levels: count, keys, digest, fk (default all), or none"),
 		boolean("owners-and-grants", "give the target's objects their source owners and grants (the roles must exist on the target; missing ones are reported)"),
 		strs("accept-unmigrated", "objects the run may leave behind, as globs over KIND:NAME from plan's \"not migrated\" list (repeatable); a run refuses to start while others remain"),
-		str("run-id", "run id (a UUID; generated when empty)", ""),
+		runIDFlag,
 	}
 	// brokerFlags belong to the commands that own the streams and the
 	// shared consumers (migrate, resume, coordinator): workers bind to the

@@ -53,6 +53,7 @@ func app() *cli.App {
 			withExample(withConfig(connecting(statusCommand()))),
 			withExample(withConfig(connecting(reportCommand()))),
 			withExample(withConfig(observed("caravan-migrate", connecting(resumeCommand())))),
+			withExample(withConfig(connecting(verifyCommand()))),
 			withExample(withConfig(brokerCommand())),
 			withExample(healthcheckCommand()),
 		},

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/report"
+	"github.com/caravan-db/caravan/verify"
+)
+
+// maxPrinted caps the differences printed per table.
+const maxPrinted = 1000
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "compare a source and a target row by row, whoever loaded the target; names the keys missing, extra or changed",
+		Flags: join([]cli.Flag{sourceURL, targetURL, runIDFlag,
+			num("workers", "chunks compared at once in this process", 2),
+			float("sample", "check this random fraction of each keyed table's chunks, e.g. 0.01 (0: all)", 0)},
+			tableFlags, mssqlFlags, textFlags, logFlags),
+		Action: runVerify,
+	}
+}
+
+func runVerify(c *cli.Context) error {
+	if err := require(c, "source-url", "target-url"); err != nil {
+		return err
+	}
+	if f := c.Float64("sample"); f < 0 || f > 1 {
+		return fmt.Errorf("--sample %g: want a fraction between 0 and 1", f)
+	}
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	opts, err := options(c)
+	if err != nil {
+		return err
+	}
+	workers := max(c.Int("workers"), 1)
+	src, err := openSource(c, workers, log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	pool, err := targetPool(c, workers+2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// The run is recorded when the target takes caravan's schema; a
+	// target we may only read is still verified, just not recorded.
+	rec, err := verify.Start(c.Context, pool, runID(c), src.Kind(), pgutil.Redact(c.String("source-url")), c.Float64("sample"))
+	if err != nil {
+		log.Warn("verify: this verification is not recorded in the target (caravan status will not show it)", "err", err)
+		rec = nil
+	} else {
+		log.Info("verify started", "run", rec.Run())
+	}
+	started := time.Now()
+	last := started
+	cfg := verify.Config{Options: opts, Workers: workers, Sample: c.Float64("sample"), Log: log,
+		Progress: func(done, total int) {
+			if time.Since(last) >= 5*time.Second || done == total {
+				last = time.Now()
+				log.Info("verify: progress", "checked", done, "of", total, "elapsed", time.Since(started).Round(time.Second).String())
+			}
+		}}
+	res, runErr := verify.New(src, pool, cfg).Run(c.Context)
+	if rec != nil {
+		if err := rec.Finish(c.Context, res, runErr); err != nil {
+			log.Warn("verify: could not record the outcome", "run", rec.Run(), "err", err)
+		}
+	}
+	if runErr != nil {
+		if c.Context.Err() != nil {
+			return &exitError{code: report.ExitInterrupted, err: fmt.Errorf("verify interrupted: %w", runErr)}
+		}
+		return &exitError{code: report.ExitError, err: runErr}
+	}
+	printVerify(os.Stdout, res, rec, time.Since(started))
+	if !res.Identical() {
+		return &exitError{code: report.ExitFailed, err: errors.New("the target differs from the source")}
+	}
+	return nil
+}
+
+// printVerify prints each table's summary and its differences.
+func printVerify(w io.Writer, res *verify.Result, rec *verify.Recorder, took time.Duration) {
+	differ := 0
+	for _, t := range res.Tables {
+		fmt.Fprintf(w, "%s: %s\n", t.Table, t.Summary())
+		if !t.OK() {
+			differ++
+		}
+		for i, d := range t.Diffs {
+			if i == maxPrinted {
+				fmt.Fprintf(w, "  ... and %d more\n", len(t.Diffs)-maxPrinted)
+				break
+			}
+			fmt.Fprintf(w, "  %s\n", d)
+		}
+	}
+	what := "all checked chunks"
+	if !res.Sampled {
+		what = "every row"
+	}
+	switch {
+	case differ == 0:
+		fmt.Fprintf(w, "\nidentical: %d tables, %s compared in %s\n", len(res.Tables), what, took.Round(100*time.Millisecond))
+	default:
+		fmt.Fprintf(w, "\nDIFFERENT: %d of %d tables differ (%s compared in %s)\n", differ, len(res.Tables), what, took.Round(100*time.Millisecond))
+	}
+	if rec != nil {
+		fmt.Fprintf(w, "recorded as run %s (caravan status %s)\n", rec.Run(), rec.Run())
+	}
+}

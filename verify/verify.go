@@ -1,0 +1,581 @@
+// Package verify compares a source and a target PostgreSQL at any time,
+// whoever loaded the target: it plans chunks on the source as a migrate
+// run would, reads each chunk's range on both sides in canonical COPY text,
+// compares row counts and digests (proto.RowHash), and narrows every chunk
+// that differs down to the rows by key: missing on the target, extra on the
+// target, or changed (naming the columns). Tables without a key, or whose
+// key ranges cannot be re-selected on the target, are compared whole, as
+// multisets of row hashes.
+package verify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/proto"
+	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/target"
+)
+
+// Kinds of difference.
+const (
+	Missing = "missing" // on the source, not on the target
+	Extra   = "extra"   // on the target, not on the source
+	Changed = "changed" // same key, other values
+)
+
+// Config shapes a verification.
+type Config struct {
+	// Options choose the tables, the names on the target, the chunk size
+	// and the source's read options, as for a migrate run.
+	Options coordinator.Options
+	// Workers is how many chunk checks run at once.
+	Workers int
+	// Sample is the fraction of key-range chunks checked (0 or 1: all).
+	// Tables compared whole are always compared.
+	Sample float64
+	// MaxRowText caps the row text printed for a keyless difference.
+	MaxRowText int
+	Log        *slog.Logger
+	// Progress, when set, is called after each finished check.
+	Progress func(done, total int)
+}
+
+// Diff is one row that differs.
+type Diff struct {
+	Kind string
+	// Key names the row of a keyed table ("id=5"); Row is the row's text
+	// for a table compared as a multiset, Count how many more copies one
+	// side holds.
+	Key     string
+	Columns []string // the changed columns
+	Row     string
+	Count   int64
+}
+
+func (d Diff) String() string {
+	switch {
+	case d.Key != "" && d.Kind == Changed:
+		return fmt.Sprintf("%-8s %s: %s", d.Kind, d.Key, strings.Join(d.Columns, ", "))
+	case d.Key != "":
+		return fmt.Sprintf("%-8s %s", d.Kind, d.Key)
+	}
+	return fmt.Sprintf("%-8s x%d %s", d.Kind, d.Count, d.Row)
+}
+
+// Table is one table's outcome.
+type Table struct {
+	Table      string // its id: the qualified target name
+	Source     string // the source table's name
+	SourceRows int64  // in the chunks checked
+	TargetRows int64
+	Chunks     int // planned
+	Checked    int // chunks checked (the whole table counts as one)
+	Differed   int // chunks whose digest differed
+	Whole      string
+	Diffs      []Diff
+	Seconds    float64
+}
+
+// OK says whether the table is identical (as far as it was checked).
+func (t *Table) OK() bool { return len(t.Diffs) == 0 && t.SourceRows == t.TargetRows }
+
+// Summary is one line on the table: counts of each kind of difference.
+func (t *Table) Summary() string {
+	n := map[string]int{}
+	for _, d := range t.Diffs {
+		n[d.Kind]++
+	}
+	how := fmt.Sprintf("%d of %d chunks checked, %d differed", t.Checked, t.Chunks, t.Differed)
+	if t.Whole != "" {
+		how = "compared whole: " + t.Whole
+	}
+	if t.OK() {
+		return fmt.Sprintf("identical, %d rows (%s)", t.SourceRows, how)
+	}
+	return fmt.Sprintf("%d missing, %d extra, %d changed; source %d rows, target %d (%s)",
+		n[Missing], n[Extra], n[Changed], t.SourceRows, t.TargetRows, how)
+}
+
+// Result is a verification's outcome.
+type Result struct {
+	Tables  []*Table
+	Sampled bool
+	// DB is the planned model (tables, names), for recording the run.
+	DB *schema.Database
+}
+
+// Identical says whether no checked table differs.
+func (r *Result) Identical() bool {
+	for _, t := range r.Tables {
+		if !t.OK() {
+			return false
+		}
+	}
+	return true
+}
+
+// Verifier compares one source with one target.
+type Verifier struct {
+	src  source.Source
+	pool *pgxpool.Pool
+	cfg  Config
+	snap string
+}
+
+// New makes a verifier.
+func New(src source.Source, pool *pgxpool.Pool, cfg Config) *Verifier {
+	cfg.Options.Defaults()
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.MaxRowText <= 0 {
+		cfg.MaxRowText = 200
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Verifier{src: src, pool: pool, cfg: cfg}
+}
+
+// check is one unit of work: a chunk of a keyed table, or a whole table.
+type check struct {
+	t     *Table
+	table *schema.Table
+	chunk *source.Chunk // nil: the whole table
+	index int
+	all   []source.Chunk // the whole table's chunks, read one after another
+}
+
+// Run plans the source's chunks in one snapshot and checks them.
+func (v *Verifier) Run(ctx context.Context) (*Result, error) {
+	snap, err := v.src.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("source snapshot: %w", err)
+	}
+	if snap.Release != nil {
+		defer func() { _ = snap.Release(context.WithoutCancel(ctx)) }()
+	}
+	v.snap = snap.ID
+	v.cfg.Log.InfoContext(ctx, "verify: planning chunks on the source", "consistency", snap.Note)
+	plan, err := coordinator.MakePlan(ctx, v.src, snap.ID, v.cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{DB: plan.DB, Sampled: v.cfg.Sample > 0 && v.cfg.Sample < 1}
+	var checks []*check
+	for _, tp := range plan.Tables {
+		t := &Table{Table: tp.Table.ID(), Source: tp.Table.Source.String(), Chunks: len(tp.Chunks)}
+		res.Tables = append(res.Tables, t)
+		if byChunk(tp) {
+			for i := range tp.Chunks {
+				if res.Sampled && rand.Float64() >= v.cfg.Sample {
+					continue
+				}
+				checks = append(checks, &check{t: t, table: tp.Table, chunk: &tp.Chunks[i], index: i})
+			}
+			continue
+		}
+		t.Whole = wholeReason(tp.Table)
+		checks = append(checks, &check{t: t, table: tp.Table, all: tp.Chunks})
+	}
+	v.cfg.Log.InfoContext(ctx, "verify: checking", "tables", len(res.Tables), "checks", len(checks), "workers", v.cfg.Workers)
+
+	var mu sync.Mutex // guards the tables' fields and done
+	done := 0
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.cfg.Workers)
+	for _, c := range checks {
+		g.Go(func() error {
+			out, err := v.run(gctx, c)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			c.t.SourceRows += out.sourceRows
+			c.t.TargetRows += out.targetRows
+			c.t.Checked++
+			if out.differed {
+				c.t.Differed++
+			}
+			c.t.Diffs = append(c.t.Diffs, out.diffs...)
+			c.t.Seconds += out.seconds
+			done++
+			if v.cfg.Progress != nil {
+				v.cfg.Progress(done, len(checks))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, t := range res.Tables {
+		sortDiffs(t.Diffs)
+	}
+	return res, nil
+}
+
+// byChunk says whether a table is checked chunk by chunk: its chunks are
+// key ranges that PostgreSQL re-selects on the target exactly.
+func byChunk(tp *coordinator.TablePlan) bool {
+	if len(tp.Table.PrimaryKey) == 0 || !tp.Table.RangeSafe || len(tp.Chunks) == 0 {
+		return false
+	}
+	for _, ch := range tp.Chunks {
+		if ch.Range != proto.RangeKey {
+			return false
+		}
+	}
+	return true
+}
+
+func wholeReason(t *schema.Table) string {
+	switch {
+	case len(t.PrimaryKey) == 0:
+		return "no primary key, rows compared as a multiset"
+	case !t.RangeSafe:
+		return "key ranges cannot be re-selected on the target, rows compared by key"
+	}
+	return "rows compared by key"
+}
+
+// outcome is what one check found.
+type outcome struct {
+	sourceRows, targetRows int64
+	differed               bool
+	diffs                  []Diff
+	seconds                float64
+}
+
+// task is the ChunkTask the source reads a chunk with, as the coordinator
+// publishes it for a migrate run.
+func (v *Verifier) task(t *schema.Table, index int, ch source.Chunk) *proto.ChunkTask {
+	task := &proto.ChunkTask{V: proto.Version, Table: t.ID(), Chunk: index, Attempt: 1,
+		Source: proto.TableRef{Schema: t.Source.Schema, Name: t.Source.Name}, Target: proto.TableRef{Schema: t.Target.Schema, Name: t.Target.Name},
+		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: v.snap, Options: v.cfg.Options.SourceOptions}
+	for _, col := range t.LoadColumns() {
+		task.Cols = append(task.Cols, col.Name)
+		task.Types = append(task.Types, col.SourceType)
+		task.TargetCols = append(task.TargetCols, col.TargetName)
+		task.TargetTypes = append(task.TargetTypes, col.Type)
+	}
+	for _, k := range t.PrimaryKey {
+		task.Key = append(task.Key, k)
+		if col := t.Column(k); col != nil {
+			task.KeyTypes = append(task.KeyTypes, col.SourceType)
+		}
+	}
+	return task
+}
+
+// readSource streams a chunk's rows with their hashes.
+func (v *Verifier) readSource(ctx context.Context, t *schema.Table, index int, ch source.Chunk, emit func(line []byte, h uint64) error) error {
+	var fields []proto.Field
+	var scratch []byte
+	var n int64
+	err := v.src.Read(ctx, v.task(t, index, ch), func(line []byte) error {
+		n++
+		var err error
+		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
+			return fmt.Errorf("source row %d: %w", n, err)
+		}
+		var h uint64
+		h, scratch = proto.RowHash(fields, scratch)
+		return emit(line, h)
+	})
+	if err != nil {
+		return fmt.Errorf("verify %s chunk %d: read source: %w", t.ID(), index, err)
+	}
+	return nil
+}
+
+// readTarget streams the target rows of a range (nil: the whole table).
+func (v *Verifier) readTarget(ctx context.Context, t *schema.Table, ch *source.Chunk, emit func(line []byte, h uint64) error) error {
+	where, args := "TRUE", []any(nil)
+	if ch != nil {
+		where, args = rangeWhere(t, ch)
+	}
+	if err := target.ReadLines(ctx, v.pool, t.Target, loadCols(t), where, args, emit); err != nil {
+		return fmt.Errorf("verify %s: read target: %w", t.ID(), err)
+	}
+	return nil
+}
+
+func (v *Verifier) run(ctx context.Context, c *check) (outcome, error) {
+	if c.chunk != nil {
+		return v.checkChunk(ctx, c)
+	}
+	if len(c.table.PrimaryKey) == 0 {
+		return v.checkMultiset(ctx, c)
+	}
+	return v.checkByKey(ctx, c, nil)
+}
+
+// checkChunk compares a key range's counts and digests, and only when
+// they differ reads it again row by row.
+func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
+	var src, dst proto.Digest
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return v.readSource(gctx, c.table, c.index, *c.chunk, func(_ []byte, h uint64) error { src.Add(h); return nil })
+	})
+	g.Go(func() error {
+		return v.readTarget(gctx, c.table, c.chunk, func(_ []byte, h uint64) error { dst.Add(h); return nil })
+	})
+	if err := g.Wait(); err != nil {
+		return outcome{}, err
+	}
+	if src == dst {
+		return outcome{sourceRows: src.Rows, targetRows: dst.Rows}, nil
+	}
+	v.cfg.Log.InfoContext(ctx, "verify: chunk differs, comparing its rows by key", "table", c.t.Table, "chunk", c.index,
+		"source_rows", src.Rows, "target_rows", dst.Rows)
+	out, err := v.checkByKey(ctx, c, c.chunk)
+	out.differed = true
+	return out, err
+}
+
+// row is a row kept for a comparison by key.
+type row struct {
+	hash uint64
+	line string
+}
+
+// checkByKey compares rows by key over a chunk's range (or the whole table
+// when ch is nil), holding the source side's rows in memory.
+func (v *Verifier) checkByKey(ctx context.Context, c *check, ch *source.Chunk) (outcome, error) {
+	keyAt, err := keyPositions(c.table)
+	if err != nil {
+		return outcome{}, err
+	}
+	var out outcome
+	rows := map[string]row{}
+	keep := func(line []byte, h uint64) error {
+		k, err := keyText(c.table, keyAt, line)
+		if err != nil {
+			return err
+		}
+		rows[k] = row{hash: h, line: string(line)}
+		out.sourceRows++
+		return nil
+	}
+	if ch != nil {
+		err = v.readSource(ctx, c.table, c.index, *ch, keep)
+	} else {
+		for i, whole := range c.all {
+			if err = v.readSource(ctx, c.table, i, whole, keep); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	seen := map[string]bool{}
+	cols := loadCols(c.table)
+	err = v.readTarget(ctx, c.table, ch, func(line []byte, h uint64) error {
+		out.targetRows++
+		k, err := keyText(c.table, keyAt, line)
+		if err != nil {
+			return err
+		}
+		if seen[k] {
+			out.diffs = append(out.diffs, Diff{Kind: Extra, Key: k + " (duplicate)"})
+			return nil
+		}
+		seen[k] = true
+		s, ok := rows[k]
+		switch {
+		case !ok:
+			out.diffs = append(out.diffs, Diff{Kind: Extra, Key: k})
+		case s.hash != h:
+			changed, err := changedColumns(cols, []byte(s.line), line)
+			if err != nil {
+				return err
+			}
+			out.diffs = append(out.diffs, Diff{Kind: Changed, Key: k, Columns: changed})
+		}
+		return nil
+	})
+	if err != nil {
+		return outcome{}, err
+	}
+	for k := range rows {
+		if !seen[k] {
+			out.diffs = append(out.diffs, Diff{Kind: Missing, Key: k})
+		}
+	}
+	return out, nil
+}
+
+// checkMultiset compares a table without a key as multisets of row
+// hashes; a second read fetches the text of the rows that differ.
+func (v *Verifier) checkMultiset(ctx context.Context, c *check) (outcome, error) {
+	var out outcome
+	balance := map[uint64]int64{} // source copies minus target copies
+	readSource := func(emit func(line []byte, h uint64) error) error {
+		for i, ch := range c.all {
+			if err := v.readSource(ctx, c.table, i, ch, emit); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := readSource(func(_ []byte, h uint64) error { balance[h]++; out.sourceRows++; return nil })
+	if err != nil {
+		return outcome{}, err
+	}
+	if err := v.readTarget(ctx, c.table, nil, func(_ []byte, h uint64) error { balance[h]--; out.targetRows++; return nil }); err != nil {
+		return outcome{}, err
+	}
+	for h, n := range balance {
+		if n == 0 {
+			delete(balance, h)
+		}
+	}
+	if len(balance) == 0 {
+		return out, nil
+	}
+	text := map[uint64]string{}
+	name := func(line []byte, h uint64) error {
+		if _, differs := balance[h]; differs {
+			if _, named := text[h]; !named {
+				text[h] = truncate(strings.TrimSuffix(string(line), "\n"), v.cfg.MaxRowText)
+			}
+		}
+		return nil
+	}
+	if err := readSource(name); err != nil {
+		return outcome{}, err
+	}
+	if err := v.readTarget(ctx, c.table, nil, name); err != nil {
+		return outcome{}, err
+	}
+	for h, n := range balance {
+		d := Diff{Kind: Missing, Row: text[h], Count: n}
+		if n < 0 {
+			d.Kind, d.Count = Extra, -n
+		}
+		out.diffs = append(out.diffs, d)
+	}
+	return out, nil
+}
+
+// keyPositions finds the key columns among the load columns.
+func keyPositions(t *schema.Table) ([]int, error) {
+	load := t.LoadColumns()
+	out := make([]int, 0, len(t.PrimaryKey))
+	for _, k := range t.PrimaryKey {
+		at := -1
+		for i, c := range load {
+			if c.Name == k {
+				at = i
+			}
+		}
+		if at < 0 {
+			return nil, fmt.Errorf("verify %s: key column %q is not loaded", t.ID(), k)
+		}
+		out = append(out, at)
+	}
+	return out, nil
+}
+
+// keyText names a row by its key: "id=5", "a=1, b=x".
+func keyText(t *schema.Table, at []int, line []byte) (string, error) {
+	fields, err := proto.SplitRow(nil, line)
+	if err != nil {
+		return "", fmt.Errorf("verify %s: %w", t.ID(), err)
+	}
+	load := t.LoadColumns()
+	parts := make([]string, len(at))
+	for i, p := range at {
+		if p >= len(fields) {
+			return "", fmt.Errorf("verify %s: row has %d values, key column %d", t.ID(), len(fields), p)
+		}
+		val := string(fields[p].Value)
+		if fields[p].Null {
+			val = "NULL"
+		}
+		parts[i] = load[p].TargetName + "=" + val
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+// changedColumns names the columns whose values differ between two lines.
+func changedColumns(cols []string, a, b []byte) ([]string, error) {
+	fa, err := proto.SplitRow(nil, a)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := proto.SplitRow(nil, b)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := range cols {
+		if i >= len(fa) || i >= len(fb) || fa[i].Null != fb[i].Null || string(fa[i].Value) != string(fb[i].Value) {
+			out = append(out, cols[i])
+		}
+	}
+	return out, nil
+}
+
+func loadCols(t *schema.Table) []string {
+	cols := make([]string, 0, len(t.Columns))
+	for _, c := range t.LoadColumns() {
+		cols = append(cols, c.TargetName)
+	}
+	return cols
+}
+
+// rangeWhere re-selects a chunk's key range on the target, with the bounds
+// cast to the target key types, as the validator does.
+func rangeWhere(t *schema.Table, ch *source.Chunk) (string, []any) {
+	keys := make([]string, len(t.PrimaryKey))
+	types := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		keys[i] = schema.Quote(t.TargetColumn(k))
+		types[i] = t.Column(k).Type
+	}
+	return pgutil.RangePredicateWith(keys, types, ch.Lo, ch.Hi, pgutil.BoundSetting)
+}
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+// sortDiffs orders differences by kind, then key or row, so the output is
+// stable whatever order the checks finished in.
+func sortDiffs(ds []Diff) {
+	rank := map[string]int{Missing: 0, Extra: 1, Changed: 2}
+	sort.SliceStable(ds, func(i, j int) bool {
+		if ds[i].Kind != ds[j].Kind {
+			return rank[ds[i].Kind] < rank[ds[j].Kind]
+		}
+		if ds[i].Key != ds[j].Key {
+			return ds[i].Key < ds[j].Key
+		}
+		return ds[i].Row < ds[j].Row
+	})
+}
