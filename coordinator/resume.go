@@ -29,6 +29,11 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 	if err != nil {
 		return err
 	}
+	if kind, _ := run.Config["kind"].(string); kind != "" && kind != "migrate" {
+		// A verification's record holds verdicts but no ledger: resuming
+		// it as a migration would load (or empty) tables it never touched.
+		return fmt.Errorf("run %s is a %s run, not a migration: nothing to resume (run caravan %s again)", run.ID, kind, kind)
+	}
 	if run.Model == nil {
 		return fmt.Errorf("run %s stopped before its plan was recorded: nothing to resume; start a new run with caravan migrate", run.ID)
 	}

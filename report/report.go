@@ -41,6 +41,13 @@ const (
 	PhaseDone     = "done"
 )
 
+// Run kinds (Report.Kind): what the run recorded in caravan.runs.config
+// did.
+const (
+	KindMigrate = "migrate"
+	KindVerify  = "verify"
+)
+
 // Process exit codes, the same for migrate, coordinator, resume and status
 // (README, "Exit codes").
 const (
@@ -84,6 +91,10 @@ type Table struct {
 type Report struct {
 	SchemaVersion int    `json:"schema_version"`
 	Run           string `json:"run"`
+	// Kind is what the run did: migrate, or verify (caravan verify: a
+	// comparison, whose tables have count and digest verdicts and no
+	// loading).
+	Kind string `json:"kind"`
 	// Status: planning, loading, validating, succeeded, failed,
 	// interrupted or abandoned (target.Run.Outcome).
 	Status      string     `json:"status"`
@@ -133,7 +144,10 @@ func Build(ctx context.Context, pool *pgxpool.Pool, run string) (*Report, error)
 // assemble builds the report from what the target holds, as of now.
 func assemble(r *target.Run, progress []target.TableProgress, verdicts []target.VerdictRow, now time.Time) *Report {
 	rep := &Report{SchemaVersion: SchemaVersion, Run: r.ID, Status: r.Outcome(), Source: r.Source, Consistency: r.Consistency,
-		Error: r.Error, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Tables: []Table{}, ForeignKeys: []string{}}
+		Error: r.Error, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Tables: []Table{}, ForeignKeys: []string{}, Kind: KindMigrate}
+	if k, ok := r.Config["kind"].(string); ok && k != "" {
+		rep.Kind = k
+	}
 	end := now
 	if r.FinishedAt != nil {
 		end = *r.FinishedAt
@@ -186,6 +200,11 @@ func tableLine(p target.TableProgress, vs []target.VerdictRow, want map[string]b
 		judged[v.Level] = true
 		if v.Level == "count" || (v.Level == "digest" && line.TargetRows == nil) {
 			line.TargetRows = v.TargetRows
+		}
+		if v.Level == "count" && p.SourceRows == 0 && v.SourceRows != nil {
+			// Nothing was read through chunks (a verify run, or an empty
+			// table): the source rows are the ones the verdict counted.
+			line.SourceRows = *v.SourceRows
 		}
 		if v.Level == "digest" {
 			ok := v.OK

@@ -62,8 +62,10 @@ func Status(ctx context.Context, pool *pgxpool.Pool, run string, w io.Writer, op
 				fmt.Fprintf(w, "\x1b[%dA\x1b[J", lines) // the final view replaces the live one
 			}
 			fmt.Fprintf(w, "source %s (%s)\n", rep.Source, rep.Consistency)
-			drawBars(w, rep, 0, false)
-			fmt.Fprintln(w)
+			if rep.Kind != KindVerify { // a verification loads nothing: no bars
+				drawBars(w, rep, 0, false)
+				fmt.Fprintln(w)
+			}
 			if err := rep.WriteText(w); err != nil {
 				return rep, err
 			}

@@ -9,13 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/target"
 )
-
-// Kind is the run kind a verification records (config "kind"), beside
-// migrate runs, so `caravan status` and `caravan report` show it.
-const Kind = "verify"
 
 // Levels are the verdicts a verification gives each table: count (rows on
 // both sides) and digest (every row the same, Detail naming those that
@@ -40,7 +36,8 @@ func Start(ctx context.Context, pool *pgxpool.Pool, run, sourceKind, sourceURL s
 	if err := target.EnsureState(ctx, pool); err != nil {
 		return nil, err
 	}
-	cfg := map[string]any{"kind": Kind, "validation": Levels}
+	// The kind tells `caravan status` and `caravan report` what the run was.
+	cfg := map[string]any{"kind": report.KindVerify, "validation": Levels}
 	if sample > 0 && sample < 1 {
 		cfg["sample"] = sample
 	}
@@ -85,10 +82,8 @@ func (r *Recorder) Finish(ctx context.Context, res *Result, runErr error) error 
 		}
 		return target.SetRunStatus(ctx, r.pool, r.run, status, runErr.Error())
 	}
-	if res.DB != nil {
-		if err := r.saveModel(ctx, res.DB); err != nil {
-			return err
-		}
+	if err := r.saveRun(ctx, res); err != nil {
+		return err
 	}
 	for _, t := range res.Tables {
 		if err := r.saveTable(ctx, t); err != nil {
@@ -104,13 +99,14 @@ func (r *Recorder) Finish(ctx context.Context, res *Result, runErr error) error 
 
 func ctxErr(err error) bool { return errors.Is(err, context.Canceled) }
 
-// saveModel keeps the tables verified, as a migrate run keeps its model.
-func (r *Recorder) saveModel(ctx context.Context, db *schema.Database) error {
+// saveRun keeps how the source was read and the tables verified (the
+// model, names included), as a migrate run keeps them.
+func (r *Recorder) saveRun(ctx context.Context, res *Result) error {
 	run, err := target.LoadRun(ctx, r.pool, r.run)
 	if err != nil {
 		return err
 	}
-	run.Model = db
+	run.Model, run.Consistency = res.DB, res.Consistency
 	return target.CreateRun(ctx, r.pool, run)
 }
 
@@ -121,11 +117,13 @@ func (r *Recorder) saveTable(ctx context.Context, t *Table) error {
 		return err
 	}
 	src, dst := t.SourceRows, t.TargetRows
-	count := target.VerdictRow{Run: r.run, Table: t.Table, Level: "count", OK: src == dst, SourceRows: &src, TargetRows: &dst, Seconds: t.Seconds}
-	if !count.OK {
+	count := target.VerdictRow{Run: r.run, Table: t.Table, Level: "count", OK: src == dst && !t.Absent, SourceRows: &src, TargetRows: &dst, Seconds: t.Seconds}
+	if t.Absent {
+		count.Detail = "the table is not on the target"
+	} else if !count.OK {
 		count.Detail = fmt.Sprintf("the source has %d rows, the target %d", src, dst)
 	}
-	digest := target.VerdictRow{Run: r.run, Table: t.Table, Level: "digest", OK: len(t.Diffs) == 0, SourceRows: &src, TargetRows: &dst, Seconds: t.Seconds}
+	digest := target.VerdictRow{Run: r.run, Table: t.Table, Level: "digest", OK: t.OK(), SourceRows: &src, TargetRows: &dst, Seconds: t.Seconds}
 	if !digest.OK {
 		digest.Detail = detail(t)
 	}

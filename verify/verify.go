@@ -85,18 +85,24 @@ type Table struct {
 	Checked    int // chunks checked (the whole table counts as one)
 	Differed   int // chunks whose digest differed
 	Whole      string
-	Diffs      []Diff
-	Seconds    float64
+	// Absent: the table is not on the target at all (SourceRows is the
+	// source's count of it).
+	Absent  bool
+	Diffs   []Diff
+	Seconds float64
 }
 
 // OK says whether the table is identical (as far as it was checked).
-func (t *Table) OK() bool { return len(t.Diffs) == 0 && t.SourceRows == t.TargetRows }
+func (t *Table) OK() bool { return !t.Absent && len(t.Diffs) == 0 && t.SourceRows == t.TargetRows }
 
 // Summary is one line on the table: counts of each kind of difference.
 func (t *Table) Summary() string {
 	n := map[string]int{}
 	for _, d := range t.Diffs {
 		n[d.Kind]++
+	}
+	if t.Absent {
+		return fmt.Sprintf("not on the target (the source has %d rows)", t.SourceRows)
 	}
 	how := fmt.Sprintf("%d of %d chunks checked, %d differed", t.Checked, t.Chunks, t.Differed)
 	if t.Whole != "" {
@@ -113,6 +119,8 @@ func (t *Table) Summary() string {
 type Result struct {
 	Tables  []*Table
 	Sampled bool
+	// Consistency says how the source was read (its snapshot's note).
+	Consistency string
 	// DB is the planned model (tables, names), for recording the run.
 	DB *schema.Database
 }
@@ -174,11 +182,21 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{DB: plan.DB, Sampled: v.cfg.Sample > 0 && v.cfg.Sample < 1}
+	res := &Result{DB: plan.DB, Sampled: v.cfg.Sample > 0 && v.cfg.Sample < 1, Consistency: snap.Note}
 	var checks []*check
 	for _, tp := range plan.Tables {
 		t := &Table{Table: tp.Table.ID(), Source: tp.Table.Source.String(), Chunks: len(tp.Chunks)}
 		res.Tables = append(res.Tables, t)
+		if absent, err := v.absent(ctx, tp.Table); err != nil || absent {
+			if err == nil {
+				t.Absent = true
+				t.SourceRows, _, err = v.src.Count(ctx, tp.Table, snap.ID)
+			}
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if byChunk(tp) {
 			for i := range tp.Chunks {
 				if res.Sampled && rand.Float64() >= v.cfg.Sample {
@@ -227,6 +245,16 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 		sortDiffs(t.Diffs)
 	}
 	return res, nil
+}
+
+// absent says whether a table is missing from the target: a difference to
+// report, not an error that stops the comparison of the others.
+func (v *Verifier) absent(ctx context.Context, t *schema.Table) (bool, error) {
+	var exists bool
+	if err := v.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema.QuoteName(t.Target)).Scan(&exists); err != nil {
+		return false, fmt.Errorf("verify %s: look for it on the target: %w", t.ID(), err)
+	}
+	return !exists, nil
 }
 
 // byChunk says whether a table is checked chunk by chunk: its chunks are

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/caravan-db/caravan/internal/testenv"
+)
+
+// pgDumpInto loads the target the way a user without caravan would: pg_dump
+// piped into psql.
+func pgDumpInto(t *testing.T, src, dst string) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", `pg_dump --no-owner --no-privileges -d "$SRC" | psql -q -v ON_ERROR_STOP=1 -d "$DST"`)
+	cmd.Env = append(cmd.Environ(), "SRC="+src, "DST="+dst)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump | psql: %v\n%s", err, out)
+	}
+}
+
+// verifyDiffs collects verify's difference lines per table, in the order
+// printed.
+func verifyDiffs(stdout string) map[string][]string {
+	out := map[string][]string{}
+	table := ""
+	for _, line := range strings.Split(stdout, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  "):
+			out[table] = append(out[table], strings.Join(strings.Fields(line), " "))
+		case strings.Contains(line, ": "):
+			table, _, _ = strings.Cut(line, ": ")
+		}
+	}
+	return out
+}
+
+// TestVerifyTargetLoadedByPgDump: verify compares a target caravan never
+// saw, finds it identical, and once rows are changed, deleted and inserted
+// there names exactly those keys (and the changed columns), nothing else.
+func TestVerifyTargetLoadedByPgDump(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src,
+		`CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price numeric(10,2), note text)`,
+		`INSERT INTO items SELECT g, 'item ' || g, g * 1.25, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 5000) g`,
+		`CREATE TABLE pairs (a integer, b text, v integer, PRIMARY KEY (a, b))`,
+		`INSERT INTO pairs SELECT g % 10, 'b' || g, g FROM generate_series(1, 300) g`,
+		// No key, and one row twice already: a multiset, not a set.
+		`CREATE TABLE notes (n integer, body text)`,
+		`INSERT INTO notes SELECT g % 50, 'note ' || g FROM generate_series(1, 400) g`,
+		`INSERT INTO notes VALUES (7, 'note 7')`,
+		`CREATE TABLE gone (id integer PRIMARY KEY)`,
+		`INSERT INTO gone SELECT generate_series(1, 10)`)
+	pgDumpInto(t, src, dst)
+
+	run := uuid.NewString()
+	res := caravan(t, 3*time.Minute, "verify", "--source-url", src, "--target-url", dst, "--chunk-rows", "1000", "--run-id", run, "--workers", "2")
+	if res.code != 0 {
+		t.Fatalf("verify of identical databases exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	mustContain(t, res.stdout, "identical: 4 tables", "public.items: identical, 5000 rows (5 of 5 chunks checked, 0 differed)")
+	assertRunAgrees(t, dst, run, res.code, "succeeded")
+	if st := caravan(t, time.Minute, "status", "--target-url", dst, run); st.code != 0 {
+		t.Errorf("status of the verify run exited %d\n%s", st.code, st.stdout)
+	}
+
+	// A sample checks some chunks only, and says so.
+	res = caravan(t, 3*time.Minute, "verify", "--source-url", src, "--target-url", dst, "--chunk-rows", "1000", "--sample", "0.5")
+	if res.code != 0 {
+		t.Fatalf("sampled verify exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	mustContain(t, res.stdout, "all checked chunks")
+
+	testenv.Exec(t, dst,
+		// changed, in three different chunks
+		`UPDATE items SET name = 'renamed' WHERE id IN (17, 2500)`,
+		`UPDATE items SET price = price + 1, note = NULL WHERE id = 4999`,
+		// missing: first row, mid table, a chunk's first key
+		`DELETE FROM items WHERE id IN (1, 1234, 3001)`,
+		// extra: below the first key and beyond the last
+		`INSERT INTO items VALUES (-5, 'new', 1, NULL), (5001, 'new', 2, 'x')`,
+		`UPDATE pairs SET v = -1 WHERE a = 3 AND b = 'b13'`,
+		`DELETE FROM pairs WHERE a = 4 AND b = 'b4'`,
+		// keyless: one row duplicated, one changed
+		`INSERT INTO notes VALUES (12, 'note 12')`,
+		`UPDATE notes SET body = 'edited' WHERE n = 20 AND body = 'note 20'`,
+		// a table not there at all is a difference, not an error
+		`DROP TABLE gone`)
+
+	run = uuid.NewString()
+	res = caravan(t, 3*time.Minute, "verify", "--source-url", src, "--target-url", dst, "--chunk-rows", "1000", "--run-id", run)
+	if res.code != 2 {
+		t.Fatalf("verify of a changed target exited %d, want 2 (differences)\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	got := verifyDiffs(res.stdout)
+	want := map[string][]string{
+		"public.items": {
+			"missing id=1", "missing id=1234", "missing id=3001",
+			"extra id=-5", "extra id=5001",
+			"changed id=17: name", "changed id=2500: name", "changed id=4999: price, note",
+		},
+		"public.pairs": {"missing a=4, b=b4", "changed a=3, b=b13: v"},
+		"public.notes": {"missing x1 20 note 20", "extra x1 12 note 12", "extra x1 20 edited"},
+	}
+	for table, lines := range want {
+		have := append([]string(nil), got[table]...)
+		sort.Strings(have)
+		sort.Strings(lines)
+		if strings.Join(have, "\n") != strings.Join(lines, "\n") {
+			t.Errorf("%s: verify named\n  %s\nwant\n  %s", table, strings.Join(have, "\n  "), strings.Join(lines, "\n  "))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("differences in %d tables, want %d:\n%s", len(got), len(want), res.stdout)
+	}
+	mustContain(t, res.stdout, "DIFFERENT: 4 of 4 tables differ", "public.gone: not on the target (the source has 10 rows)")
+	assertRunAgrees(t, dst, run, res.code, "failed")
+	st := caravan(t, time.Minute, "status", "--target-url", dst, run)
+	if st.code != 2 {
+		t.Errorf("status of the failed verify run exited %d, want 2\n%s", st.code, st.stdout)
+	}
+	mustContain(t, st.stdout, "digest: 3 missing, 2 extra, 3 changed", "missing id=1234")
+
+	// A verification has no ledger: resuming it as a migration would load
+	// or empty tables it never touched.
+	before := contentHash(t, dst, "items")
+	rs := caravan(t, time.Minute, "resume", "--source-url", src, "--target-url", dst, run)
+	if rs.code == 0 || !strings.Contains(rs.stderr, "is a verify run, not a migration") {
+		t.Errorf("resume of a verify run exited %d\n%s", rs.code, tail(rs.stderr, 2000))
+	}
+	if after := contentHash(t, dst, "items"); after != before {
+		t.Error("resume of a verify run changed the target")
+	}
+}
