@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/url"
 	"os/exec"
 	"sort"
 	"strings"
@@ -135,5 +136,35 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 	}
 	if after := contentHash(t, dst, "items"); after != before {
 		t.Error("resume of a verify run changed the target")
+	}
+}
+
+// TestVerifyReadOnlyTarget: a target the user may only read is verified
+// all the same; the verification is just not recorded, and says so.
+func TestVerifyReadOnlyTarget(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, `CREATE TABLE t (id integer PRIMARY KEY, v text)`, `INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g`)
+	pgDumpInto(t, src, dst)
+	role := "caravan_ro_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	testenv.Exec(t, dst,
+		`CREATE ROLE `+role+` LOGIN`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`REVOKE CREATE ON DATABASE `+query[string](t, dst, `SELECT current_database()`)+` FROM PUBLIC`,
+		`GRANT SELECT ON t TO `+role)
+	t.Cleanup(func() { testenv.Exec(t, dst, `DROP OWNED BY `+role, `DROP ROLE `+role) })
+	u, err := url.Parse(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	res := caravan(t, 2*time.Minute, "verify", "--source-url", src, "--target-url", u.String())
+	if res.code != 0 {
+		t.Fatalf("verify of an identical read-only target exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 3000))
+	}
+	mustContain(t, res.stdout, "identical: 1 tables")
+	mustContain(t, res.stderr, "not recorded")
+	if n := query[int64](t, dst, `SELECT count(*) FROM pg_namespace WHERE nspname = 'caravan'`); n != 0 {
+		t.Error("a read-only target got a caravan schema")
 	}
 }
