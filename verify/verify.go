@@ -46,6 +46,10 @@ type Config struct {
 	// Sample is the fraction of key-range chunks checked (0 or 1: all).
 	// Tables compared whole are always compared.
 	Sample float64
+	// SubRows is the size of the sub-ranges a chunk that differs is cut
+	// into (by the source's keys, as it is read) before rows are compared
+	// by key: only the sub-ranges that differ are held in memory.
+	SubRows int64
 	// MaxRowText caps the row text printed for a keyless difference.
 	MaxRowText int
 	Log        *slog.Logger
@@ -84,7 +88,11 @@ type Table struct {
 	Chunks     int // planned
 	Checked    int // chunks checked (the whole table counts as one)
 	Differed   int // chunks whose digest differed
-	Whole      string
+	// SubRanges and SubDiffered count the sub-ranges of differing chunks,
+	// and those of them compared row by row.
+	SubRanges   int
+	SubDiffered int
+	Whole       string
 	// Absent: the table is not on the target at all (SourceRows is the
 	// source's count of it).
 	Absent  bool
@@ -105,6 +113,9 @@ func (t *Table) Summary() string {
 		return fmt.Sprintf("not on the target (the source has %d rows)", t.SourceRows)
 	}
 	how := fmt.Sprintf("%d of %d chunks checked, %d differed", t.Checked, t.Chunks, t.Differed)
+	if t.SubRanges > 0 {
+		how += fmt.Sprintf(", %d of their %d sub-ranges compared by key", t.SubDiffered, t.SubRanges)
+	}
 	if t.Whole != "" {
 		how = "compared whole: " + t.Whole
 	}
@@ -148,6 +159,9 @@ func New(src source.Source, pool *pgxpool.Pool, cfg Config) *Verifier {
 	cfg.Options.Defaults()
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
+	}
+	if cfg.SubRows <= 0 {
+		cfg.SubRows = 1000
 	}
 	if cfg.MaxRowText <= 0 {
 		cfg.MaxRowText = 200
@@ -229,6 +243,8 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 			if out.differed {
 				c.t.Differed++
 			}
+			c.t.SubRanges += out.subRanges
+			c.t.SubDiffered += out.subDiffered
 			c.t.Diffs = append(c.t.Diffs, out.diffs...)
 			c.t.Seconds += out.seconds
 			done++
@@ -285,6 +301,7 @@ func wholeReason(t *schema.Table) string {
 type outcome struct {
 	sourceRows, targetRows int64
 	differed               bool
+	subRanges, subDiffered int
 	diffs                  []Diff
 	seconds                float64
 }
@@ -353,13 +370,33 @@ func (v *Verifier) run(ctx context.Context, c *check) (outcome, error) {
 	return v.checkByKey(ctx, c, nil)
 }
 
-// checkChunk compares a key range's counts and digests, and only when
-// they differ reads it again row by row.
+// checkChunk compares a key range's counts and digests. The source side
+// is cut, as it streams, into sub-ranges of SubRows rows at the keys that
+// begin them; when the chunk differs, each sub-range is digested on the
+// target, and only those that differ are read again row by row.
 func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
+	keyAt, err := keyPositions(c.table)
+	if err != nil {
+		return outcome{}, err
+	}
 	var src, dst proto.Digest
+	subs := []subRange{{lo: c.chunk.Lo}}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return v.readSource(gctx, c.table, c.index, *c.chunk, func(_ []byte, h uint64) error { src.Add(h); return nil })
+		return v.readSource(gctx, c.table, c.index, *c.chunk, func(line []byte, h uint64) error {
+			last := &subs[len(subs)-1]
+			if last.digest.Rows == v.cfg.SubRows {
+				lo, err := keyValues(c.table, keyAt, line)
+				if err != nil {
+					return err
+				}
+				subs = append(subs, subRange{lo: lo})
+				last = &subs[len(subs)-1]
+			}
+			last.digest.Add(h)
+			src.Add(h)
+			return nil
+		})
 	})
 	g.Go(func() error {
 		return v.readTarget(gctx, c.table, c.chunk, func(_ []byte, h uint64) error { dst.Add(h); return nil })
@@ -370,11 +407,42 @@ func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
 	if src == dst {
 		return outcome{sourceRows: src.Rows, targetRows: dst.Rows}, nil
 	}
-	v.cfg.Log.InfoContext(ctx, "verify: chunk differs, comparing its rows by key", "table", c.t.Table, "chunk", c.index,
-		"source_rows", src.Rows, "target_rows", dst.Rows)
-	out, err := v.checkByKey(ctx, c, c.chunk)
-	out.differed = true
-	return out, err
+	for i := range subs {
+		subs[i].hi = c.chunk.Hi
+		if i+1 < len(subs) {
+			subs[i].hi = subs[i+1].lo
+		}
+	}
+	v.cfg.Log.InfoContext(ctx, "verify: chunk differs, narrowing it down", "table", c.t.Table, "chunk", c.index,
+		"source_rows", src.Rows, "target_rows", dst.Rows, "sub_ranges", len(subs))
+	out := outcome{sourceRows: src.Rows, targetRows: dst.Rows, differed: true, subRanges: len(subs)}
+	for _, sub := range subs {
+		r := &source.Chunk{Range: proto.RangeKey, Lo: sub.lo, Hi: sub.hi}
+		if len(subs) > 1 {
+			where, args := rangeWhere(c.table, r)
+			got, err := target.ReadDigest(ctx, v.pool, c.table.Target, loadCols(c.table), where, args...)
+			if err != nil {
+				return outcome{}, fmt.Errorf("verify %s chunk %d: %w", c.t.Table, c.index, err)
+			}
+			if got == sub.digest {
+				continue
+			}
+		}
+		out.subDiffered++
+		rows, err := v.checkByKey(ctx, c, r)
+		if err != nil {
+			return outcome{}, err
+		}
+		out.diffs = append(out.diffs, rows.diffs...)
+	}
+	return out, nil
+}
+
+// subRange is part of a chunk, [lo, hi) in key order, with the source's
+// digest of it.
+type subRange struct {
+	lo, hi []string
+	digest proto.Digest
 }
 
 // row is a row kept for a comparison by key.
@@ -518,6 +586,24 @@ func keyPositions(t *schema.Table) ([]int, error) {
 			return nil, fmt.Errorf("verify %s: key column %q is not loaded", t.ID(), k)
 		}
 		out = append(out, at)
+	}
+	return out, nil
+}
+
+// keyValues are a row's key values as text: the bounds of a sub-range,
+// which the source and the target cast to their key types as they do the
+// planner's chunk bounds.
+func keyValues(t *schema.Table, at []int, line []byte) ([]string, error) {
+	fields, err := proto.SplitRow(nil, line)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", t.ID(), err)
+	}
+	out := make([]string, len(at))
+	for i, p := range at {
+		if p >= len(fields) || fields[p].Null {
+			return nil, fmt.Errorf("verify %s: a row without its key (column %d): %q", t.ID(), p, truncate(string(line), 200))
+		}
+		out[i] = string(fields[p].Value)
 	}
 	return out, nil
 }
