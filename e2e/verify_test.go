@@ -137,6 +137,13 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 	if after := contentHash(t, dst, "items"); after != before {
 		t.Error("resume of a verify run changed the target")
 	}
+
+	// An interrupted verification is run again, not resumed: status says so.
+	testenv.Exec(t, dst, `UPDATE caravan.runs SET status = 'interrupted' WHERE run_id = '`+run+`'`)
+	st = caravan(t, time.Minute, "status", "--target-url", dst, run)
+	if st.code != 4 || !strings.Contains(st.stderr, "caravan verify --source-url") || strings.Contains(st.stderr, "caravan resume") {
+		t.Errorf("status of an interrupted verification exited %d, want 4 and the verify command:\n%s", st.code, st.stderr)
+	}
 }
 
 // TestVerifyReadOnlyTarget: a target the user may only read is verified

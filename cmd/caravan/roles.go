@@ -301,7 +301,12 @@ func statusCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if rep.ExitCode == report.ExitInterrupted {
+			switch {
+			case rep.ExitCode == report.ExitInterrupted && rep.Kind == report.KindVerify:
+				// A verification has nothing to resume: it is run again.
+				fmt.Fprintf(os.Stderr, "verification %s is %s; run it again with:\n  caravan verify --source-url %s --target-url %s\n",
+					rep.Run, rep.Status, shellQuote(rep.Source), shellQuote(pgutil.Redact(c.String("target-url"))))
+			case rep.ExitCode == report.ExitInterrupted:
 				fmt.Fprintf(os.Stderr, "run %s is %s; go on with:\n  caravan resume --source-url %s --target-url %s %[1]s\n",
 					rep.Run, rep.Status, shellQuote(rep.Source), shellQuote(pgutil.Redact(c.String("target-url"))))
 			}
