@@ -701,6 +701,38 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
+// naturalLess orders text with runs of digits compared as numbers, so
+// id=9 comes before id=10 (a negative sign aside: keys are for reading).
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
+
 // sortDiffs orders differences by kind, then key or row, so the output is
 // stable whatever order the checks finished in.
 func sortDiffs(ds []Diff) {
@@ -710,7 +742,7 @@ func sortDiffs(ds []Diff) {
 			return rank[ds[i].Kind] < rank[ds[j].Kind]
 		}
 		if ds[i].Key != ds[j].Key {
-			return ds[i].Key < ds[j].Key
+			return naturalLess(ds[i].Key, ds[j].Key)
 		}
 		return ds[i].Row < ds[j].Row
 	})

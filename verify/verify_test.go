@@ -96,6 +96,17 @@ var evenDiffs = []string{
 	"changed  id=320: w",
 }
 
+func TestNaturalLess(t *testing.T) {
+	sorted := []string{"a=1, b=x", "a=2, b=x", "a=10, b=a", "id=7", "id=007x", "id=50007", "id=100007", "name=abc", "name=abd"}
+	for i := range sorted {
+		for j := range sorted {
+			if got := naturalLess(sorted[i], sorted[j]); got != (i < j) {
+				t.Errorf("naturalLess(%q, %q) = %v", sorted[i], sorted[j], got)
+			}
+		}
+	}
+}
+
 func assertDiffs(t *testing.T, tab *Table, want []string) {
 	t.Helper()
 	var got []string
