@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -225,18 +226,26 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 	}
 	v.cfg.Log.InfoContext(ctx, "verify: checking", "tables", len(res.Tables), "checks", len(checks), "workers", v.cfg.Workers)
 
-	var mu sync.Mutex // guards the tables' fields and done
-	done := 0
+	var mu sync.Mutex // guards the tables' fields, done and busy
+	done, busy := 0, map[*check]time.Time{}
+	stopTalking := v.sayWhatItDoes(ctx, &mu, &done, busy, len(checks))
+	defer stopTalking()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(v.cfg.Workers)
 	for _, c := range checks {
 		g.Go(func() error {
+			mu.Lock()
+			busy[c] = time.Now()
+			mu.Unlock()
+			start := time.Now()
 			out, err := v.run(gctx, c)
 			if err != nil {
 				return err
 			}
+			out.seconds = time.Since(start).Seconds()
 			mu.Lock()
 			defer mu.Unlock()
+			delete(busy, c)
 			c.t.SourceRows += out.sourceRows
 			c.t.TargetRows += out.targetRows
 			c.t.Checked++
@@ -261,6 +270,54 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 		sortDiffs(t.Diffs)
 	}
 	return res, nil
+}
+
+// sayWhatItDoes logs, every waitNote, how far the checks are and which
+// run longest, so a long comparison never runs in silence. The returned
+// function stops it.
+func (v *Verifier) sayWhatItDoes(ctx context.Context, mu *sync.Mutex, done *int, busy map[*check]time.Time, total int) func() {
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(waitNote)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			var oldest *check
+			for c, at := range busy {
+				if oldest == nil || at.Before(busy[oldest]) {
+					oldest = c
+				}
+			}
+			n, inFlight := *done, len(busy)
+			what, since := "", time.Duration(0)
+			if oldest != nil {
+				what, since = oldest.name(), time.Since(busy[oldest]).Round(time.Second)
+			}
+			mu.Unlock()
+			v.cfg.Log.InfoContext(ctx, "verify: still checking", "checked", n, "of", total, "in_progress", inFlight,
+				"longest", what, "for", since.String())
+		}
+	}()
+	return func() { close(stop); <-stopped }
+}
+
+// waitNote is how often a verification says how far it is.
+const waitNote = 30 * time.Second
+
+func (c *check) name() string {
+	if c.chunk == nil {
+		return c.t.Table + " (whole)"
+	}
+	return fmt.Sprintf("%s chunk %d", c.t.Table, c.index)
 }
 
 // absent says whether a table is missing from the target: a difference to
