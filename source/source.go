@@ -68,6 +68,10 @@ type Chunk struct {
 	Range   string   // proto.RangeKey, proto.RangePhysical or proto.RangeAll
 	Lo, Hi  []string // nil for an open end
 	EstRows int64
+	// Note says how the table's plan was made (which statistics or sample
+	// gave its bounds), the same on every chunk of the table, for
+	// `caravan plan`; "" when the source has nothing to say.
+	Note string
 }
 
 // PermanentError marks a source error that no retry can mend: a syntax or

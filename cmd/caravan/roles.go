@@ -265,7 +265,11 @@ func printPlan(plan *coordinator.Plan, consistency string, readOpts map[string]s
 	}
 	fmt.Fprintln(w, "\n-- chunks")
 	for _, tp := range plan.Tables {
-		fmt.Fprintf(w, "-- %s: %d chunks\n", tp.Table.ID(), len(tp.Chunks))
+		how := ""
+		if len(tp.Chunks) > 0 && tp.Chunks[0].Note != "" {
+			how = " (" + tp.Chunks[0].Note + ")"
+		}
+		fmt.Fprintf(w, "-- %s: %d chunks%s\n", tp.Table.ID(), len(tp.Chunks), how)
 		for i, ch := range tp.Chunks {
 			fmt.Fprintf(w, "--   %4d %-4s [%s, %s) ~%d rows\n", i, ch.Range, bound(ch.Lo, "-inf"), bound(ch.Hi, "+inf"), ch.EstRows)
 		}

@@ -35,7 +35,7 @@ func keyText(t sqlType, v any) (string, error) {
 		}
 		return strconv.FormatFloat(x, 'g', -1, 64), nil
 	case string:
-		return x, nil // temporal (style 121 text) and hierarchyid paths
+		return x, nil // temporal (style 121 text), hierarchyid, and Babelfish's text
 	case []byte:
 		switch {
 		case t.Name == "decimal" || t.Name == "numeric" || t.Name == "money" || t.Name == "smallmoney":
@@ -60,7 +60,7 @@ func keyText(t sqlType, v any) (string, error) {
 
 // keyParam turns a key value read from SQL Server into the parameter that
 // continues a keyset page after it.
-func keyParam(t sqlType, v any) (any, error) {
+func (d dialect) keyParam(t sqlType, v any) (any, error) {
 	if b, ok := v.([]byte); ok && t.isChar() {
 		return b, nil // exact UTF-16LE, whatever it holds
 	}
@@ -68,11 +68,11 @@ func keyParam(t sqlType, v any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return paramFromText(t, s)
+	return d.paramFromText(t, s)
 }
 
 // paramFromText parses bound text into the parameter for paramExpr.
-func paramFromText(t sqlType, s string) (any, error) {
+func (d dialect) paramFromText(t sqlType, s string) (any, error) {
 	bad := func(err error) error { return fmt.Errorf("bound %q is not a %s: %v", s, t, err) }
 	switch {
 	case t.Name == "bit":
@@ -105,7 +105,7 @@ func paramFromText(t sqlType, s string) (any, error) {
 		}
 		return f, nil
 	case t.isChar():
-		return encodeUTF16(s), nil
+		return d.charParam(s), nil
 	case t.Name == "binary" || t.Name == "varbinary":
 		if !strings.HasPrefix(s, "0x") {
 			return nil, bad(errors.New("want 0x and hex digits"))

@@ -90,7 +90,7 @@ func TestKeyTextRoundTrip(t *testing.T) {
 			t.Errorf("%s: keyText %q %v, want %q", c.typ, txt, err, c.text)
 			continue
 		}
-		p, err := paramFromText(st, txt)
+		p, err := sqlServer.paramFromText(st, txt)
 		if err != nil {
 			t.Errorf("%s: %v", c.typ, err)
 			continue
@@ -102,7 +102,7 @@ func TestKeyTextRoundTrip(t *testing.T) {
 		} else if p != c.prm {
 			t.Errorf("%s: param %#v, want %#v", c.typ, p, c.prm)
 		}
-		kp, err := keyParam(st, c.v)
+		kp, err := sqlServer.keyParam(st, c.v)
 		if err != nil {
 			t.Errorf("%s: keyParam %v", c.typ, err)
 		} else if _, isBytes := kp.([]byte); !isBytes && kp != p {
@@ -115,11 +115,11 @@ func TestKeyTextRoundTrip(t *testing.T) {
 	if _, err := keyText(st, raw); !errors.Is(err, errUnrepresentable) {
 		t.Errorf("surrogate key text: %v", err)
 	}
-	if p, err := keyParam(st, raw); err != nil || !bytes.Equal(p.([]byte), raw) {
+	if p, err := sqlServer.keyParam(st, raw); err != nil || !bytes.Equal(p.([]byte), raw) {
 		t.Errorf("surrogate key param: %v %v", p, err)
 	}
 	for typ, bad := range map[string]string{"int": "1.5", "bit": "2", "binary(2)": "AB", "uniqueidentifier": "x", "decimal(5,2)": "1e5", "xml": "<a/>"} {
-		if _, err := paramFromText(mustType(t, typ), bad); err == nil {
+		if _, err := sqlServer.paramFromText(mustType(t, typ), bad); err == nil {
 			t.Errorf("%s accepted %q", typ, bad)
 		}
 	}
@@ -348,5 +348,23 @@ func TestDescribeKey(t *testing.T) {
 	got := describeKey([]string{"a", "b"}, keys, []any{int64(1), make([]byte, 16)})
 	if got != "(a=1, b=00000000-0000-0000-0000-000000000000)" {
 		t.Fatal(got)
+	}
+}
+
+func TestBabelfishDefaults(t *testing.T) {
+	k, _ := parsePGType("character varying(10)")
+	pg, note, ok := translateDefault("(CAST(('x') AS nvarchar(1)))", mustType(t, "nvarchar(10)"), k)
+	if !ok || note != "" || pg != "'x'" {
+		t.Fatalf("%q %q %v", pg, note, ok)
+	}
+	pg, _, ok = translateDefault("(CAST(('it''s AS x') AS varchar(max)))", mustType(t, "varchar(max)"), k)
+	if !ok || pg != "'it''s AS x'" {
+		t.Fatalf("%q %v", pg, ok)
+	}
+}
+
+func TestEnoughBounds(t *testing.T) {
+	if !enoughBounds(9, 10) || !enoughBounds(8, 10) || enoughBounds(7, 10) || !enoughBounds(0, 1) {
+		t.Fatal("enoughBounds")
 	}
 }

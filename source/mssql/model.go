@@ -73,7 +73,7 @@ func buildModel(rows *catalogRows, filter schema.Filter, opts Options, names sch
 
 	for _, t := range db.Tables {
 		if len(t.PrimaryKey) == 0 {
-			warn("table %s has no primary key: read in one chunk in %%%%physloc%%%% order, and the validator cannot check keys", t.Source)
+			warn("table %s has no primary key: read in one chunk (the plan says in which order), and the validator cannot check keys", t.Source)
 			continue
 		}
 		for _, k := range t.PrimaryKey {

@@ -17,49 +17,117 @@ import (
 // come from TABLESAMPLE: enough that page-level sampling still balances.
 const samplesPerChunk = 32
 
-// Plan implements source.Source. Bounds come from the primary key's
-// statistics histogram (sys.dm_db_stats_histogram) or, when that is
-// missing or too coarse, from a page sample; never from NTILE or OFFSET
-// over the whole table. Every bound is a real key tuple SQL Server chose in
-// its own order, and chunks [nil, b1), [b1, b2), ..., [bn, nil) cover the
-// key space whatever the statistics say.
+// Plan implements source.Source. The number of chunks follows from the
+// row count and rowsPerChunk on every path; the bounds come from the
+// primary key's statistics histogram (sys.dm_db_stats_histogram) when it
+// can give that many, else from a sample of the key (a page sample on SQL
+// Server, every key where it is too small or the engine cannot sample);
+// never from NTILE or OFFSET paging. Every bound is a real key tuple the
+// engine chose in its own order and the key's collation, and chunks
+// [nil, b1), [b1, b2), ..., [bn, nil) cover the key space whatever the
+// statistics say. Each chunk's Note says which path the table took.
 func (s *Source) Plan(ctx context.Context, t *schema.Table, snapshot string, rowsPerChunk int64) ([]source.Chunk, error) {
 	keys, ok, err := tableKeys(t)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return []source.Chunk{{Range: proto.RangeAll, EstRows: t.RowEstimate}}, nil
+		note := "no key: one chunk in " + s.d.heapOrder()
+		return []source.Chunk{{Range: proto.RangeAll, EstRows: t.RowEstimate, Note: note}}, nil
 	}
-	obj := objectName(t.Source)
-	var rows int64
-	if err := s.db.QueryRowContext(ctx, rowCountSQL, obj).Scan(&rows); err != nil {
-		return nil, fmt.Errorf("plan %s: row count: %w", t.Source, scrub(err, s.secrets))
-	}
-	if rowsPerChunk <= 0 || rows <= rowsPerChunk {
-		return []source.Chunk{{Range: proto.RangeKey, EstRows: rows}}, nil
-	}
-	want := (rows + rowsPerChunk - 1) / rowsPerChunk
-
 	v, err := s.openView(ctx, snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.Source, err)
 	}
-	table := tableRef(v.dbName, t.Source)
-	bounds, err := s.histogramBounds(ctx, v.q, obj, table, keys, rows, want)
-	if err != nil || len(bounds) == 0 {
-		if err != nil {
-			s.log.Info("mssql plan: statistics histogram not usable, sampling instead", "table", t.Source.String(), "reason", scrub(err, s.secrets).Error())
-		}
-		bounds, err = s.sampleBounds(ctx, v.q, table, keys, rows, want)
-	}
+	chunks, err := s.planKeyed(ctx, v, t, keys, rowsPerChunk)
 	if cerr := v.close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.Source, scrub(err, s.secrets))
 	}
-	return chunksFromBounds(dedupeBounds(bounds), rows), nil
+	s.log.Info("mssql plan", "table", t.Source.String(), "chunks", len(chunks), "how", chunks[0].Note)
+	return chunks, nil
+}
+
+func (s *Source) planKeyed(ctx context.Context, v *view, t *schema.Table, keys []keyCol, rowsPerChunk int64) ([]source.Chunk, error) {
+	obj := objectName(t.Source)
+	table := tableRef(v.dbName, t.Source)
+	rows, err := s.rowCount(ctx, v, obj, table)
+	if err != nil {
+		return nil, fmt.Errorf("row count: %w", err)
+	}
+	if rowsPerChunk <= 0 || rows <= rowsPerChunk {
+		return []source.Chunk{{Range: proto.RangeKey, EstRows: rows, Note: fmt.Sprintf("%d rows: one chunk", rows)}}, nil
+	}
+	want := (rows + rowsPerChunk - 1) / rowsPerChunk
+
+	var why string
+	if s.d.histogram() {
+		bounds, err := s.histogramBounds(ctx, v.q, obj, table, keys, rows, want)
+		bounds = dedupeBounds(bounds)
+		switch {
+		case err != nil:
+			why = "statistics histogram not usable (" + scrub(err, s.secrets).Error() + ")"
+		case !enoughBounds(len(bounds), want):
+			why = fmt.Sprintf("statistics histogram gave %d chunks of %d", len(bounds)+1, want)
+		default:
+			return notedChunks(chunksFromBounds(bounds, rows), fmt.Sprintf("%d rows (sys.partitions), %d chunks from the statistics histogram", rows, len(bounds)+1)), nil
+		}
+	} else {
+		why = "no statistics histogram on " + s.d.Version
+	}
+
+	pct := float64(want*samplesPerChunk) / float64(rows) * 100
+	bounds, n, err := s.sampleBounds(ctx, v.q, table, keys, want, pct)
+	if err != nil {
+		return nil, err
+	}
+	how := fmt.Sprintf("a %.4g%% page sample of the key (%d keys)", pct, n)
+	if s.d.tablesample(pct) == "" {
+		how = fmt.Sprintf("every key (%d)", n)
+	} else if !enoughBounds(len(bounds), want) {
+		// a page sample of a small or clustered table can come back
+		// nearly empty: read every key instead
+		if bounds, n, err = s.sampleBounds(ctx, v.q, table, keys, want, 100); err != nil {
+			return nil, err
+		}
+		how = fmt.Sprintf("every key (%d; the page sample was too small)", n)
+	}
+	bounds = dedupeBounds(bounds)
+	counted := "sys.partitions"
+	if q, _ := s.d.rowCountSQL(table); q != rowCountSQL {
+		counted = "counted"
+	}
+	note := fmt.Sprintf("%d rows (%s), %d chunks from %s; %s", rows, counted, len(bounds)+1, how, why)
+	return notedChunks(chunksFromBounds(bounds, rows), note), nil
+}
+
+// enoughBounds says whether bounds give about the chunks wanted: a
+// histogram whose steps are coarser than a chunk (one leading value
+// holding many rows) gives fewer, and the sample splits inside them.
+func enoughBounds(bounds int, want int64) bool { return int64(bounds+1)*10 >= want*9 }
+
+func notedChunks(chunks []source.Chunk, note string) []source.Chunk {
+	for i := range chunks {
+		chunks[i].Note = note
+	}
+	return chunks
+}
+
+// rowCount is the number of rows planning divides: the catalog's on SQL
+// Server, a count on Babelfish (dialect.go).
+func (s *Source) rowCount(ctx context.Context, v *view, obj, table string) (int64, error) {
+	query, byObject := s.d.rowCountSQL(table)
+	arg := []any{}
+	q := v.q
+	if byObject {
+		// catalog metadata of the live database: OBJECT_ID resolves there
+		arg, q = append(arg, obj), s.db
+	}
+	var rows int64
+	err := scanAll(ctx, q, query, "row count", func(r *sql.Rows) error { return r.Scan(&rows) }, arg...)
+	return rows, err
 }
 
 // tableKeys returns the key columns for range reads, or ok=false for a
@@ -124,7 +192,7 @@ func (s *Source) histogramBounds(ctx context.Context, q queryer, obj, table stri
 	for i, p := range picked {
 		list[i] = strconv.Itoa(p)
 	}
-	return s.boundRows(ctx, q, histogramBoundsSQL(table, keys), keys, 1, obj, statsID, strings.Join(list, ","))
+	return s.boundRows(ctx, q, s.d.histogramBoundsSQL(table, keys), keys, 1, nil, obj, statsID, strings.Join(list, ","))
 }
 
 // pickSteps returns the steps where the running row count (rows up to and
@@ -147,29 +215,29 @@ func pickSteps(steps []histStep, per float64) []int {
 	return out
 }
 
-// sampleBounds takes every samplesPerChunk-th key of a page sample.
-func (s *Source) sampleBounds(ctx context.Context, q queryer, table string, keys []keyCol, rows, want int64) ([][]string, error) {
-	pct := float64(want*samplesPerChunk) / float64(rows) * 100
-	if pct > 100 {
-		pct = 100
-	}
-	if pct < 0.000001 {
-		pct = 0.000001
-	}
-	return s.boundRows(ctx, q, sampleBoundsSQL(table, keys, pct), keys, 0, int64(samplesPerChunk))
+// sampleBounds takes want-1 evenly spaced keys of a sample of pct percent
+// of the pages (every key at 100, or where the engine cannot sample), and
+// says how many keys the sample held.
+func (s *Source) sampleBounds(ctx context.Context, q queryer, table string, keys []keyCol, want int64, pct float64) ([][]string, int64, error) {
+	var n int64
+	bounds, err := s.boundRows(ctx, q, s.d.sampleBoundsSQL(table, keys, pct), keys, 0, &n, want)
+	return bounds, n, err
 }
 
 // boundRows runs a bounds query whose key expressions start at column
 // skip, and renders each row's key as bound text. A key without an exact
 // text form (a string with an unpaired surrogate) is left out: a missing
 // split point only makes one chunk bigger.
-func (s *Source) boundRows(ctx context.Context, q queryer, query string, keys []keyCol, skip int, args ...any) ([][]string, error) {
+func (s *Source) boundRows(ctx context.Context, q queryer, query string, keys []keyCol, skip int, extra any, args ...any) ([][]string, error) {
 	var out [][]string
 	err := scanAll(ctx, q, query, "chunk bounds", func(r *sql.Rows) error {
-		vals := make([]any, skip+len(keys))
+		vals := make([]any, skip+len(keys), skip+len(keys)+1)
 		ptrs := make([]any, len(vals))
 		for i := range vals {
 			ptrs[i] = &vals[i]
+		}
+		if extra != nil {
+			ptrs = append(ptrs, extra)
 		}
 		if err := r.Scan(ptrs...); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
+	"github.com/caravan-db/caravan/source"
 )
 
 // Read implements source.Source: the chunk's rows in SQL Server's key
@@ -19,7 +20,13 @@ import (
 // %%physloc%% order.
 func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
 	if err := s.read(ctx, task, emit); err != nil {
-		return fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, scrub(err, s.secrets))
+		// classified before scrub, which may cut the error chain
+		permanent := source.IsPermanent(classify(ctx, err))
+		err = fmt.Errorf("read %s chunk %d%s: %w", task.Source, task.Chunk, chunkRange(task), scrub(err, s.secrets))
+		if permanent {
+			return source.Permanent(err)
+		}
+		return err
 	}
 	return nil
 }
@@ -75,6 +82,20 @@ func (s *Source) read(ctx context.Context, task *proto.ChunkTask, emit func(line
 	return err
 }
 
+// chunkRange names the chunk's key range in errors.
+func chunkRange(task *proto.ChunkTask) string {
+	if task.Lo == nil && task.Hi == nil {
+		return ""
+	}
+	b := func(v []string, open string) string {
+		if v == nil {
+			return open
+		}
+		return "(" + strings.Join(v, ", ") + ")"
+	}
+	return " [" + b(task.Lo, "-inf") + ", " + b(task.Hi, "+inf") + ")"
+}
+
 // taskKeys parses the task's key columns; keyed=false reads the table as
 // a heap.
 func taskKeys(task *proto.ChunkTask) ([]keyCol, bool, error) {
@@ -98,13 +119,13 @@ func taskKeys(task *proto.ChunkTask) ([]keyCol, bool, error) {
 	return keys, true, nil
 }
 
-func boundParams(keys []keyCol, bound []string, what string) ([]any, error) {
+func boundParams(d dialect, keys []keyCol, bound []string, what string) ([]any, error) {
 	if len(bound) != len(keys) {
 		return nil, fmt.Errorf("%s bound has %d values for %d key columns", what, len(bound), len(keys))
 	}
 	out := make([]any, len(keys))
 	for i, k := range keys {
-		p, err := paramFromText(k.Type, bound[i])
+		p, err := d.paramFromText(k.Type, bound[i])
 		if err != nil {
 			return nil, fmt.Errorf("%s bound, key column %s: %w", what, k.Ref, err)
 		}
@@ -117,12 +138,12 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 	var lo, hi, after []any
 	var err error
 	if task.Lo != nil {
-		if lo, err = boundParams(keys, task.Lo, "low"); err != nil {
+		if lo, err = boundParams(s.d, keys, task.Lo, "low"); err != nil {
 			return err
 		}
 	}
 	if task.Hi != nil {
-		if hi, err = boundParams(keys, task.Hi, "high"); err != nil {
+		if hi, err = boundParams(s.d, keys, task.Hi, "high"); err != nil {
 			return err
 		}
 	}
@@ -133,14 +154,15 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	what := "rows"
 	for {
-		ps := pageQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil)
+		ps := s.d.pageQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil)
 		args := append([]any{int64(page)}, lo...)
 		args = append(args, hi...)
 		args = append(args, after...)
 		n := 0
 		var last []any
-		err := scanAll(ctx, q, ps.SQL, "rows", func(r *sql.Rows) error {
+		err := scanAll(ctx, q, ps.SQL, what, func(r *sql.Rows) error {
 			if err := r.Scan(ptrs...); err != nil {
 				return err
 			}
@@ -159,38 +181,45 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 		if n < page {
 			return nil
 		}
+		what = "rows after key " + describeKey(task.Key, keys, last)
 		after = make([]any, len(keys))
 		for i, k := range keys {
-			if after[i], err = keyParam(k.Type, last[i]); err != nil {
+			if after[i], err = s.d.keyParam(k.Type, last[i]); err != nil {
 				return fmt.Errorf("continue after key %s: %w", describeKey(task.Key, keys, last), err)
 			}
 		}
 	}
 }
 
-// readHeap reads a keyless table in one statement in %%physloc%% order.
+// readHeap reads a keyless table in one statement, in the order the
+// dialect gives (%%physloc%% on SQL Server, every column on Babelfish).
 // Exactly once: the table is a single chunk; within an attempt the
 // loader's ledger drops redelivered batches, and a new attempt starts by
 // removing the earlier attempt's rows (the coordinator's job), so no row
-// can land twice. The physloc order makes a re-read in the same view
+// can land twice. The deterministic order makes a re-read in the same view
 // produce the same batches.
 func (s *Source) readHeap(ctx context.Context, q queryer, table string, conv *rowConverter, emit func([]byte) error) error {
-	width := conv.width + 1
+	query, locator := s.d.heapQuery(table, conv.cols)
+	width := conv.width
+	if locator {
+		width++
+	}
 	vals := make([]any, width)
 	ptrs := make([]any, width)
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	return scanAll(ctx, q, heapQuery(table, conv.exprs()), "rows", func(r *sql.Rows) error {
+	var n int64
+	return scanAll(ctx, q, query, "rows", func(r *sql.Rows) error {
 		if err := r.Scan(ptrs...); err != nil {
 			return err
 		}
-		loc := vals[conv.width]
+		n++
 		line, err := conv.line(vals[:conv.width], func() string {
-			if b, ok := loc.([]byte); ok {
+			if b, ok := vals[width-1].([]byte); ok && locator {
 				return fmt.Sprintf("(no key; %%%%physloc%%%% 0x%X)", b)
 			}
-			return "(no key)"
+			return fmt.Sprintf("(no key; row %d in the read order)", n)
 		})
 		if err != nil {
 			return err
@@ -261,7 +290,7 @@ func (s *Source) newRowConverter(task *proto.ChunkTask) (*rowConverter, error) {
 		if !compatible(st, k) {
 			return nil, fmt.Errorf("column %q: cannot convert %s to %s", name, st, pg)
 		}
-		rc := readCol{Name: name, Type: st, Kind: k, Exprs: selectExprs(quoteIdent(name), st, k)}
+		rc := readCol{Name: name, Type: st, Kind: k, Exprs: s.d.selectExprs(quoteIdent(name), st, k)}
 		c.cols = append(c.cols, rc)
 		c.width += len(rc.Exprs)
 	}

@@ -27,14 +27,15 @@ const noteQuiet = "no snapshot: ALLOW_SNAPSHOT_ISOLATION is OFF and no database 
 	"chunks are read under READ COMMITTED, so the source must be quiet (no writes) for the whole run"
 
 // Consistency implements source.Consistency: the note Snapshot will give.
+// It names the engine first, so `caravan plan` says what it talks to.
 func (s *Source) Consistency() string {
 	switch {
 	case s.opts.DatabaseSnapshot:
-		return "database snapshot (created when the run starts): every chunk reads the same point in time"
+		return s.d.describe("database snapshot (created when the run starts): every chunk reads the same point in time")
 	case s.siOn:
-		return noteIsolation
+		return s.d.describe(noteIsolation)
 	}
-	return noteQuiet
+	return s.d.describe(noteQuiet)
 }
 
 // Snapshot implements source.Source.

@@ -62,6 +62,7 @@ type Source struct {
 	db       *sql.DB
 	opts     Options
 	database string // DB_NAME() of the connection
+	d        dialect
 	siOn     bool   // ALLOW_SNAPSHOT_ISOLATION
 	dsn      string // redacted, for messages
 	secrets  []string
@@ -99,12 +100,17 @@ func Open(ctx context.Context, url string, opts Options) (*Source, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if s.d, err = detectDialect(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mssql source %s: %w", redacted, scrub(err, secrets))
+	}
 	var state int
 	if err := db.QueryRowContext(ctx, snapshotStateSQL).Scan(&state, &s.database); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("mssql source %s: %w", redacted, scrub(err, secrets))
 	}
 	s.siOn = state == 1
+	s.log.Info("mssql source", "engine", s.d.String(), "database", s.database)
 	return s, nil
 }
 
@@ -133,6 +139,10 @@ func (o Options) pageRows() int {
 	}
 	return 5000
 }
+
+// Engine names the T-SQL engine caravan recognised: SQL Server, or
+// Babelfish for PostgreSQL (dialect.go holds every difference).
+func (s *Source) Engine() string { return s.d.String() }
 
 // Kind implements source.Source.
 func (s *Source) Kind() string { return "mssql" }

@@ -55,6 +55,8 @@ var (
 	numberRE  = regexp.MustCompile(`^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$`)
 	stringRE  = regexp.MustCompile(`^N?'((?:[^']|'')*)'$`)
 	convertRE = regexp.MustCompile(`(?i)^(?:CONVERT|CAST)\s*\(\s*\[?[a-z0-9_]+\]?(?:\s*\([^)]*\))?\s*,\s*(.*)\)$`)
+	// Babelfish writes a literal default as CAST(('x') AS nvarchar(1))
+	castRE = regexp.MustCompile(`(?i)^CAST\s*\((.*)\s+AS\s+\[?[a-z0-9_]+\]?(?:\s*\(\s*(?:max|\d+)\s*(?:,\s*\d+\s*)?\))?\s*\)$`)
 )
 
 // translateDefault translates a column default to PostgreSQL, or returns
@@ -64,6 +66,8 @@ func translateDefault(def string, t sqlType, k pgKind) (pg string, note string, 
 	if m := convertRE.FindStringSubmatch(e); m != nil {
 		// CONVERT([bit],(0)) and the like: the target column's type does
 		// the conversion on PostgreSQL's side
+		e = stripParens(m[1])
+	} else if m := castRE.FindStringSubmatch(e); m != nil && balanced(m[1]) {
 		e = stripParens(m[1])
 	}
 	switch {

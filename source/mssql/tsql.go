@@ -51,21 +51,10 @@ func nvarcharLen(t sqlType) string {
 
 // selectExprs are the select-list expressions of one column for the
 // target printer k; decodeValue knows what each returns.
-func selectExprs(ref string, t sqlType, k pgKind) []string {
+func (d dialect) selectExprs(ref string, t sqlType, k pgKind) []string {
 	switch {
 	case t.isChar():
-		// SQL Server converts to UTF-16 with its own code-page knowledge;
-		// varbinary keeps the bytes from go-mssqldb's decoders (utf16.go)
-		n := nvarcharLen(t)
-		bin := "max"
-		if n != "max" {
-			bin = strconv.Itoa(2 * t.Length)
-		}
-		inner := ref
-		if !t.isUnicode() || t.Name == "ntext" {
-			inner = "CAST(" + ref + " AS nvarchar(" + n + "))"
-		}
-		return []string{"CAST(" + inner + " AS varbinary(" + bin + "))"}
+		return []string{d.charExpr(ref, t)}
 	case t.Name == "hierarchyid":
 		return []string{ref + ".ToString()"}
 	case t.isSpatial():
@@ -84,12 +73,12 @@ func selectExprs(ref string, t sqlType, k pgKind) []string {
 // own text is the exact round trip (style 121 is ISO with the type's full
 // precision, and the default style of date, time, datetime2 and
 // datetimeoffset).
-func keyExpr(ref string, t sqlType) string {
+func (d dialect) keyExpr(ref string, t sqlType) string {
 	switch {
 	case t.isTemporal():
 		return "CONVERT(varchar(40), " + ref + ", 121)"
 	case t.isChar():
-		return selectExprs(ref, t, pgKind{Name: "text"})[0]
+		return d.charExpr(ref, t)
 	case t.Name == "hierarchyid":
 		return ref + ".ToString()"
 	}
@@ -97,23 +86,14 @@ func keyExpr(ref string, t sqlType) string {
 }
 
 // paramExpr turns parameter p (as keyParam/paramFromText produce it) into
-// a value of the key column's exact type, so SQL Server compares in the
+// a value of the key column's exact type, so the engine compares in the
 // column's own type and collation and can seek.
-func paramExpr(p string, t sqlType) string {
+func (d dialect) paramExpr(p string, t sqlType) string {
 	switch {
 	case t.isTemporal():
 		return "CONVERT(" + castType(t) + ", " + p + ", 121)"
 	case t.isChar():
-		// the parameter is UTF-16LE bytes; a varchar needs the column's
-		// collation BEFORE the conversion, which picks the code page
-		nv := "CAST(" + p + " AS nvarchar(" + nvarcharLen(t) + "))"
-		if t.isUnicode() {
-			return "CAST(" + nv + " AS " + castType(t) + ")"
-		}
-		if t.Collation != "" {
-			nv += " COLLATE " + t.Collation
-		}
-		return "CAST(" + nv + " AS " + castType(t) + ")"
+		return d.charParamExpr(p, t)
 	case t.Name == "hierarchyid":
 		return "hierarchyid::Parse(" + p + ")"
 	}
@@ -126,11 +106,15 @@ type keyCol struct {
 	Type sqlType
 }
 
+// ordered is the key column as it is compared and ordered: in its
+// collation, stated.
+func (k keyCol) ordered(prefix string) string { return collate(prefix+k.Ref, k.Type) }
+
 // tuplePredicate expands (k1, ..., kn) op (@a1, ..., @an) for T-SQL, which
 // has no row-value comparison: a disjunction over the first differing
 // column, led by a sargable condition on k1 so SQL Server can seek.
 // op is ">", ">=" or "<".
-func tuplePredicate(keys []keyCol, params []string, op string) string {
+func (d dialect) tuplePredicate(keys []keyCol, params []string, op string) string {
 	strict := op
 	if op == ">=" {
 		strict = ">"
@@ -143,19 +127,19 @@ func tuplePredicate(keys []keyCol, params []string, op string) string {
 	for i := range keys {
 		var ands []string
 		for j := 0; j < i; j++ {
-			ands = append(ands, keys[j].Ref+" = "+paramExpr(params[j], keys[j].Type))
+			ands = append(ands, keys[j].ordered("")+" = "+d.paramExpr(params[j], keys[j].Type))
 		}
 		o := strict
 		if i == len(keys)-1 {
 			o = op
 		}
-		ands = append(ands, keys[i].Ref+" "+o+" "+paramExpr(params[i], keys[i].Type))
+		ands = append(ands, keys[i].ordered("")+" "+o+" "+d.paramExpr(params[i], keys[i].Type))
 		ors = append(ors, "("+strings.Join(ands, " AND ")+")")
 	}
 	if len(keys) == 1 {
 		return ors[0]
 	}
-	return "(" + keys[0].Ref + " " + lead + " " + paramExpr(params[0], keys[0].Type) + " AND (" + strings.Join(ors, " OR ") + "))"
+	return "(" + keys[0].ordered("") + " " + lead + " " + d.paramExpr(params[0], keys[0].Type) + " AND (" + strings.Join(ors, " OR ") + "))"
 }
 
 // params names n parameters from @p<first>.
@@ -177,52 +161,46 @@ type pageSQL struct {
 	LoAt, HiAt, AfterAt int
 }
 
-func pageQuery(table string, colExprs []string, keys []keyCol, hasLo, hasHi, after bool) pageSQL {
+func (d dialect) pageQuery(table string, colExprs []string, keys []keyCol, hasLo, hasHi, after bool) pageSQL {
 	var q pageSQL
 	sel := append([]string{}, colExprs...)
 	for _, k := range keys {
-		sel = append(sel, keyExpr(k.Ref, k.Type))
+		sel = append(sel, d.keyExpr(k.Ref, k.Type))
 	}
 	next := 2
 	var conds []string
 	if hasLo {
 		q.LoAt = next
-		conds = append(conds, tuplePredicate(keys, paramNames(next, len(keys)), ">="))
+		conds = append(conds, d.tuplePredicate(keys, paramNames(next, len(keys)), ">="))
 		next += len(keys)
 	}
 	if hasHi {
 		q.HiAt = next
-		conds = append(conds, tuplePredicate(keys, paramNames(next, len(keys)), "<"))
+		conds = append(conds, d.tuplePredicate(keys, paramNames(next, len(keys)), "<"))
 		next += len(keys)
 	}
 	if after {
 		q.AfterAt = next
-		conds = append(conds, tuplePredicate(keys, paramNames(next, len(keys)), ">"))
+		conds = append(conds, d.tuplePredicate(keys, paramNames(next, len(keys)), ">"))
 	}
 	var b strings.Builder
 	b.WriteString("SELECT TOP (@p1) " + strings.Join(sel, ", ") + " FROM " + table)
 	if len(conds) > 0 {
 		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
 	}
-	b.WriteString(" ORDER BY " + keyOrder(keys))
+	b.WriteString(" ORDER BY " + keyOrder(keys, ""))
 	q.SQL = b.String()
 	return q
 }
 
-func keyOrder(keys []keyCol) string {
+// keyOrder is the ORDER BY list of the key, each column qualified by
+// prefix and in its stated collation.
+func keyOrder(keys []keyCol, prefix string) string {
 	refs := make([]string, len(keys))
 	for i, k := range keys {
-		refs[i] = k.Ref
+		refs[i] = k.ordered(prefix)
 	}
 	return strings.Join(refs, ", ")
-}
-
-// heapQuery reads a keyless table in one statement, in %%physloc%% order
-// (file, page, slot as binary(8)): deterministic in a database snapshot or
-// a quiet database, and it needs no key. The location follows the columns,
-// to name a row in errors.
-func heapQuery(table string, colExprs []string) string {
-	return "SELECT " + strings.Join(colExprs, ", ") + ", %%physloc%% FROM " + table + " ORDER BY %%physloc%%"
 }
 
 // Catalog-side statements of Plan.
@@ -240,11 +218,11 @@ const histogramSQL = `SELECT h.step_number, CAST(h.range_rows AS float), CAST(h.
 // first key after each step's upper key, found with one index seek per
 // step. A bound is only a split point: any value covers the table
 // exactly, so stale statistics cost balance, never correctness.
-func histogramBoundsSQL(table string, keys []keyCol) string {
+func (d dialect) histogramBoundsSQL(table string, keys []keyCol) string {
 	var inner, outer []string
 	for _, k := range keys {
 		inner = append(inner, "x."+k.Ref)
-		outer = append(outer, keyExpr("b."+k.Ref, k.Type))
+		outer = append(outer, d.keyExpr("b."+k.Ref, k.Type))
 	}
 	lead := "CAST(h.range_hi_key AS " + castType(keys[0].Type) + ")"
 	if keys[0].Type.Name == "hierarchyid" {
@@ -253,29 +231,28 @@ func histogramBoundsSQL(table string, keys []keyCol) string {
 	return "SELECT h.step_number, " + strings.Join(outer, ", ") +
 		" FROM sys.dm_db_stats_histogram(OBJECT_ID(@p1), @p2) AS h" +
 		" CROSS APPLY (SELECT TOP (1) " + strings.Join(inner, ", ") + " FROM " + table + " AS x" +
-		" WHERE x." + keys[0].Ref + " > " + lead + " ORDER BY " + strings.Join(inner, ", ") + ") AS b" +
+		" WHERE " + keys[0].ordered("x.") + " > " + collate(lead, keys[0].Type) + " ORDER BY " + keyOrder(keys, "x.") + ") AS b" +
 		" WHERE h.step_number IN (SELECT CAST(value AS int) FROM STRING_SPLIT(@p3, ','))" +
 		" ORDER BY h.step_number"
 }
 
-// sampleBoundsSQL picks every @p1-th key of a page sample, in SQL Server's
-// key order: the fallback when statistics are missing or too coarse.
-// TABLESAMPLE reads whole pages, so it costs a fraction of a scan; the
-// percentage is a number caravan computed, not user text.
-func sampleBoundsSQL(table string, keys []keyCol, percent float64) string {
-	var inner, outer, order []string
+// sampleBoundsSQL picks want-1 evenly spaced keys (want is @p1) from a
+// sample of the key, in the engine's key order: the row numbered
+// ceil(i*n/want) for i = 1..want-1, where n is however many keys the
+// sample returned. The number of chunks thus follows from the row count
+// and the chunk size, never from the sample's size: a page sample
+// (TABLESAMPLE, SQL Server only) returns more or fewer rows than asked,
+// none or all on a small table. The sample's size n follows the key.
+func (d dialect) sampleBoundsSQL(table string, keys []keyCol, percent float64) string {
+	var inner, outer []string
 	for _, k := range keys {
 		inner = append(inner, k.Ref)
-		outer = append(outer, keyExpr("x."+k.Ref, k.Type))
-		order = append(order, "x."+k.Ref)
+		outer = append(outer, d.keyExpr("x."+k.Ref, k.Type))
 	}
-	sample := ""
-	if percent < 100 {
-		sample = " TABLESAMPLE SYSTEM (" + strconv.FormatFloat(percent, 'f', 6, 64) + " PERCENT)"
-	}
-	return "SELECT " + strings.Join(outer, ", ") + " FROM (SELECT " + strings.Join(inner, ", ") +
-		", ROW_NUMBER() OVER (ORDER BY " + strings.Join(inner, ", ") + ") AS caravan_rn FROM " + table + sample +
-		") AS x WHERE x.caravan_rn % @p1 = 0 ORDER BY " + strings.Join(order, ", ")
+	return "SELECT " + strings.Join(outer, ", ") + ", x.caravan_n FROM (SELECT " + strings.Join(inner, ", ") +
+		", ROW_NUMBER() OVER (ORDER BY " + keyOrder(keys, "") + ") AS caravan_rn, COUNT_BIG(*) OVER () AS caravan_n FROM " + table + d.tablesample(percent) +
+		") AS x WHERE x.caravan_rn < x.caravan_n AND (x.caravan_rn * @p1) / x.caravan_n <> ((x.caravan_rn - 1) * @p1) / x.caravan_n" +
+		" ORDER BY " + keyOrder(keys, "x.")
 }
 
 // Snapshot statements.

@@ -31,7 +31,7 @@ func TestQuoteAndTableRef(t *testing.T) {
 
 func TestTuplePredicate(t *testing.T) {
 	one := []keyCol{{Ref: "[id]", Type: mustType(t, "int")}}
-	if got := tuplePredicate(one, []string{"@p2"}, ">="); got != "([id] >= CAST(@p2 AS int))" {
+	if got := sqlServer.tuplePredicate(one, []string{"@p2"}, ">="); got != "([id] >= CAST(@p2 AS int))" {
 		t.Fatal(got)
 	}
 	three := []keyCol{
@@ -39,20 +39,26 @@ func TestTuplePredicate(t *testing.T) {
 		{Ref: "[b]", Type: mustType(t, "varchar(20) COLLATE SQL_Latin1_General_CP1_CI_AS")},
 		{Ref: "[c]", Type: mustType(t, "uniqueidentifier")},
 	}
-	got := tuplePredicate(three, []string{"@p2", "@p3", "@p4"}, ">")
-	b := "CAST(CAST(@p3 AS nvarchar(20)) COLLATE SQL_Latin1_General_CP1_CI_AS AS varchar(20))"
-	want := "([a] >= CAST(@p2 AS int) AND (([a] > CAST(@p2 AS int)) OR ([a] = CAST(@p2 AS int) AND [b] > " + b +
-		") OR ([a] = CAST(@p2 AS int) AND [b] = " + b + " AND [c] > CAST(@p4 AS uniqueidentifier))))"
+	got := sqlServer.tuplePredicate(three, []string{"@p2", "@p3", "@p4"}, ">")
+	b := "CAST(CAST(@p3 AS nvarchar(20)) COLLATE SQL_Latin1_General_CP1_CI_AS AS varchar(20)) COLLATE SQL_Latin1_General_CP1_CI_AS"
+	bc := "[b] COLLATE SQL_Latin1_General_CP1_CI_AS"
+	want := "([a] >= CAST(@p2 AS int) AND (([a] > CAST(@p2 AS int)) OR ([a] = CAST(@p2 AS int) AND " + bc + " > " + b +
+		") OR ([a] = CAST(@p2 AS int) AND " + bc + " = " + b + " AND [c] > CAST(@p4 AS uniqueidentifier))))"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	lt := tuplePredicate(three[:2], []string{"@p5", "@p6"}, "<")
-	if !strings.HasPrefix(lt, "([a] <= CAST(@p5 AS int) AND (([a] < CAST(@p5 AS int)) OR ([a] = CAST(@p5 AS int) AND [b] < ") {
+	lt := sqlServer.tuplePredicate(three[:2], []string{"@p5", "@p6"}, "<")
+	if !strings.HasPrefix(lt, "([a] <= CAST(@p5 AS int) AND (([a] < CAST(@p5 AS int)) OR ([a] = CAST(@p5 AS int) AND "+bc+" < ") {
 		t.Fatal(lt)
 	}
-	ge := tuplePredicate(three[:2], []string{"@p5", "@p6"}, ">=")
-	if !strings.Contains(ge, "([a] > CAST(@p5 AS int)) OR") || !strings.HasSuffix(ge, "[b] >= "+strings.ReplaceAll(b, "@p3", "@p6")+")))") {
+	ge := sqlServer.tuplePredicate(three[:2], []string{"@p5", "@p6"}, ">=")
+	if !strings.Contains(ge, "([a] > CAST(@p5 AS int)) OR") || !strings.HasSuffix(ge, bc+" >= "+strings.ReplaceAll(b, "@p3", "@p6")+")))") {
 		t.Fatal(ge)
+	}
+	// Babelfish: the bound is an nvarchar parameter, cast and collated
+	bb := babelfish.tuplePredicate(three[1:2], []string{"@p2"}, ">")
+	if bb != "("+bc+" > CAST(@p2 AS varchar(20)) COLLATE SQL_Latin1_General_CP1_CI_AS)" {
+		t.Fatal(bb)
 	}
 }
 
@@ -60,15 +66,15 @@ func TestParamExpr(t *testing.T) {
 	cases := map[string]string{
 		"datetime2(7)": "CONVERT(datetime2(7), @p1, 121)",
 		"datetime":     "CONVERT(datetime, @p1, 121)",
-		"nvarchar(50) COLLATE Latin1_General_CI_AS":  "CAST(CAST(@p1 AS nvarchar(50)) AS nvarchar(50))",
-		"varchar(8000) COLLATE Latin1_General_CI_AS": "CAST(CAST(@p1 AS nvarchar(max)) COLLATE Latin1_General_CI_AS AS varchar(8000))",
+		"nvarchar(50) COLLATE Latin1_General_CI_AS":  "CAST(CAST(@p1 AS nvarchar(50)) AS nvarchar(50)) COLLATE Latin1_General_CI_AS",
+		"varchar(8000) COLLATE Latin1_General_CI_AS": "CAST(CAST(@p1 AS nvarchar(max)) COLLATE Latin1_General_CI_AS AS varchar(8000)) COLLATE Latin1_General_CI_AS",
 		"hierarchyid":    "hierarchyid::Parse(@p1)",
 		"decimal(38,10)": "CAST(@p1 AS decimal(38,10))",
 		"binary(16)":     "CAST(@p1 AS binary(16))",
 		"real":           "CAST(@p1 AS real)",
 	}
 	for typ, want := range cases {
-		if got := paramExpr("@p1", mustType(t, typ)); got != want {
+		if got := sqlServer.paramExpr("@p1", mustType(t, typ)); got != want {
 			t.Errorf("%s: got %s, want %s", typ, got, want)
 		}
 	}
@@ -96,47 +102,121 @@ func TestSelectExprs(t *testing.T) {
 		{"uniqueidentifier", pgKind{Name: "uuid"}, "[c]"},
 	}
 	for _, c := range cases {
-		if got := strings.Join(selectExprs("[c]", mustType(t, c.typ), c.k), " | "); got != c.want {
+		if got := strings.Join(sqlServer.selectExprs("[c]", mustType(t, c.typ), c.k), " | "); got != c.want {
 			t.Errorf("%s: got %s, want %s", c.typ, got, c.want)
 		}
 	}
 }
 
+// TestBabelfishText: Babelfish reads text as nvarchar strings (its
+// varbinary casts are not UTF-16), the rest as on SQL Server.
+func TestBabelfishText(t *testing.T) {
+	text := pgKind{Name: "text"}
+	cases := map[string]string{
+		"varchar(50) COLLATE bbf_unicode_cp1_ci_as":  "CAST([c] AS nvarchar(50))",
+		"varchar(max) COLLATE bbf_unicode_cp1_ci_as": "CAST([c] AS nvarchar(max))",
+		"nvarchar(20) COLLATE bbf_unicode_cp1_ci_as": "[c]",
+		"nchar(3) COLLATE bbf_unicode_cp1_ci_as":     "[c]",
+		"ntext COLLATE bbf_unicode_cp1_ci_as":        "CAST([c] AS nvarchar(max))",
+		"text COLLATE bbf_unicode_cp1_ci_as":         "CAST([c] AS nvarchar(max))",
+		"datetime2(6)":                               "[c]",
+	}
+	for typ, want := range cases {
+		if got := strings.Join(babelfish.selectExprs("[c]", mustType(t, typ), text), " | "); got != want {
+			t.Errorf("%s: got %s, want %s", typ, got, want)
+		}
+	}
+	st := mustType(t, "varchar(10) COLLATE bbf_unicode_cp1_ci_as")
+	if got := babelfish.keyExpr("[k]", st); got != "CAST([k] AS nvarchar(10))" {
+		t.Fatal(got)
+	}
+	p, err := babelfish.paramFromText(st, "Ñé")
+	if err != nil || p != "Ñé" {
+		t.Fatalf("%#v %v", p, err)
+	}
+	if p, err := babelfish.keyParam(st, "Ñé"); err != nil || p != "Ñé" {
+		t.Fatalf("%#v %v", p, err)
+	}
+	v, _, err := decodeValue(st, text, "Ñé😀", "")
+	if err != nil || v.s != "Ñé😀" {
+		t.Fatalf("%+v %v", v, err)
+	}
+}
+
+func TestDialectOf(t *testing.T) {
+	d := dialectOf("Babelfish for PostgreSQL with SQL Server Compatibility - 12.0.2000.8\nDec  1 2026\n", false)
+	if !d.Babelfish || d.Version != "Babelfish for PostgreSQL with SQL Server Compatibility - 12.0.2000.8" {
+		t.Fatalf("%+v", d)
+	}
+	if d := dialectOf("Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64)\n\tOct  8 2022", false); d.Babelfish || !strings.HasPrefix(d.String(), "Microsoft SQL Server 2022") {
+		t.Fatalf("%+v", d)
+	}
+	if d := dialectOf("", true); !d.Babelfish || d.Version != babelfish.Version {
+		t.Fatalf("%+v", d)
+	}
+}
+
 func TestPageQuery(t *testing.T) {
 	keys := []keyCol{{Ref: "[id]", Type: mustType(t, "bigint")}}
-	q := pageQuery("[dbo].[t]", []string{"[id]", "[v]"}, keys, true, true, true)
+	q := sqlServer.pageQuery("[dbo].[t]", []string{"[id]", "[v]"}, keys, true, true, true)
 	want := "SELECT TOP (@p1) [id], [v], [id] FROM [dbo].[t] WHERE ([id] >= CAST(@p2 AS bigint)) AND ([id] < CAST(@p3 AS bigint)) AND ([id] > CAST(@p4 AS bigint)) ORDER BY [id]"
 	if q.SQL != want || q.LoAt != 2 || q.HiAt != 3 || q.AfterAt != 4 {
 		t.Fatalf("%+v", q)
 	}
-	q = pageQuery("[dbo].[t]", []string{"[v]"}, keys, false, true, false)
+	q = sqlServer.pageQuery("[dbo].[t]", []string{"[v]"}, keys, false, true, false)
 	if q.SQL != "SELECT TOP (@p1) [v], [id] FROM [dbo].[t] WHERE ([id] < CAST(@p2 AS bigint)) ORDER BY [id]" || q.HiAt != 2 {
 		t.Fatalf("%+v", q)
 	}
-	q = pageQuery("[dbo].[t]", []string{"[v]"}, keys, false, false, false)
+	q = sqlServer.pageQuery("[dbo].[t]", []string{"[v]"}, keys, false, false, false)
 	if strings.Contains(q.SQL, "WHERE") || strings.Contains(strings.ToUpper(q.SQL), "OFFSET") {
 		t.Fatal(q.SQL)
 	}
-	if got := heapQuery("[dbo].[h]", []string{"[a]"}); got != "SELECT [a], %%physloc%% FROM [dbo].[h] ORDER BY %%physloc%%" {
+	cols := []readCol{
+		{Name: "a", Type: mustType(t, "int"), Exprs: []string{"[a]"}},
+		{Name: "b", Type: mustType(t, "varchar(10) COLLATE SQL_Latin1_General_CP1_CI_AS"), Exprs: []string{"CAST([b] AS nvarchar(10))"}},
+		{Name: "x", Type: mustType(t, "xml"), Exprs: []string{"[x]"}},
+	}
+	if got, loc := sqlServer.heapQuery("[dbo].[h]", cols[:1]); got != "SELECT [a], %%physloc%% FROM [dbo].[h] ORDER BY %%physloc%%" || !loc {
 		t.Fatal(got)
+	}
+	hq, loc := babelfish.heapQuery("[dbo].[h]", cols)
+	wantHeap := "SELECT [a], CAST([b] AS nvarchar(10)), [x] FROM [dbo].[h] ORDER BY [a], CAST([b] AS nvarchar(10)) COLLATE Latin1_General_BIN2, CAST([x] AS nvarchar(max)) COLLATE Latin1_General_BIN2"
+	if hq != wantHeap || loc {
+		t.Fatalf("got  %s\nwant %s", hq, wantHeap)
+	}
+	// character keys are ordered in their collation, stated
+	ck := []keyCol{{Ref: "[k]", Type: mustType(t, "varchar(10) COLLATE SQL_Latin1_General_CP1_CI_AS")}}
+	q = babelfish.pageQuery("[dbo].[t]", []string{"[v]"}, ck, false, false, true)
+	if q.SQL != "SELECT TOP (@p1) [v], CAST([k] AS nvarchar(10)) FROM [dbo].[t] WHERE ([k] COLLATE SQL_Latin1_General_CP1_CI_AS > CAST(@p2 AS varchar(10)) COLLATE SQL_Latin1_General_CP1_CI_AS) ORDER BY [k] COLLATE SQL_Latin1_General_CP1_CI_AS" {
+		t.Fatal(q.SQL)
 	}
 }
 
 func TestPlanSQL(t *testing.T) {
 	keys := []keyCol{{Ref: "[a]", Type: mustType(t, "datetime")}, {Ref: "[b]", Type: mustType(t, "int")}}
-	got := histogramBoundsSQL("[dbo].[t]", keys)
+	got := sqlServer.histogramBoundsSQL("[dbo].[t]", keys)
 	want := "SELECT h.step_number, CONVERT(varchar(40), b.[a], 121), b.[b] FROM sys.dm_db_stats_histogram(OBJECT_ID(@p1), @p2) AS h" +
 		" CROSS APPLY (SELECT TOP (1) x.[a], x.[b] FROM [dbo].[t] AS x WHERE x.[a] > CAST(h.range_hi_key AS datetime) ORDER BY x.[a], x.[b]) AS b" +
 		" WHERE h.step_number IN (SELECT CAST(value AS int) FROM STRING_SPLIT(@p3, ',')) ORDER BY h.step_number"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	s := sampleBoundsSQL("[dbo].[t]", keys, 0.5)
-	want = "SELECT CONVERT(varchar(40), x.[a], 121), x.[b] FROM (SELECT [a], [b], ROW_NUMBER() OVER (ORDER BY [a], [b]) AS caravan_rn FROM [dbo].[t] TABLESAMPLE SYSTEM (0.500000 PERCENT)) AS x WHERE x.caravan_rn % @p1 = 0 ORDER BY x.[a], x.[b]"
+	s := sqlServer.sampleBoundsSQL("[dbo].[t]", keys, 0.5)
+	want = "SELECT CONVERT(varchar(40), x.[a], 121), x.[b], x.caravan_n FROM (SELECT [a], [b], ROW_NUMBER() OVER (ORDER BY [a], [b]) AS caravan_rn, COUNT_BIG(*) OVER () AS caravan_n" +
+		" FROM [dbo].[t] TABLESAMPLE SYSTEM (0.500000 PERCENT)) AS x" +
+		" WHERE x.caravan_rn < x.caravan_n AND (x.caravan_rn * @p1) / x.caravan_n <> ((x.caravan_rn - 1) * @p1) / x.caravan_n ORDER BY x.[a], x.[b]"
 	if s != want {
 		t.Fatalf("got  %s\nwant %s", s, want)
 	}
-	if s := sampleBoundsSQL("[dbo].[t]", keys, 100); strings.Contains(s, "TABLESAMPLE") {
+	if s := sqlServer.sampleBoundsSQL("[dbo].[t]", keys, 100); strings.Contains(s, "TABLESAMPLE") {
+		t.Fatal(s)
+	}
+	// Babelfish ignores TABLESAMPLE: it is not sent
+	if s := babelfish.sampleBoundsSQL("[dbo].[t]", keys, 0.5); strings.Contains(s, "TABLESAMPLE") {
+		t.Fatal(s)
+	}
+	ck := []keyCol{{Ref: "[k]", Type: mustType(t, "nvarchar(10) COLLATE Latin1_General_CI_AS")}}
+	if s := sqlServer.histogramBoundsSQL("[dbo].[t]", ck); !strings.Contains(s, "WHERE x.[k] COLLATE Latin1_General_CI_AS > CAST(h.range_hi_key AS nvarchar(10)) COLLATE Latin1_General_CI_AS ORDER BY x.[k] COLLATE Latin1_General_CI_AS)") {
 		t.Fatal(s)
 	}
 }

@@ -95,15 +95,20 @@ func decodeValue(t sqlType, k pgKind, raw any, variantBase string) (value, textI
 		}
 		return decodeTime(t, tm), iss, nil
 	case "char", "varchar", "text", "nchar", "nvarchar", "ntext":
-		b, ok := raw.([]byte) // CAST(CAST(col AS nvarchar) AS varbinary): UTF-16LE
-		if !ok {
+		var s string
+		switch x := raw.(type) {
+		case []byte: // CAST(CAST(col AS nvarchar) AS varbinary): UTF-16LE (SQL Server)
+			var bad int
+			var err error
+			if s, bad, err = decodeUTF16(x); err != nil {
+				return value{}, iss, err
+			}
+			iss.Surrogates = bad
+		case string: // CAST(col AS nvarchar), decoded by the driver (Babelfish: dialect.go)
+			s = x
+		default:
 			return value{}, iss, typeErr(t, raw)
 		}
-		s, bad, err := decodeUTF16(b)
-		if err != nil {
-			return value{}, iss, err
-		}
-		iss.Surrogates = bad
 		iss.NUL = strings.Count(s, "\x00")
 		return value{kind: kText, s: s}, iss, nil
 	case "binary", "varbinary", "image", "rowversion":
@@ -174,7 +179,14 @@ func decodeTime(t sqlType, tm time.Time) value {
 	case "date":
 		return value{kind: kDate, ts: wall(tm)}
 	case "time":
-		return value{kind: kTime, ts: wall(tm), digits: t.Scale}
+		w := wall(tm)
+		if tm.Year() == 1 && tm.Month() == 1 && tm.Day() == 2 {
+			// Babelfish keeps time as PostgreSQL's, whose end of day is
+			// 24:00:00 (time(7) 23:59:59.9999999 rounds to it); go-mssqldb
+			// hands that over as midnight of the next day
+			w.Nanos += 86400e9
+		}
+		return value{kind: kTime, ts: w, digits: t.Scale}
 	case "datetime":
 		return value{kind: kTimestamp, ts: wall(tm), digits: 3}
 	case "smalldatetime":

@@ -41,7 +41,7 @@ func utf16s(s string) []byte { return encodeUTF16(s) }
 // (decodeGuid returns it unchanged with guid conversion off).
 func wireGUID(t *testing.T, text string) []byte {
 	t.Helper()
-	p, err := paramFromText(sqlType{Name: "uniqueidentifier"}, text)
+	p, err := sqlServer.paramFromText(sqlType{Name: "uniqueidentifier"}, text)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,229 @@
+package mssql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// dialect is the T-SQL engine at the other end of the connection, chosen
+// once at Open. Every way Babelfish for PostgreSQL (T-SQL and TDS on top of
+// PostgreSQL) differs from SQL Server, as far as caravan cares, is decided
+// here and nowhere else; docs/TYPES.md lists the differences and why each
+// choice is what it is. SQL Server keeps its own semantics: what Babelfish
+// lacks is still built for SQL Server, and unit tests cover that T-SQL.
+type dialect struct {
+	// Babelfish is set when the server says it is Babelfish
+	// (SERVERPROPERTY('Babelfish') = 1, @@VERSION starts "Babelfish").
+	Babelfish bool
+	// Version is the first line of @@VERSION, for `caravan plan`.
+	Version string
+}
+
+var (
+	sqlServer = dialect{Version: "Microsoft SQL Server"}
+	babelfish = dialect{Babelfish: true, Version: "Babelfish for PostgreSQL"}
+)
+
+// detectSQL asks the engine what it is. SERVERPROPERTY('Babelfish') is
+// NULL on SQL Server; the version banner is the second witness.
+const detectSQL = `SELECT CAST(@@VERSION AS nvarchar(4000)), CAST(COALESCE(SERVERPROPERTY('Babelfish'), 0) AS int)`
+
+func detectDialect(ctx context.Context, q queryer) (dialect, error) {
+	var version string
+	var bbf int
+	err := scanAll(ctx, q, detectSQL, "server version", func(r *sql.Rows) error { return r.Scan(&version, &bbf) })
+	if err != nil {
+		return dialect{}, err
+	}
+	return dialectOf(version, bbf == 1), nil
+}
+
+func dialectOf(version string, babelfishProperty bool) dialect {
+	first, _, _ := strings.Cut(strings.TrimSpace(version), "\n")
+	first = strings.TrimSpace(first)
+	d := dialect{Version: first, Babelfish: babelfishProperty || strings.HasPrefix(first, "Babelfish")}
+	if d.Version == "" {
+		d.Version = sqlServer.Version
+		if d.Babelfish {
+			d.Version = babelfish.Version
+		}
+	}
+	return d
+}
+
+// String names the engine for `caravan plan` and messages.
+func (d dialect) String() string {
+	if d.Babelfish {
+		return "Babelfish (T-SQL over PostgreSQL): " + d.Version
+	}
+	return d.Version
+}
+
+// Text. On SQL Server character columns are read as the UTF-16LE bytes of
+// their nvarchar form (utf16.go says why). Babelfish stores text as UTF-8
+// in PostgreSQL and its CAST(... AS varbinary) encodes in the collation's
+// code page, not UTF-16 (seen: N'aÑ😀' gave 61 D1 3F, the emoji lost as
+// '?'; a char column gave UTF-8 bytes): no byte form is exact there. What
+// is exact is the nvarchar value itself, which TDS carries as UTF-16 and
+// go-mssqldb decodes; PostgreSQL text can hold no unpaired surrogate, so
+// the driver's silent U+FFFD replacement never applies. varchar, text and
+// ntext are converted to nvarchar on the server, so the column's code page
+// is the server's business, not a driver table's.
+
+// charExpr selects a character column in the form decodeValue reads: a
+// []byte of UTF-16LE (SQL Server) or a string (Babelfish).
+func (d dialect) charExpr(ref string, t sqlType) string {
+	n := nvarcharLen(t)
+	inner := ref
+	if !t.isUnicode() || t.Name == "ntext" {
+		inner = "CAST(" + ref + " AS nvarchar(" + n + "))"
+	}
+	if d.Babelfish {
+		return inner
+	}
+	bin := "max"
+	if n != "max" {
+		bin = strconv.Itoa(2 * t.Length)
+	}
+	return "CAST(" + inner + " AS varbinary(" + bin + "))"
+}
+
+// charParam is the parameter for a character key bound: exact UTF-16LE
+// bytes on SQL Server, the string itself (an nvarchar parameter) on
+// Babelfish, whose varbinary to nvarchar conversion is not UTF-16.
+func (d dialect) charParam(s string) any {
+	if d.Babelfish {
+		return s
+	}
+	return encodeUTF16(s)
+}
+
+// charParamExpr turns a character key parameter into a value of the key
+// column's type, in the column's collation.
+func (d dialect) charParamExpr(p string, t sqlType) string {
+	if d.Babelfish {
+		return collate("CAST("+p+" AS "+castType(t)+")", t)
+	}
+	// the parameter is UTF-16LE bytes; a varchar needs the column's
+	// collation BEFORE the conversion, which picks the code page
+	nv := "CAST(" + p + " AS nvarchar(" + nvarcharLen(t) + "))"
+	if !t.isUnicode() && t.Collation != "" {
+		nv += " COLLATE " + t.Collation
+	}
+	return collate("CAST("+nv+" AS "+castType(t)+")", t)
+}
+
+// collate states a character key's collation explicitly. Keyset paging
+// orders (ORDER BY, ROW_NUMBER) and compares (k > @last) in the column's
+// own collation, written out on both sides: on Babelfish an implicit
+// comparison with a parameter was evaluated in another collation than the
+// ORDER BY, and a case-insensitive key lost a third of its rows.
+func collate(expr string, t sqlType) string {
+	if t.isChar() && t.Collation != "" {
+		return expr + " COLLATE " + t.Collation
+	}
+	return expr
+}
+
+// Keyless tables. SQL Server reads them in %%physloc%% order (file, page,
+// slot): deterministic and free. Babelfish has no physical row locator
+// (%%physloc%% is a syntax error there), so the order is every column,
+// character data in a binary collation: rows that still tie are identical
+// in every column, hence interchangeable in the output.
+
+// heapQuery reads a keyless table in one statement; locator says whether
+// the row locator follows the columns (to name a row in errors).
+func (d dialect) heapQuery(table string, cols []readCol) (query string, locator bool) {
+	var sel []string
+	for _, c := range cols {
+		sel = append(sel, c.Exprs...)
+	}
+	if !d.Babelfish {
+		return "SELECT " + strings.Join(sel, ", ") + ", %%physloc%% FROM " + table + " ORDER BY %%physloc%%", true
+	}
+	var order []string
+	for _, c := range cols {
+		order = append(order, heapOrderExpr(quoteIdent(c.Name), c.Type))
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + table
+	if len(order) > 0 {
+		q += " ORDER BY " + strings.Join(order, ", ")
+	}
+	return q, false
+}
+
+// heapOrder says in which order a keyless table is read, for the plan.
+func (d dialect) heapOrder() string {
+	if d.Babelfish {
+		return "the order of all its columns (no physical row locator on Babelfish)"
+	}
+	return "%%physloc%% order"
+}
+
+// heapOrderExpr orders one column by its whole value: a binary collation
+// for text (a case-insensitive collation would tie 'a' and 'A'), xml by its
+// text (xml has no order).
+func heapOrderExpr(ref string, t sqlType) string {
+	switch {
+	case t.isChar():
+		n := nvarcharLen(t)
+		if !t.isUnicode() || t.Name == "ntext" {
+			ref = "CAST(" + ref + " AS nvarchar(" + n + "))"
+		}
+		return ref + " COLLATE Latin1_General_BIN2"
+	case t.Name == "xml":
+		return "CAST(" + ref + " AS nvarchar(max)) COLLATE Latin1_General_BIN2"
+	case t.Name == "sql_variant":
+		return "CAST(" + ref + " AS nvarchar(4000)) COLLATE Latin1_General_BIN2"
+	}
+	return ref
+}
+
+// Statistics. SQL Server keeps each index's row count in sys.partitions
+// and a histogram of the key's leading column (sys.dm_db_stats_histogram);
+// Babelfish has no histogram DMV and reports sys.partitions.rows = 0 until
+// PostgreSQL has analyzed the table, so it counts the rows (a scan
+// PostgreSQL does quickly) and bounds always come from the key sample.
+
+// histogram says whether the engine has sys.dm_db_stats_histogram.
+func (d dialect) histogram() bool { return !d.Babelfish }
+
+// rowCountSQL counts the rows planning divides into chunks: the catalog's
+// count on SQL Server, COUNT_BIG(*) of table on Babelfish.
+func (d dialect) rowCountSQL(table string) (query string, byObject bool) {
+	if d.Babelfish {
+		return "SELECT COUNT_BIG(*) FROM " + table, false
+	}
+	return rowCountSQL, true
+}
+
+// tablesample is the sampling clause for percent of the table's pages;
+// "" reads every key. Babelfish accepts TABLESAMPLE and ignores it (1
+// PERCENT returned all 1,000,000 rows), so it is not sent there.
+func (d dialect) tablesample(percent float64) string {
+	if d.Babelfish || percent >= 100 {
+		return ""
+	}
+	if percent < 0.000001 {
+		percent = 0.000001
+	}
+	return " TABLESAMPLE SYSTEM (" + strconv.FormatFloat(percent, 'f', 6, 64) + " PERCENT)"
+}
+
+// Catalog. Babelfish's sys.types ids are PostgreSQL oids (int is 23, not
+// 56), so columnsSQL matches types by TYPE_NAME, never by id, on both
+// engines. It has no clustered indexes (a HEAP row, index_id 0, and the
+// primary key as nonclustered index 2), which caravan does not rely on:
+// row counts sum index_id 0 and 1, and PostgreSQL has no clustered
+// indexes to create. Its time, datetime2 and datetimeoffset keep 6
+// fractional digits and sys.columns says scale 6, so their target types
+// follow from the catalog as on SQL Server.
+
+// describe names the engine before the consistency note `caravan plan`
+// prints.
+func (d dialect) describe(note string) string {
+	return fmt.Sprintf("%s. %s", d, note)
+}
