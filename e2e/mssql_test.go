@@ -30,26 +30,28 @@ func TestMigrateFromSQLServer(t *testing.T) {
 	}
 	defer ms.Close()
 	sch := fmt.Sprintf("caravan_e2e_%d", time.Now().UnixNano()%1_000_000_000)
-	q := func(s string) string { return strings.ReplaceAll(s, "SCH", "["+sch+"]") }
+	// the placeholder is a token no statement holds otherwise (SCH was
+	// also replaced inside the word SCHEMA)
+	q := func(s string) string { return strings.ReplaceAll(s, "§", "["+sch+"]") }
 	for _, stmt := range []string{
-		"CREATE SCHEMA SCH",
-		`CREATE TABLE SCH.Orders (Id int IDENTITY(1,1) PRIMARY KEY, Customer nvarchar(100) NOT NULL, Amount money NULL,
+		"CREATE SCHEMA §",
+		`CREATE TABLE §.Orders (Id int IDENTITY(1,1) PRIMARY KEY, Customer nvarchar(100) NOT NULL, Amount money NULL,
 			PlacedAt datetime2(7) NOT NULL, Ref uniqueidentifier NOT NULL DEFAULT newid(), Note varchar(max) NULL)`,
-		`INSERT INTO SCH.Orders (Customer, Amount, PlacedAt, Note)
-			SELECT TOP (5000) N'Zoë 😀 ' + CAST(n AS nvarchar(10)), CAST(n AS money) / 7, DATEADD(second, n, '2024-01-01T00:00:00.1234567'),
+		`INSERT INTO §.Orders (Customer, Amount, PlacedAt, Note)
+			SELECT TOP (5000) N'Zoë 😀 ' + CAST(n AS nvarchar(10)), CAST(n AS money) / 7, DATEADD(second, n, CAST('2024-01-01T00:00:00.1234567' AS datetime2(7))),
 				CASE WHEN n % 5 = 0 THEN NULL ELSE 'note ' + CAST(n AS varchar(10)) END
 			FROM (SELECT ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) AS n FROM sys.all_objects a CROSS JOIN sys.all_objects b) x`,
-		`CREATE TABLE SCH.Lines (OrderId int NOT NULL REFERENCES SCH.Orders (Id), Line int NOT NULL, Sku nvarchar(20) NOT NULL, PRIMARY KEY (OrderId, Line))`,
-		`INSERT INTO SCH.Lines SELECT o.Id, l.n, N'SKU-' + CAST(o.Id * 3 + l.n AS nvarchar(10)) FROM SCH.Orders o CROSS JOIN (VALUES (1), (2), (3)) l(n)`,
-		`CREATE TABLE SCH.Heap (v nvarchar(50) NULL)`,
-		`INSERT INTO SCH.Heap SELECT TOP (3000) N'h' + CAST(Id % 100 AS nvarchar(10)) FROM SCH.Orders`,
+		`CREATE TABLE §.Lines (OrderId int NOT NULL REFERENCES §.Orders (Id), Line int NOT NULL, Sku nvarchar(20) NOT NULL, PRIMARY KEY (OrderId, Line))`,
+		`INSERT INTO §.Lines SELECT o.Id, l.n, N'SKU-' + CAST(o.Id * 3 + l.n AS nvarchar(10)) FROM §.Orders o CROSS JOIN (VALUES (1), (2), (3)) l(n)`,
+		`CREATE TABLE §.Heap (v nvarchar(50) NULL)`,
+		`INSERT INTO §.Heap SELECT TOP (3000) N'h' + CAST(Id % 100 AS nvarchar(10)) FROM §.Orders`,
 	} {
 		if _, err := ms.ExecContext(ctx, q(stmt)); err != nil {
 			t.Fatalf("%s: %v", q(stmt), err)
 		}
 	}
 	t.Cleanup(func() {
-		for _, stmt := range []string{"DROP TABLE SCH.Lines", "DROP TABLE SCH.Orders", "DROP TABLE SCH.Heap", "DROP SCHEMA SCH"} {
+		for _, stmt := range []string{"DROP TABLE §.Lines", "DROP TABLE §.Orders", "DROP TABLE §.Heap", "DROP SCHEMA §"} {
 			_, _ = ms.ExecContext(ctx, q(stmt))
 		}
 	})
@@ -65,7 +67,7 @@ func TestMigrateFromSQLServer(t *testing.T) {
 		}
 	}
 	var msSum, msRefs string
-	if err := ms.QueryRowContext(ctx, q(`SELECT CAST(CAST(SUM(Amount) AS decimal(19,4)) AS varchar(40)), CAST(COUNT(DISTINCT Ref) AS varchar(20)) FROM SCH.Orders`)).Scan(&msSum, &msRefs); err != nil {
+	if err := ms.QueryRowContext(ctx, q(`SELECT CAST(CAST(SUM(Amount) AS decimal(19,4)) AS varchar(40)), CAST(COUNT(DISTINCT Ref) AS varchar(20)) FROM §.Orders`)).Scan(&msSum, &msRefs); err != nil {
 		t.Fatal(err)
 	}
 	if got := query[string](t, dst, fmt.Sprintf(`SELECT sum(amount)::text FROM %q.orders`, sch)); got != msSum {

@@ -99,7 +99,9 @@ LEFT JOIN sys.extended_properties AS ep ON ep.class = 1 AND ep.major_id = t.obje
 WHERE ` + userTable + `
 ORDER BY s.name, t.name`
 
-// columnsSQL resolves alias types to their base: TYPE_NAME(system_type_id)
+// columnsSQL reads one row per column: identity seeds come through OUTER
+// APPLY ... TOP (1) because Babelfish's sys.identity_columns repeats a
+// column (three rows seen). It resolves alias types to their base: TYPE_NAME(system_type_id)
 // is the base type (and nvarchar for sysname); CLR types (hierarchyid,
 // geography, geometry) share system_type_id 240 and are named by their
 // own sys.types row.
@@ -116,7 +118,7 @@ const columnsSQL = `SELECT c.object_id, c.column_id, c.name,
 FROM sys.columns AS c
 JOIN sys.tables AS t ON t.object_id = c.object_id
 JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id
-LEFT JOIN sys.identity_columns AS ic ON ic.object_id = c.object_id AND ic.column_id = c.column_id
+OUTER APPLY (SELECT TOP (1) i.seed_value, i.increment_value FROM sys.identity_columns AS i WHERE i.object_id = c.object_id AND i.column_id = c.column_id) AS ic
 LEFT JOIN sys.computed_columns AS cc ON cc.object_id = c.object_id AND cc.column_id = c.column_id
 LEFT JOIN sys.default_constraints AS dc ON dc.object_id = c.default_object_id
 LEFT JOIN sys.extended_properties AS ep ON ep.class = 1 AND ep.major_id = c.object_id AND ep.minor_id = c.column_id AND ep.name = N'MS_Description'
