@@ -99,31 +99,50 @@ LEFT JOIN sys.extended_properties AS ep ON ep.class = 1 AND ep.major_id = t.obje
 WHERE ` + userTable + `
 ORDER BY s.name, t.name`
 
-// columnsSQL reads one row per column: identity seeds come through OUTER
-// APPLY ... TOP (1) because Babelfish's sys.identity_columns repeats a
-// column (three rows seen). It resolves alias types to their base: TYPE_NAME(system_type_id)
-// is the base type (and nvarchar for sysname); CLR types (hierarchyid,
-// geography, geometry) share system_type_id 240 and are named by their
-// own sys.types row.
-const columnsSQL = `SELECT c.object_id, c.column_id, c.name,
-  CASE WHEN ty.is_assembly_type = 1 THEN ty.name ELSE TYPE_NAME(c.system_type_id) END,
-  CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN SCHEMA_NAME(ty.schema_id) + N'.' + ty.name ELSE N'' END,
+// Columns are read in five plain queries merged here rather than one join:
+// on Babelfish the sys.* views are PostgreSQL views, and the single query
+// joining sys.types, sys.identity_columns, sys.computed_columns,
+// sys.default_constraints and sys.extended_properties per column took
+// minutes for a 1,024-column table (each view alone takes seconds).
+// Babelfish's sys.identity_columns also repeats a column (three rows
+// seen, not all with the seed): the first row with a value is kept.
+
+// columnsSQL reads the columns. TYPE_NAME(system_type_id) is the base type
+// of an alias type (and nvarchar for sysname); user_type_id finds the
+// alias and CLR types in typesSQL.
+const columnsSQL = `SELECT c.object_id, c.column_id, c.name, COALESCE(TYPE_NAME(c.system_type_id), N''), c.user_type_id,
   CAST(c.max_length AS int), CAST(c.precision AS int), CAST(c.scale AS int), COALESCE(c.collation_name, N''),
-  c.is_nullable, c.is_identity,
-  COALESCE(CAST(ic.seed_value AS nvarchar(50)), N''), COALESCE(CAST(ic.increment_value AS nvarchar(50)), N''),
-  c.is_computed, COALESCE(cc.definition, N''), CAST(COALESCE(cc.is_persisted, 0) AS bit),
-  COALESCE(dc.definition, N''),
-  COALESCE(CAST(ep.value AS nvarchar(max)), N''),
-  c.is_column_set
+  c.is_nullable, c.is_identity, c.is_computed, c.is_column_set
 FROM sys.columns AS c
 JOIN sys.tables AS t ON t.object_id = c.object_id
-JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id
-OUTER APPLY (SELECT TOP (1) i.seed_value, i.increment_value FROM sys.identity_columns AS i WHERE i.object_id = c.object_id AND i.column_id = c.column_id) AS ic
-LEFT JOIN sys.computed_columns AS cc ON cc.object_id = c.object_id AND cc.column_id = c.column_id
-LEFT JOIN sys.default_constraints AS dc ON dc.object_id = c.default_object_id
-LEFT JOIN sys.extended_properties AS ep ON ep.class = 1 AND ep.major_id = c.object_id AND ep.minor_id = c.column_id AND ep.name = N'MS_Description'
 WHERE ` + userTable + `
 ORDER BY c.object_id, c.column_id`
+
+// typesSQL reads user-defined types: alias types resolve to their base
+// (TYPE_NAME above); CLR types (hierarchyid, geography, geometry) share
+// one system_type_id and are named by their own row.
+const typesSQL = `SELECT ty.user_type_id, ty.name, COALESCE(SCHEMA_NAME(ty.schema_id), N''), ty.is_user_defined, ty.is_assembly_type
+FROM sys.types AS ty WHERE ty.is_user_defined = 1 OR ty.is_assembly_type = 1`
+
+// identitySQL falls back on IDENT_SEED/IDENT_INCR: Babelfish leaves
+// seed_value and increment_value NULL outside dbo.
+const identitySQL = `SELECT ic.object_id, ic.column_id,
+  COALESCE(CAST(ic.seed_value AS nvarchar(50)), CAST(IDENT_SEED(QUOTENAME(SCHEMA_NAME(t.schema_id)) + N'.' + QUOTENAME(t.name)) AS nvarchar(50)), N''),
+  COALESCE(CAST(ic.increment_value AS nvarchar(50)), CAST(IDENT_INCR(QUOTENAME(SCHEMA_NAME(t.schema_id)) + N'.' + QUOTENAME(t.name)) AS nvarchar(50)), N'')
+FROM sys.identity_columns AS ic JOIN sys.tables AS t ON t.object_id = ic.object_id
+WHERE ` + userTable
+
+const computedSQL = `SELECT cc.object_id, cc.column_id, COALESCE(cc.definition, N''), CAST(COALESCE(cc.is_persisted, 0) AS bit)
+FROM sys.computed_columns AS cc JOIN sys.tables AS t ON t.object_id = cc.object_id
+WHERE ` + userTable
+
+const defaultsSQL = `SELECT dc.parent_object_id, dc.parent_column_id, COALESCE(dc.definition, N'')
+FROM sys.default_constraints AS dc JOIN sys.tables AS t ON t.object_id = dc.parent_object_id
+WHERE ` + userTable
+
+const columnCommentsSQL = `SELECT ep.major_id, ep.minor_id, COALESCE(CAST(ep.value AS nvarchar(max)), N'')
+FROM sys.extended_properties AS ep JOIN sys.tables AS t ON t.object_id = ep.major_id
+WHERE ep.class = 1 AND ep.minor_id > 0 AND ep.name = N'MS_Description' AND ` + userTable
 
 // indexesSQL skips partitioning columns SQL Server adds to clustered
 // indexes (key_ordinal 0 and not included).
@@ -161,9 +180,10 @@ type queryer interface {
 }
 
 // readCatalog runs the catalog queries.
-func readCatalog(ctx context.Context, q queryer) (*catalogRows, error) {
+func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error) {
 	var c catalogRows
-	err := scanAll(ctx, q, tablesSQL, "tables", func(r *sql.Rows) error {
+	var err error
+	err = scanAll(ctx, q, tablesSQL, "tables", func(r *sql.Rows) error {
 		var t tableRow
 		err := r.Scan(&t.ObjectID, &t.Schema, &t.Name, &t.Rows, &t.Comment)
 		c.Tables = append(c.Tables, t)
@@ -172,18 +192,10 @@ func readCatalog(ctx context.Context, q queryer) (*catalogRows, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = scanAll(ctx, q, columnsSQL, "columns", func(r *sql.Rows) error {
-		var x columnRow
-		err := r.Scan(&x.ObjectID, &x.ColumnID, &x.Name, &x.BaseType, &x.Alias, &x.MaxLength, &x.Precision, &x.Scale,
-			&x.Collation, &x.Nullable, &x.Identity, &x.Seed, &x.Increment, &x.Computed, &x.ComputedDef, &x.Persisted,
-			&x.DefaultDef, &x.Comment, &x.ColumnSet)
-		c.Columns = append(c.Columns, x)
-		return err
-	})
-	if err != nil {
+	if c.Columns, err = readColumns(ctx, q); err != nil {
 		return nil, err
 	}
-	err = scanAll(ctx, q, indexesSQL, "indexes", func(r *sql.Rows) error {
+	err = scanAll(ctx, q, d.indexesSQL(), "indexes", func(r *sql.Rows) error {
 		var x indexRow
 		err := r.Scan(&x.ObjectID, &x.IndexID, &x.Name, &x.Type, &x.Unique, &x.PrimaryKey, &x.UniqueConstraint,
 			&x.Filter, &x.Disabled, &x.KeyOrdinal, &x.Desc, &x.Included, &x.Column)
@@ -192,6 +204,15 @@ func readCatalog(ctx context.Context, q queryer) (*catalogRows, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if d.Babelfish {
+		names := map[int64]string{}
+		for _, t := range c.Tables {
+			names[t.ObjectID] = t.Name
+		}
+		for i := range c.Indexes {
+			c.Indexes[i].Name = d.indexName(names[c.Indexes[i].ObjectID], c.Indexes[i].Name)
+		}
 	}
 	err = scanAll(ctx, q, fksSQL, "foreign keys", func(r *sql.Rows) error {
 		var x fkRow
@@ -216,6 +237,109 @@ func readCatalog(ctx context.Context, q queryer) (*catalogRows, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+type colKey struct {
+	obj int64
+	col int
+}
+
+type userType struct {
+	name, schema       string
+	userDefined, isCLR bool
+}
+
+// readColumns reads the columns and what belongs to them, and merges.
+func readColumns(ctx context.Context, q queryer) ([]columnRow, error) {
+	var cols []columnRow
+	typeIDs := map[colKey]int64{}
+	err := scanAll(ctx, q, columnsSQL, "columns", func(r *sql.Rows) error {
+		var x columnRow
+		var typeID int64
+		err := r.Scan(&x.ObjectID, &x.ColumnID, &x.Name, &x.BaseType, &typeID, &x.MaxLength, &x.Precision, &x.Scale,
+			&x.Collation, &x.Nullable, &x.Identity, &x.Computed, &x.ColumnSet)
+		typeIDs[colKey{x.ObjectID, x.ColumnID}] = typeID
+		cols = append(cols, x)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	types := map[int64]userType{}
+	err = scanAll(ctx, q, typesSQL, "types", func(r *sql.Rows) error {
+		var id int64
+		var u userType
+		err := r.Scan(&id, &u.name, &u.schema, &u.userDefined, &u.isCLR)
+		types[id] = u
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	type side struct{ a, b string }
+	read := func(query, what string, withB bool) (map[colKey]side, error) {
+		out := map[colKey]side{}
+		err := scanAll(ctx, q, query, what, func(r *sql.Rows) error {
+			var k colKey
+			var v side
+			var err error
+			if withB {
+				err = r.Scan(&k.obj, &k.col, &v.a, &v.b)
+			} else {
+				err = r.Scan(&k.obj, &k.col, &v.a)
+			}
+			if old, seen := out[k]; !seen || old.a == "" {
+				out[k] = v
+			}
+			return err
+		})
+		return out, err
+	}
+	ident, err := read(identitySQL, "identity columns", true)
+	if err != nil {
+		return nil, err
+	}
+	defaults, err := read(defaultsSQL, "default constraints", false)
+	if err != nil {
+		return nil, err
+	}
+	comments, err := read(columnCommentsSQL, "column comments", false)
+	if err != nil {
+		return nil, err
+	}
+	computed := map[colKey]struct {
+		def       string
+		persisted bool
+	}{}
+	err = scanAll(ctx, q, computedSQL, "computed columns", func(r *sql.Rows) error {
+		var k colKey
+		var v struct {
+			def       string
+			persisted bool
+		}
+		err := r.Scan(&k.obj, &k.col, &v.def, &v.persisted)
+		computed[k] = v
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range cols {
+		x := &cols[i]
+		k := colKey{x.ObjectID, x.ColumnID}
+		if u, ok := types[typeIDs[k]]; ok {
+			if u.isCLR {
+				x.BaseType = u.name
+			} else if u.userDefined {
+				x.Alias = u.schema + "." + u.name
+			}
+		}
+		x.Seed, x.Increment = ident[k].a, ident[k].b
+		x.DefaultDef = defaults[k].a
+		x.Comment = comments[k].a
+		x.ComputedDef, x.Persisted = computed[k].def, computed[k].persisted
+	}
+	return cols, nil
 }
 
 func scanAll(ctx context.Context, q queryer, query, what string, scan func(*sql.Rows) error, args ...any) error {

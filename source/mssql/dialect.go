@@ -128,6 +128,18 @@ func collate(expr string, t sqlType) string {
 	return expr
 }
 
+// datetime. SQL Server stores it in 1/300 s ticks and TDS carries those
+// ticks exactly. Babelfish stores it as a PostgreSQL timestamp to the
+// millisecond (getdate() gave .408) and TDS rounds that to ticks (.407),
+// as does its CONVERT(..., 121): only datetime2(3) carries the stored
+// value there.
+func (d dialect) datetimeExpr(ref string) string {
+	if d.Babelfish {
+		return "CAST(" + ref + " AS datetime2(3))"
+	}
+	return ref
+}
+
 // Keyless tables. SQL Server reads them in %%physloc%% order (file, page,
 // slot): deterministic and free. Babelfish has no physical row locator
 // (%%physloc%% is a syntax error there), so the order is every column,
@@ -221,6 +233,45 @@ func (d dialect) tablesample(percent float64) string {
 // indexes to create. Its time, datetime2 and datetimeoffset keep 6
 // fractional digits and sys.columns says scale 6, so their target types
 // follow from the catalog as on SQL Server.
+
+// Filtered indexes. Babelfish reports every index with has_filter = 0 and
+// no filter_definition, so a unique index WHERE Note <> N'none' would look
+// unique over all rows and fail on the target. The predicate is in its
+// PostgreSQL catalog (pg_index.indpred, reachable from T-SQL there; the
+// index's relname is its sys.indexes name and its table's oid the
+// object_id). It is PostgreSQL text over Babelfish's types, which caravan
+// does not translate: the index then takes the path of any filter caravan
+// cannot translate (a unique one is not created, with a warning).
+const babelfishFilter = `COALESCE((SELECT TOP (1) CAST(pg_get_expr(x.indpred, x.indrelid) AS nvarchar(4000))
+  FROM pg_catalog.pg_index AS x JOIN pg_catalog.pg_class AS pc ON pc.oid = x.indexrelid
+  WHERE x.indrelid = i.object_id AND pc.relname = i.name AND x.indpred IS NOT NULL), N'')`
+
+// indexesSQL reads the indexes with their filters.
+func (d dialect) indexesSQL() string {
+	if d.Babelfish {
+		return strings.Replace(indexesSQL, "COALESCE(i.filter_definition, N'')", babelfishFilter, 1)
+	}
+	return indexesSQL
+}
+
+// indexName is an index's name as its creator wrote it: Babelfish appends
+// the table's name and an md5 (ux_note becomes ux_note + orders + 32 hex
+// digits) to make index names unique per schema, as PostgreSQL needs.
+func (d dialect) indexName(table, name string) string {
+	if !d.Babelfish || len(name) <= 32 {
+		return name
+	}
+	base, sum := name[:len(name)-32], name[len(name)-32:]
+	for _, c := range sum {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return name
+		}
+	}
+	if t := strings.ToLower(table); t != "" && strings.HasSuffix(base, t) && len(base) > len(t) {
+		return base[:len(base)-len(t)]
+	}
+	return name
+}
 
 // describe names the engine before the consistency note `caravan plan`
 // prints.

@@ -161,7 +161,7 @@ func (s *Source) DefaultNames() schema.NamePolicy {
 // Discover implements source.Source. Expressions it translates (checks,
 // index filters) name target columns under DefaultNames.
 func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Database, error) {
-	rows, err := readCatalog(ctx, s.db)
+	rows, err := readCatalog(ctx, s.db, s.d)
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", s.database, scrub(err, s.secrets))
 	}

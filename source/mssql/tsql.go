@@ -64,6 +64,8 @@ func (d dialect) selectExprs(ref string, t sqlType, k pgKind) []string {
 		return []string{ref + ".AsTextZM()"}
 	case t.Name == "sql_variant":
 		return []string{ref, "CAST(SQL_VARIANT_PROPERTY(" + ref + ", 'BaseType') AS nvarchar(128))"}
+	case t.Name == "datetime":
+		return []string{d.datetimeExpr(ref)}
 	}
 	return []string{ref}
 }
@@ -75,6 +77,8 @@ func (d dialect) selectExprs(ref string, t sqlType, k pgKind) []string {
 // datetimeoffset).
 func (d dialect) keyExpr(ref string, t sqlType) string {
 	switch {
+	case t.Name == "datetime":
+		return "CONVERT(varchar(40), " + d.datetimeExpr(ref) + ", 121)"
 	case t.isTemporal():
 		return "CONVERT(varchar(40), " + ref + ", 121)"
 	case t.isChar():

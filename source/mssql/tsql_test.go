@@ -120,11 +120,18 @@ func TestBabelfishText(t *testing.T) {
 		"ntext COLLATE bbf_unicode_cp1_ci_as":        "CAST([c] AS nvarchar(max))",
 		"text COLLATE bbf_unicode_cp1_ci_as":         "CAST([c] AS nvarchar(max))",
 		"datetime2(6)":                               "[c]",
+		"datetime":                                   "CAST([c] AS datetime2(3))",
 	}
 	for typ, want := range cases {
 		if got := strings.Join(babelfish.selectExprs("[c]", mustType(t, typ), text), " | "); got != want {
 			t.Errorf("%s: got %s, want %s", typ, got, want)
 		}
+	}
+	if got := babelfish.keyExpr("[k]", mustType(t, "datetime")); got != "CONVERT(varchar(40), CAST([k] AS datetime2(3)), 121)" {
+		t.Fatal(got)
+	}
+	if got := sqlServer.keyExpr("[k]", mustType(t, "datetime")); got != "CONVERT(varchar(40), [k], 121)" {
+		t.Fatal(got)
 	}
 	st := mustType(t, "varchar(10) COLLATE bbf_unicode_cp1_ci_as")
 	if got := babelfish.keyExpr("[k]", st); got != "CAST([k] AS nvarchar(10))" {
@@ -153,6 +160,24 @@ func TestDialectOf(t *testing.T) {
 	}
 	if d := dialectOf("", true); !d.Babelfish || d.Version != babelfish.Version {
 		t.Fatalf("%+v", d)
+	}
+	if q := babelfish.indexesSQL(); strings.Contains(q, "filter_definition") || !strings.Contains(q, "pg_get_expr(x.indpred, x.indrelid)") {
+		t.Fatal(q)
+	}
+	if q := sqlServer.indexesSQL(); q != indexesSQL {
+		t.Fatal(q)
+	}
+	for _, c := range [][3]string{
+		{"probe_p", "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d", "ux_p_note"},
+		{"probe_p", "probe_p_pkey", "probe_p_pkey"},
+		{"other", "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d", "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d"},
+	} {
+		if got := babelfish.indexName(c[0], c[1]); got != c[2] {
+			t.Errorf("%v: %s", c, got)
+		}
+	}
+	if got := sqlServer.indexName("probe_p", "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d"); got != "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d" {
+		t.Fatal(got)
 	}
 }
 
