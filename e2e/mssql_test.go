@@ -31,7 +31,7 @@ func TestMigrateFromSQLServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ms.Close()
+	t.Cleanup(func() { ms.Close() }) // after the drops registered below: Cleanup runs last-in first-out
 	sch := fmt.Sprintf("caravan_e2e_%d", time.Now().UnixNano()%1_000_000_000)
 	// the placeholder is a token no statement holds otherwise (SCH was
 	// also replaced inside the word SCHEMA)
@@ -108,7 +108,7 @@ func TestMigrateFromTSQLEngineCoverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ms.Close()
+	t.Cleanup(func() { ms.Close() }) // after the drops registered below: Cleanup runs last-in first-out
 	var version, dbName string
 	if err := ms.QueryRowContext(ctx, "SELECT CAST(@@VERSION AS nvarchar(4000)), DB_NAME()").Scan(&version, &dbName); err != nil {
 		t.Fatal(err)

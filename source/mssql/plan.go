@@ -79,7 +79,11 @@ func (s *Source) planKeyed(ctx context.Context, v *view, t *schema.Table, keys [
 	}
 
 	pct := float64(want*samplesPerChunk) / float64(rows) * 100
-	bounds, n, err := s.sampleBounds(ctx, v.q, table, keys, want, pct)
+	exact := int64(0) // the count is exact in this view when the engine counted it
+	if _, byObject := s.d.rowCountSQL(table); !byObject {
+		exact = rows
+	}
+	bounds, n, err := s.sampleBounds(ctx, v.q, table, keys, want, exact, pct)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +93,7 @@ func (s *Source) planKeyed(ctx context.Context, v *view, t *schema.Table, keys [
 	} else if !enoughBounds(len(bounds), want) {
 		// a page sample of a small or clustered table can come back
 		// nearly empty: read every key instead
-		if bounds, n, err = s.sampleBounds(ctx, v.q, table, keys, want, 100); err != nil {
+		if bounds, n, err = s.sampleBounds(ctx, v.q, table, keys, want, 0, 100); err != nil {
 			return nil, err
 		}
 		how = fmt.Sprintf("every key (%d; the page sample was too small)", n)
@@ -218,9 +222,14 @@ func pickSteps(steps []histStep, per float64) []int {
 // sampleBounds takes want-1 evenly spaced keys of a sample of pct percent
 // of the pages (every key at 100, or where the engine cannot sample), and
 // says how many keys the sample held.
-func (s *Source) sampleBounds(ctx context.Context, q queryer, table string, keys []keyCol, want int64, pct float64) ([][]string, int64, error) {
+// rows is the table's exact count in this view, or 0 when not known.
+func (s *Source) sampleBounds(ctx context.Context, q queryer, table string, keys []keyCol, want, rows int64, pct float64) ([][]string, int64, error) {
 	var n int64
-	bounds, err := s.boundRows(ctx, q, s.d.sampleBoundsSQL(table, keys, pct), keys, 0, &n, want)
+	if rows > 0 && s.d.tablesample(pct) == "" {
+		bounds, err := s.boundRows(ctx, q, s.d.sampleBoundsSQL(table, keys, pct, true), keys, 0, &n, want, rows)
+		return bounds, rows, err
+	}
+	bounds, err := s.boundRows(ctx, q, s.d.sampleBoundsSQL(table, keys, pct, false), keys, 0, &n, want)
 	return bounds, n, err
 }
 

@@ -246,15 +246,21 @@ func (d dialect) histogramBoundsSQL(table string, keys []keyCol) string {
 // sample returned. The number of chunks thus follows from the row count
 // and the chunk size, never from the sample's size: a page sample
 // (TABLESAMPLE, SQL Server only) returns more or fewer rows than asked,
-// none or all on a small table. The sample's size n follows the key.
-func (d dialect) sampleBoundsSQL(table string, keys []keyCol, percent float64) string {
+// none or all on a small table. n follows the key in the result. When
+// every key is read and the rows were just counted in the same view
+// (knownRows), n is that count, @p2, which spares a window aggregate.
+func (d dialect) sampleBoundsSQL(table string, keys []keyCol, percent float64, knownRows bool) string {
 	var inner, outer []string
 	for _, k := range keys {
 		inner = append(inner, k.Ref)
 		outer = append(outer, d.keyExpr("x."+k.Ref, k.Type))
 	}
+	n, sample := "COUNT_BIG(*) OVER ()", d.tablesample(percent)
+	if knownRows && sample == "" {
+		n = "CAST(@p2 AS bigint)"
+	}
 	return "SELECT " + strings.Join(outer, ", ") + ", x.caravan_n FROM (SELECT " + strings.Join(inner, ", ") +
-		", ROW_NUMBER() OVER (ORDER BY " + keyOrder(keys, "") + ") AS caravan_rn, COUNT_BIG(*) OVER () AS caravan_n FROM " + table + d.tablesample(percent) +
+		", ROW_NUMBER() OVER (ORDER BY " + keyOrder(keys, "") + ") AS caravan_rn, " + n + " AS caravan_n FROM " + table + sample +
 		") AS x WHERE x.caravan_rn < x.caravan_n AND (x.caravan_rn * @p1) / x.caravan_n <> ((x.caravan_rn - 1) * @p1) / x.caravan_n" +
 		" ORDER BY " + keyOrder(keys, "x.")
 }

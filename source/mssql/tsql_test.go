@@ -226,18 +226,22 @@ func TestPlanSQL(t *testing.T) {
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	s := sqlServer.sampleBoundsSQL("[dbo].[t]", keys, 0.5)
+	s := sqlServer.sampleBoundsSQL("[dbo].[t]", keys, 0.5, true)
 	want = "SELECT CONVERT(varchar(40), x.[a], 121), x.[b], x.caravan_n FROM (SELECT [a], [b], ROW_NUMBER() OVER (ORDER BY [a], [b]) AS caravan_rn, COUNT_BIG(*) OVER () AS caravan_n" +
 		" FROM [dbo].[t] TABLESAMPLE SYSTEM (0.500000 PERCENT)) AS x" +
 		" WHERE x.caravan_rn < x.caravan_n AND (x.caravan_rn * @p1) / x.caravan_n <> ((x.caravan_rn - 1) * @p1) / x.caravan_n ORDER BY x.[a], x.[b]"
 	if s != want {
 		t.Fatalf("got  %s\nwant %s", s, want)
 	}
-	if s := sqlServer.sampleBoundsSQL("[dbo].[t]", keys, 100); strings.Contains(s, "TABLESAMPLE") {
+	if s := sqlServer.sampleBoundsSQL("[dbo].[t]", keys, 100, false); strings.Contains(s, "TABLESAMPLE") {
 		t.Fatal(s)
 	}
 	// Babelfish ignores TABLESAMPLE: it is not sent
-	if s := babelfish.sampleBoundsSQL("[dbo].[t]", keys, 0.5); strings.Contains(s, "TABLESAMPLE") {
+	if s := babelfish.sampleBoundsSQL("[dbo].[t]", keys, 0.5, false); strings.Contains(s, "TABLESAMPLE") {
+		t.Fatal(s)
+	}
+	// every key read and counted just before: the count is a parameter
+	if s := babelfish.sampleBoundsSQL("[dbo].[t]", keys, 0.5, true); strings.Contains(s, "OVER ()") || !strings.Contains(s, "CAST(@p2 AS bigint) AS caravan_n") {
 		t.Fatal(s)
 	}
 	ck := []keyCol{{Ref: "[k]", Type: mustType(t, "nvarchar(10) COLLATE Latin1_General_CI_AS")}}
