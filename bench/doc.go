@@ -51,4 +51,11 @@
 // benchmarked in proto (BenchmarkSplitRowHash) and extractor
 // (BenchmarkExtractChunk). WHERE_THE_TIME_GOES.md breaks a run down from a
 // CPU profile.
+//
+// With CARAVAN_TEST_MSSQL_URL set, BenchmarkTSQLCompare (tsql_test.go)
+// measures a T-SQL source too: a table of CARAVAN_BENCH_TSQL_ROWS rows
+// (default 1,000,000; bigint key, numeric, datetime2, uniqueidentifier,
+// float, bit and money) migrated by caravan, against the engine's own floor
+// (Babelfish: COPY TO STDOUT on its PostgreSQL port,
+// CARAVAN_TEST_BABELFISH_PG_URL) and against pgloader when installed.
 package bench

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/caravan-db/caravan/schema"
 )
 
 // dialect is the T-SQL engine at the other end of the connection, chosen
@@ -271,6 +273,24 @@ func (d dialect) indexName(table, name string) string {
 		return base[:len(base)-len(t)]
 	}
 	return name
+}
+
+// filter adapts the user's include/exclude patterns to the names the
+// catalog reports: Babelfish reports every name in lower case, so a
+// pattern written as the tables were created (dbo.Orders) is lowered to
+// match them, as T-SQL itself would (names are case-insensitive there).
+func (d dialect) filter(f schema.Filter) schema.Filter {
+	if !d.Babelfish {
+		return f
+	}
+	lower := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, p := range in {
+			out[i] = strings.ToLower(p)
+		}
+		return out
+	}
+	return schema.Filter{Include: lower(f.Include), Exclude: lower(f.Exclude)}
 }
 
 // describe names the engine before the consistency note `caravan plan`

@@ -554,3 +554,23 @@ func TestIntegrationDatabaseSnapshot(t *testing.T) {
 		t.Fatalf("read %d rows from the snapshot, want 48", n)
 	}
 }
+
+// TestIntegrationPermanentErrors: an error no retry mends (here a column
+// the table does not have, as after a schema change under a run) fails
+// the read as permanent, naming the table and the chunk.
+func TestIntegrationPermanentErrors(t *testing.T) {
+	env := setupIntegration(t)
+	db, err := env.src.Discover(env.ctx, schema.Filter{Include: []string{"dbo.Keys"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := db.Tables[0]
+	task := taskFor(tb, tb.LoadColumns(), source.Chunk{Range: proto.RangeKey}, "", 3)
+	task.Cols = append(task.Cols, "gone")
+	task.Types = append(task.Types, "int")
+	err = env.src.Read(env.ctx, task, func([]byte) error { return nil })
+	if err == nil || !source.IsPermanent(err) || !strings.Contains(err.Error(), "chunk 3") || !strings.Contains(strings.ToLower(err.Error()), "keys") {
+		t.Fatalf("want a permanent error naming the table and chunk, got %v", err)
+	}
+	t.Log(err)
+}

@@ -176,6 +176,13 @@ func TestDialectOf(t *testing.T) {
 			t.Errorf("%v: %s", c, got)
 		}
 	}
+	f := babelfish.filter(schema.Filter{Include: []string{"dbo.Orders"}, Exclude: []string{"Sales.*"}})
+	if !f.Match(schema.Name{Schema: "dbo", Name: "orders"}) || babelfish.filter(schema.Filter{Exclude: []string{"Sales.*"}}).Match(schema.Name{Schema: "sales", Name: "x"}) {
+		t.Fatalf("%+v", f)
+	}
+	if sqlServer.filter(schema.Filter{Include: []string{"dbo.Orders"}}).Match(schema.Name{Schema: "dbo", Name: "orders"}) {
+		t.Fatal("SQL Server patterns lowered")
+	}
 	if got := sqlServer.indexName("probe_p", "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d"); got != "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d" {
 		t.Fatal(got)
 	}
