@@ -236,6 +236,7 @@ func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error
 	if err := readObjects(ctx, q, &c); err != nil {
 		return nil, err
 	}
+	c.Objects = d.objects(&c)
 	return &c, nil
 }
 

@@ -293,6 +293,34 @@ func (d dialect) filter(f schema.Filter) schema.Filter {
 	return schema.Filter{Include: lower(f.Include), Exclude: lower(f.Exclude)}
 }
 
+// objects drops from the inventory what only looks like an object of the
+// user's: Babelfish lists an identity column's PostgreSQL sequence
+// (<table>_<column>_seq) in sys.objects as a sequence, which SQL Server
+// does not have and caravan recreates as the identity.
+func (d dialect) objects(c *catalogRows) []objectRow {
+	if !d.Babelfish {
+		return c.Objects
+	}
+	tables := map[int64]tableRow{}
+	for _, t := range c.Tables {
+		tables[t.ObjectID] = t
+	}
+	identity := map[[2]string]bool{}
+	for _, col := range c.Columns {
+		if t, ok := tables[col.ObjectID]; ok && col.Identity {
+			identity[[2]string{strings.ToLower(t.Schema), strings.ToLower(t.Name + "_" + col.Name + "_seq")}] = true
+		}
+	}
+	var out []objectRow
+	for _, o := range c.Objects {
+		if o.Type == "SO" && identity[[2]string{strings.ToLower(o.Schema), strings.ToLower(o.Name)}] {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
 // describe names the engine before the consistency note `caravan plan`
 // prints.
 func (d dialect) describe(note string) string {

@@ -27,14 +27,18 @@ type objectRow struct {
 // objectsSQL reads the objects the inventory reports. The temporal type is
 // read through OBJECTPROPERTY, which is NULL on servers older than 2016
 // instead of failing on a missing column.
-const objectsSQL = `SELECT RTRIM(o.type), SCHEMA_NAME(o.schema_id), o.name,
-  COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'')
+// Every column is cast to one type in every branch: Babelfish types a
+// UNION's columns by its first branch (varchar(2) for the type) and
+// refused the longer values of the others.
+const objectsSQL = `SELECT CAST(RTRIM(o.type) AS nvarchar(2)), CAST(SCHEMA_NAME(o.schema_id) AS nvarchar(128)), CAST(o.name AS nvarchar(128)),
+  CAST(COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'') AS nvarchar(300))
 FROM sys.objects AS o
 WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO', 'TT')
 UNION ALL
-SELECT N'PS', N'', ps.name, N'' FROM sys.partition_schemes AS ps
+SELECT CAST(N'PS' AS nvarchar(2)), CAST(N'' AS nvarchar(128)), CAST(ps.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)) FROM sys.partition_schemes AS ps
 UNION ALL
-SELECT N'SV', SCHEMA_NAME(t.schema_id), t.name, COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'')
+SELECT CAST(N'SV' AS nvarchar(2)), CAST(SCHEMA_NAME(t.schema_id) AS nvarchar(128)), CAST(t.name AS nvarchar(128)),
+  CAST(COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'') AS nvarchar(300))
 FROM sys.tables AS t
 WHERE OBJECTPROPERTY(t.object_id, 'TableTemporalType') = 2 AND ` + userTable + `
 ORDER BY 1, 2, 3`

@@ -165,7 +165,8 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", s.database, scrub(err, s.secrets))
 	}
-	db, err := buildModel(rows, s.d.filter(filter), s.opts, s.DefaultNames())
+	filter = s.d.filter(filter)
+	db, err := buildModel(rows, filter, s.opts, s.DefaultNames())
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", s.database, err)
 	}

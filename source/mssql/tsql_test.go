@@ -183,6 +183,17 @@ func TestDialectOf(t *testing.T) {
 	if sqlServer.filter(schema.Filter{Include: []string{"dbo.Orders"}}).Match(schema.Name{Schema: "dbo", Name: "orders"}) {
 		t.Fatal("SQL Server patterns lowered")
 	}
+	cat := &catalogRows{
+		Tables:  []tableRow{{ObjectID: 1, Schema: "sales", Name: "customers"}},
+		Columns: []columnRow{{ObjectID: 1, Name: "id", Identity: true}},
+		Objects: []objectRow{{Type: "SO", Schema: "sales", Name: "customers_id_seq"}, {Type: "SO", Schema: "sales", Name: "order_numbers"}},
+	}
+	if got := babelfish.objects(cat); len(got) != 1 || got[0].Name != "order_numbers" {
+		t.Fatalf("%+v", got)
+	}
+	if got := sqlServer.objects(cat); len(got) != 2 {
+		t.Fatalf("%+v", got)
+	}
 	if got := sqlServer.indexName("probe_p", "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d"); got != "ux_p_noteprobe_pcfe58cee204b062aae7bf871d9cecd1d" {
 		t.Fatal(got)
 	}
