@@ -30,8 +30,17 @@ func guidToRFC(wire []byte) ([16]byte, error) {
 // formatUUID prints RFC-order bytes as uuid_out does: lower-case hex,
 // 8-4-4-4-12.
 func formatUUID(u [16]byte) string {
-	h := hex.EncodeToString(u[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], u[10:16])
+	return string(b[:])
 }
 
 // guidText is the text SQL Server prints and parses for a uniqueidentifier

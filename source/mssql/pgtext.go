@@ -298,21 +298,49 @@ func appendYMD(dst []byte, y, m, d int) ([]byte, bool) {
 	if bc {
 		y = 1 - y
 	}
-	dst = append(dst, fmt.Sprintf("%04d-%02d-%02d", y, m, d)...)
+	dst = appendPadded(dst, int64(y), 4)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, int64(m), 2)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, int64(d), 2)
 	return dst, bc
 }
 
 // appendClock prints hh:mm:ss and the fraction without trailing zeros.
+// Every timestamp of a chunk passes here: no fmt, no allocation.
 func appendClock(dst []byte, us int64) []byte {
 	s := us / 1000000
 	frac := us % 1000000
-	dst = append(dst, fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)...)
+	dst = appendPadded(dst, s/3600, 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, s/60%60, 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, s%60, 2)
 	if frac != 0 {
-		f := strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
+		digits := 6
+		for frac%10 == 0 {
+			frac /= 10
+			digits--
+		}
 		dst = append(dst, '.')
-		dst = append(dst, f...)
+		dst = appendPadded(dst, frac, digits)
 	}
 	return dst
+}
+
+// appendPadded appends a non-negative n with at least width digits.
+func appendPadded(dst []byte, n int64, width int) []byte {
+	var buf [20]byte
+	i := len(buf)
+	for n >= 10 || width > 1 {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	buf[i] = byte('0' + n)
+	return append(dst, buf[i:]...)
 }
 
 // formatTimestamp prints timestamp (tz=false) or timestamptz in UTC (tz=true).

@@ -160,3 +160,23 @@ func TestPadBpchar(t *testing.T) {
 		t.Error("no error")
 	}
 }
+
+func TestAppendClockAndYMD(t *testing.T) {
+	for us, want := range map[int64]string{
+		0: "00:00:00", 1: "00:00:00.000001", 100000: "00:00:00.1", 45296123456: "12:34:56.123456",
+		86399999999: "23:59:59.999999", 86400000000: "24:00:00", 3600000010: "01:00:00.00001",
+	} {
+		if got := string(appendClock(nil, us)); got != want {
+			t.Errorf("%d: %q, want %q", us, got, want)
+		}
+	}
+	if got, bc := appendYMD(nil, 1, 2, 3); string(got) != "0001-02-03" || bc {
+		t.Errorf("%q %v", got, bc)
+	}
+	if got, bc := appendYMD(nil, 12345, 12, 31); string(got) != "12345-12-31" || bc {
+		t.Errorf("%q %v", got, bc)
+	}
+	if got, bc := appendYMD(nil, 0, 1, 1); string(got) != "0001-01-01" || !bc {
+		t.Errorf("%q %v", got, bc)
+	}
+}
