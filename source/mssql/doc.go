@@ -6,8 +6,13 @@
 // type to PostgreSQL (docs/TYPES.md explains each choice); values.go and
 // pgtext.go turn the Go values go-mssqldb returns into the exact text
 // PostgreSQL prints for the target column; plan.go splits tables using
-// SQL Server's own statistics; read.go pages through a chunk with keyset
-// predicates that SQL Server evaluates (tsql.go writes them).
+// SQL Server's own statistics or a sample of the key; read.go pages through
+// a chunk with keyset predicates that SQL Server evaluates (tsql.go writes
+// them); errors.go tells outages from errors no retry mends.
+//
+// The engine may also be Babelfish for PostgreSQL, recognised at Open:
+// dialect.go holds every way it differs (text, keyless tables, statistics,
+// datetime, catalog quirks), and docs/TYPES.md lists them.
 //
 // Key order is SQL Server's: collations (case- and accent-insensitive,
 // trailing spaces ignored) and uniqueidentifier's byte order make
