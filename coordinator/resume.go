@@ -261,6 +261,14 @@ func findTable(db *schema.Database, id string) *schema.Table {
 	return nil
 }
 
+// RecordedOptions are the options a run was started with, as recorded in
+// caravan.runs: caravan sync reads the run's tables with them.
+func RecordedOptions(run *target.Run) (Options, error) {
+	var o Options
+	err := optionsFromRecord(run.Config, &o)
+	return o, err
+}
+
 // optionsFromRecord reads back the options CreateRun stored.
 func optionsFromRecord(rec map[string]any, o *Options) error {
 	data, err := json.Marshal(rec)

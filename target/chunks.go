@@ -2,12 +2,15 @@ package target
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 )
 
@@ -309,4 +312,83 @@ func RestartTable(ctx context.Context, pool *pgxpool.Pool, run string, t schema.
 		return false, fmt.Errorf("restart table %s: %w", table, err)
 	}
 	return whole, nil
+}
+
+// ChunkCopy is what a re-copy read for one chunk: the figures the
+// extractor would have reported for it.
+type ChunkCopy struct {
+	Chunk  int
+	Rows   int64
+	Bytes  int64
+	Digest string
+}
+
+// ReplaceChunks re-copies chunks of a loaded table in one transaction, for
+// `caravan sync`: it locks the chunks' rows FOR UPDATE, removes the
+// target's rows in their range (where, with args; whole empties the table
+// instead, for tables whose chunks the target cannot re-select), streams
+// the rows produce writes into COPY, and records each chunk's new figures
+// under a new attempt with one ledger row. Inserts, updates and deletes of
+// the range thus arrive together or not at all, and the recorded digest is
+// always that of the rows on the target: a sync interrupted anywhere and
+// run again compares against what is really there.
+func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, run string, t schema.Name, table string, chunks []int, cols []string,
+	whole bool, where string, args []any, produce func(ctx context.Context, w io.Writer) ([]ChunkCopy, error)) error {
+	fail := func(err error) error { return fmt.Errorf("re-copy %s chunks %v: %w", table, chunks, err) }
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3) ORDER BY chunk FOR UPDATE`,
+		run, table, chunks); err != nil {
+		return fail(fmt.Errorf("lock chunks: %w", err))
+	}
+	remove := "DELETE FROM " + schema.QuoteOnly(t) + " WHERE " + where
+	if whole {
+		remove, args = "TRUNCATE "+schema.QuoteOnly(t), nil
+	}
+	if _, err := tx.Exec(ctx, remove, args...); err != nil {
+		return fail(fmt.Errorf("remove the rows the source no longer has as they were: %w", err))
+	}
+	pr, pw := io.Pipe()
+	var copied []ChunkCopy
+	produced := make(chan error, 1)
+	go func() {
+		var err error
+		copied, err = produce(ctx, pw)
+		pw.CloseWithError(err)
+		produced <- err
+	}()
+	_, copyErr := tx.Conn().PgConn().CopyFrom(ctx, pr, CopySQL(proto.TableRef{Schema: t.Schema, Name: t.Name}, cols))
+	pr.CloseWithError(errors.New("copy ended")) // unblocks a producer the COPY stopped reading
+	if err := <-produced; err != nil {
+		return fail(err)
+	}
+	if copyErr != nil {
+		return fail(fmt.Errorf("copy: %w", copyErr))
+	}
+	for _, q := range []string{
+		`DELETE FROM caravan.ledger WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3)`,
+		`DELETE FROM caravan.rejects WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3)`,
+	} {
+		if _, err := tx.Exec(ctx, q, run, table, chunks); err != nil {
+			return fail(err)
+		}
+	}
+	for _, c := range copied {
+		if _, err := tx.Exec(ctx, `WITH c AS (
+				UPDATE caravan.chunks SET attempt = attempt + 1, status = 'loaded', batches = 1, rows = $4, bytes = $5, digest = $6,
+					error = NULL, read_at = now(), extracted_at = now(), loaded_at = now(), extractor = NULL
+				WHERE run_id = $1 AND table_id = $2 AND chunk = $3 RETURNING attempt)
+			INSERT INTO caravan.ledger (run_id, table_id, chunk, attempt, seq, rows, bytes, digest)
+			SELECT $1, $2, $3, attempt, 0, $4, $5, $6 FROM c`,
+			run, table, c.Chunk, c.Rows, c.Bytes, c.Digest); err != nil {
+			return fail(fmt.Errorf("record chunk %d: %w", c.Chunk, err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
+	}
+	return nil
 }

@@ -311,6 +311,13 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 	return verdict, nil
 }
 
+// Judge judges one table of a run at every level the run asks for, in
+// this process, and records the verdicts as the validator serving events
+// does: caravan sync re-judges the tables it re-copied with it.
+func (v *Validator) Judge(ctx context.Context, run *target.Run, table string) (*proto.Verdict, error) {
+	return v.table(ctx, run, &proto.TableFinalized{V: proto.Version, Run: run.ID, Table: table})
+}
+
 // judged returns the verdict already recorded for a table when every level
 // the run asks for is there (a table loaded again has its verdicts
 // dropped first), and nil when it must be judged.

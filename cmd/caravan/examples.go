@@ -42,6 +42,11 @@ Exit codes: as migrate's.`,
   caravan verify --source-url "$SRC" --target-url "$DST" --include 'public.order*' --sample 0.01 --workers 4
 
 Exit codes: 0 identical, 1 error, 2 the target differs (every missing, extra or changed key is printed), 4 interrupted.`,
+	"sync": `Examples:
+  caravan sync --source-url postgres://app@old-db/shop --target-url postgres://app@new-db/shop 6f1c...
+  caravan sync --source-url "$SRC" --target-url "$DST" --workers 4 "$RUN"
+
+Exit codes: 0 synced and every re-judged table passed, 1 error (schema drift included: nothing is copied), 2 a table failed validation, 4 interrupted (run it again).`,
 	"broker": `Example:
   caravan broker --data-dir /var/lib/caravan-nats --listen 0.0.0.0:4222`,
 	"healthcheck": `Example:

@@ -54,6 +54,7 @@ func app() *cli.App {
 			withExample(withConfig(connecting(reportCommand()))),
 			withExample(withConfig(observed("caravan-migrate", connecting(resumeCommand())))),
 			withExample(withConfig(connecting(verifyCommand()))),
+			withExample(withConfig(connecting(syncCommand()))),
 			withExample(withConfig(brokerCommand())),
 			withExample(healthcheckCommand()),
 		},
