@@ -11,6 +11,7 @@ package resync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
@@ -122,15 +124,17 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 		}
 		opts.SourceOptions[k] = v
 	}
-	if err := checkDrift(ctx, src, run, opts); err != nil {
-		return nil, err
-	}
 	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("source snapshot: %w", err)
 	}
 	if snap.Release != nil {
 		defer func() { _ = snap.Release(context.WithoutCancel(ctx)) }()
+	}
+	// After the snapshot: a change of schema committed before it, which
+	// the chunks read in it would see, is seen here too.
+	if err := checkDrift(ctx, src, run, opts); err != nil {
+		return nil, err
 	}
 	s := &syncer{src: src, pool: pool, cfg: cfg, run: run, opts: opts.SourceOptions, snap: snap.ID, touched: map[string]bool{}}
 	res := &Result{Consistency: snap.Note}
@@ -314,24 +318,58 @@ func (s *syncer) compareAll(ctx context.Context, jobs []*job) error {
 			}
 		}
 	}()
+	var refused []*job // refused by a foreign key: tried again after the others
+	var refusal error
+	attempt := func(ctx context.Context, j *job) error {
+		changed, rows, err := s.sync(ctx, j)
+		mu.Lock()
+		defer mu.Unlock()
+		if isForeignKeyViolation(err) {
+			refused, refusal = append(refused, j), err
+			s.cfg.Log.InfoContext(ctx, "sync: a foreign key refused a chunk for now, trying it again after the others", "table", j.t.ID(), "err", err)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		done++
+		copied += changed
+		j.out.Changed += changed
+		j.out.Rows += rows
+		return nil
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Workers)
 	for _, j := range jobs {
-		g.Go(func() error {
-			changed, rows, err := s.sync(gctx, j)
-			if err != nil {
+		g.Go(func() error { return attempt(gctx, j) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// A row removed from a referenced table waits for the referencing rows
+	// to go, a row added to a referencing table for its referenced row to
+	// come: another pass over what was refused, one at a time, until one
+	// makes no progress.
+	for len(refused) > 0 {
+		again := refused
+		refused = nil
+		for _, j := range again {
+			if err := attempt(ctx, j); err != nil {
 				return err
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			done++
-			copied += changed
-			j.out.Changed += changed
-			j.out.Rows += rows
-			return nil
-		})
+		}
+		if len(refused) == len(again) {
+			return fmt.Errorf("sync: %d chunks stay refused by foreign keys whatever the order: %w", len(refused), refusal)
+		}
 	}
-	return g.Wait()
+	return nil
+}
+
+// isForeignKeyViolation says whether err is PostgreSQL refusing a row for
+// a foreign key.
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
 }
 
 // sync compares one job's chunks with their recorded figures and copies
@@ -361,16 +399,18 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 		return 0, 0, err
 	}
 	started := time.Now()
-	where, args := "", []any(nil)
-	if !j.whole {
-		where, args = keyRange(j.t, j.chunks[0])
+	r := target.Replacement{Run: s.run.ID, Table: j.t.ID(), Target: j.t.Target, Cols: loadCols(j.t), Where: "TRUE"}
+	for _, ch := range j.chunks {
+		r.Chunks = append(r.Chunks, ch.Chunk)
 	}
-	all := make([]int, len(j.chunks))
-	for i, ch := range j.chunks {
-		all[i] = ch.Chunk
+	for _, k := range j.t.PrimaryKey {
+		r.Key = append(r.Key, j.t.TargetColumn(k))
+	}
+	if !j.whole {
+		r.Where, r.Args = keyRange(j.t, j.chunks[0])
 	}
 	var copied []target.ChunkCopy
-	err := target.ReplaceChunks(ctx, s.pool, s.run.ID, j.t.Target, j.t.ID(), all, loadCols(j.t), j.whole, where, args,
+	err := target.ReplaceChunks(ctx, s.pool, r,
 		func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
 			copied = copied[:0]
 			for _, ch := range j.chunks {

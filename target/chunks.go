@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -323,56 +324,72 @@ type ChunkCopy struct {
 	Digest string
 }
 
+// Replacement says which rows of a table a re-copy replaces.
+type Replacement struct {
+	Run    string
+	Table  string // the table's id
+	Target schema.Name
+	Chunks []int    // the chunks replaced
+	Cols   []string // the load columns, target names
+	// Key holds the target's key columns; empty for a keyless table, which
+	// is replaced whole (TRUNCATE).
+	Key []string
+	// Where selects the replaced rows of a keyed table (their key range, or
+	// TRUE), with Args.
+	Where string
+	Args  []any
+}
+
 // ReplaceChunks re-copies chunks of a loaded table in one transaction, for
-// `caravan sync`: it locks the chunks' rows FOR UPDATE, removes the
-// target's rows in their range (where, with args; whole empties the table
-// instead, for tables whose chunks the target cannot re-select), streams
-// the rows produce writes into COPY, and records each chunk's new figures
-// under a new attempt with one ledger row. Inserts, updates and deletes of
-// the range thus arrive together or not at all, and the recorded digest is
+// `caravan sync`: it locks the chunks' rows FOR UPDATE, makes the target's
+// rows in r.Where the rows produce writes, and records each chunk's new
+// figures under a new attempt with one ledger row. Inserts, updates and
+// deletes thus arrive together or not at all, and the recorded digest is
 // always that of the rows on the target: a sync interrupted anywhere and
 // run again compares against what is really there.
-func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, run string, t schema.Name, table string, chunks []int, cols []string,
-	whole bool, where string, args []any, produce func(ctx context.Context, w io.Writer) ([]ChunkCopy, error)) error {
-	fail := func(err error) error { return fmt.Errorf("re-copy %s chunks %v: %w", table, chunks, err) }
+//
+// A keyed table's rows are merged, not deleted and loaded again: the rows
+// are copied into a temporary table, then rows whose key is gone are
+// deleted, rows whose key remains are updated in place and new keys are
+// inserted. A foreign key to the table then sees its keys stay, and only a
+// key really gone can be refused (the caller retries once the referencing
+// table is synced).
+func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produce func(ctx context.Context, w io.Writer) ([]ChunkCopy, error)) error {
+	fail := func(err error) error { return fmt.Errorf("re-copy %s chunks %v: %w", r.Table, r.Chunks, err) }
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3) ORDER BY chunk FOR UPDATE`,
-		run, table, chunks); err != nil {
+		r.Run, r.Table, r.Chunks); err != nil {
 		return fail(fmt.Errorf("lock chunks: %w", err))
 	}
-	remove := "DELETE FROM " + schema.QuoteOnly(t) + " WHERE " + where
-	if whole {
-		remove, args = "TRUNCATE "+schema.QuoteOnly(t), nil
+	into := proto.TableRef{Schema: r.Target.Schema, Name: r.Target.Name}
+	if len(r.Key) == 0 {
+		if _, err := tx.Exec(ctx, "TRUNCATE "+schema.QuoteOnly(r.Target)); err != nil {
+			return fail(fmt.Errorf("empty the table: %w", err))
+		}
+	} else {
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE caravan_sync (LIKE "+schema.QuoteName(r.Target)+") ON COMMIT DROP"); err != nil {
+			return fail(err)
+		}
+		into = proto.TableRef{Schema: "pg_temp", Name: "caravan_sync"}
 	}
-	if _, err := tx.Exec(ctx, remove, args...); err != nil {
-		return fail(fmt.Errorf("remove the rows the source no longer has as they were: %w", err))
-	}
-	pr, pw := io.Pipe()
-	var copied []ChunkCopy
-	produced := make(chan error, 1)
-	go func() {
-		var err error
-		copied, err = produce(ctx, pw)
-		pw.CloseWithError(err)
-		produced <- err
-	}()
-	_, copyErr := tx.Conn().PgConn().CopyFrom(ctx, pr, CopySQL(proto.TableRef{Schema: t.Schema, Name: t.Name}, cols))
-	pr.CloseWithError(errors.New("copy ended")) // unblocks a producer the COPY stopped reading
-	if err := <-produced; err != nil {
+	copied, err := copyProduced(ctx, tx, into, r.Cols, produce)
+	if err != nil {
 		return fail(err)
 	}
-	if copyErr != nil {
-		return fail(fmt.Errorf("copy: %w", copyErr))
+	if len(r.Key) > 0 {
+		if err := merge(ctx, tx, r); err != nil {
+			return fail(err)
+		}
 	}
 	for _, q := range []string{
 		`DELETE FROM caravan.ledger WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3)`,
 		`DELETE FROM caravan.rejects WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3)`,
 	} {
-		if _, err := tx.Exec(ctx, q, run, table, chunks); err != nil {
+		if _, err := tx.Exec(ctx, q, r.Run, r.Table, r.Chunks); err != nil {
 			return fail(err)
 		}
 	}
@@ -383,12 +400,71 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, run string, t schema
 				WHERE run_id = $1 AND table_id = $2 AND chunk = $3 RETURNING attempt)
 			INSERT INTO caravan.ledger (run_id, table_id, chunk, attempt, seq, rows, bytes, digest)
 			SELECT $1, $2, $3, attempt, 0, $4, $5, $6 FROM c`,
-			run, table, c.Chunk, c.Rows, c.Bytes, c.Digest); err != nil {
+			r.Run, r.Table, c.Chunk, c.Rows, c.Bytes, c.Digest); err != nil {
 			return fail(fmt.Errorf("record chunk %d: %w", c.Chunk, err))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// copyProduced streams what produce writes into a COPY.
+func copyProduced(ctx context.Context, tx pgx.Tx, into proto.TableRef, cols []string,
+	produce func(ctx context.Context, w io.Writer) ([]ChunkCopy, error)) ([]ChunkCopy, error) {
+	pr, pw := io.Pipe()
+	var copied []ChunkCopy
+	produced := make(chan error, 1)
+	go func() {
+		var err error
+		copied, err = produce(ctx, pw)
+		pw.CloseWithError(err)
+		produced <- err
+	}()
+	_, copyErr := tx.Conn().PgConn().CopyFrom(ctx, pr, CopySQL(into, cols))
+	pr.CloseWithError(errors.New("copy ended")) // unblocks a producer the COPY stopped reading
+	if err := <-produced; err != nil {
+		return nil, err
+	}
+	if copyErr != nil {
+		return nil, fmt.Errorf("copy: %w", copyErr)
+	}
+	return copied, nil
+}
+
+// merge makes the rows of r.Where those of the temporary table: keys gone
+// are deleted, keys kept are updated in place (the key columns are equal,
+// so no foreign key to them is checked), new keys are inserted.
+func merge(ctx context.Context, tx pgx.Tx, r Replacement) error {
+	t := schema.QuoteName(r.Target)
+	var match, set, cols, from []string
+	isKey := map[string]bool{}
+	for _, k := range r.Key {
+		isKey[k] = true
+		match = append(match, "d."+schema.Quote(k)+" = s."+schema.Quote(k))
+	}
+	for _, c := range r.Cols {
+		cols = append(cols, schema.Quote(c))
+		from = append(from, "s."+schema.Quote(c))
+		if !isKey[c] {
+			set = append(set, schema.Quote(c)+" = s."+schema.Quote(c))
+		}
+	}
+	on := strings.Join(match, " AND ")
+	// The range predicate names the target's columns unqualified: they are
+	// the DELETE's own.
+	if _, err := tx.Exec(ctx, "DELETE FROM ONLY "+t+" d WHERE "+r.Where+" AND NOT EXISTS (SELECT 1 FROM pg_temp.caravan_sync s WHERE "+on+")", r.Args...); err != nil {
+		return fmt.Errorf("delete the rows gone from the source: %w", err)
+	}
+	if len(set) > 0 {
+		if _, err := tx.Exec(ctx, "UPDATE ONLY "+t+" d SET "+strings.Join(set, ", ")+" FROM pg_temp.caravan_sync s WHERE "+on); err != nil {
+			return fmt.Errorf("update the rows the source still has: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO "+t+" ("+strings.Join(cols, ", ")+") OVERRIDING SYSTEM VALUE SELECT "+strings.Join(from, ", ")+
+		" FROM pg_temp.caravan_sync s WHERE NOT EXISTS (SELECT 1 FROM ONLY "+t+" d WHERE "+on+")"); err != nil {
+		return fmt.Errorf("insert the rows new on the source: %w", err)
 	}
 	return nil
 }
