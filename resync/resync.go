@@ -149,6 +149,9 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 	if err := s.compareAll(ctx, jobs); err != nil {
 		return nil, err
 	}
+	if err := s.resetSequences(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.judge(ctx, res); err != nil {
 		return nil, err
 	}
@@ -522,6 +525,34 @@ func (s *syncer) judge(ctx context.Context, res *Result) error {
 			return err
 		}
 		out.Judged, out.OK, out.Detail = true, v.OK, v.Detail
+	}
+	return nil
+}
+
+// resetSequences restarts the identity and serial sequences of every table
+// copied into at the value the source would give next, as a run's
+// finalization does: after a cutover the application's next insert must
+// not collide with a row sync brought.
+func (s *syncer) resetSequences(ctx context.Context) error {
+	for _, t := range s.run.Model.Tables {
+		if !s.touched[t.ID()] {
+			continue
+		}
+		for _, r := range schema.SequenceResets(t) {
+			var last *int64
+			if err := s.pool.QueryRow(ctx, r.LastSQL).Scan(&last); err != nil {
+				return fmt.Errorf("sync %s: sequence of %s: %w", t.ID(), r.Column, err)
+			}
+			if last == nil {
+				continue // empty table: the sequence keeps its place
+			}
+			stmt := r.Restart(r.Next(*last))
+			if _, err := s.pool.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("sync %s: %s: %w", t.ID(), stmt, err)
+			}
+			_ = target.Audit(ctx, s.pool, target.AuditEntry{Run: s.run.ID, Table: t.ID(), Operation: "sync_sequence", Status: "ok",
+				Metadata: map[string]any{"sql": stmt}})
+		}
 	}
 	return nil
 }
