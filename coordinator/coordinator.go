@@ -242,12 +242,20 @@ func (c *Coordinator) publishChunk(ctx context.Context, t *schema.Table, ch targ
 }
 
 func (c *Coordinator) task(t *schema.Table, ch target.ChunkState) *proto.ChunkTask {
-	load := t.LoadColumns()
-	task := &proto.ChunkTask{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Chunk: ch.Chunk, Attempt: ch.Attempt,
+	task := ChunkTask(t, ch.Chunk, ch.Attempt, source.Chunk{Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi}, c.snapID, c.cfg.Options.SourceOptions)
+	task.Run, task.BatchBytes, task.BatchRows = c.cfg.Run, c.batchBytes(), c.cfg.Options.BatchRows
+	return task
+}
+
+// ChunkTask is the task that reads one chunk of t in snapshot: everything
+// a reader needs (names, columns, types, key, bounds, source options). A
+// migrate run adds its run id and batch limits; verify and sync read the
+// same chunks with it, so all three read a range the same way.
+func ChunkTask(t *schema.Table, chunk, attempt int, ch source.Chunk, snapshot string, opts map[string]string) *proto.ChunkTask {
+	task := &proto.ChunkTask{V: proto.Version, Table: t.ID(), Chunk: chunk, Attempt: attempt,
 		Source: proto.TableRef{Schema: t.Source.Schema, Name: t.Source.Name}, Target: proto.TableRef{Schema: t.Target.Schema, Name: t.Target.Name},
-		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: c.snapID, BatchBytes: c.batchBytes(), BatchRows: c.cfg.Options.BatchRows,
-		Options: c.cfg.Options.SourceOptions}
-	for _, col := range load {
+		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: snapshot, Options: opts}
+	for _, col := range t.LoadColumns() {
 		task.Cols = append(task.Cols, col.Name)
 		task.Types = append(task.Types, col.SourceType)
 		task.TargetCols = append(task.TargetCols, col.TargetName)

@@ -31,7 +31,6 @@ import (
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/validator"
-	"github.com/caravan-db/caravan/verify"
 )
 
 // Config shapes a sync.
@@ -458,7 +457,7 @@ func (s *syncer) read(ctx context.Context, t *schema.Table, ch target.ChunkState
 	var d proto.Digest
 	var fields []proto.Field
 	var scratch []byte
-	task := verify.ChunkTask(t, ch.Chunk, source.Chunk{Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi}, s.snap, s.opts)
+	task := coordinator.ChunkTask(t, ch.Chunk, 1, source.Chunk{Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi}, s.snap, s.opts)
 	err := s.src.Read(ctx, task, func(line []byte) error {
 		var err error
 		if fields, err = proto.SplitRow(fields[:0], line); err != nil {

@@ -366,29 +366,7 @@ type outcome struct {
 // task is the ChunkTask the source reads a chunk with, as the coordinator
 // publishes it for a migrate run.
 func (v *Verifier) task(t *schema.Table, index int, ch source.Chunk) *proto.ChunkTask {
-	return ChunkTask(t, index, ch, v.snap, v.cfg.Options.SourceOptions)
-}
-
-// ChunkTask is the task a source reads one chunk of t with, in snapshot,
-// as the coordinator publishes it for a migrate run (attempt 1: nothing
-// is loaded with it). caravan sync reads the chunks of a run with it too.
-func ChunkTask(t *schema.Table, index int, ch source.Chunk, snapshot string, opts map[string]string) *proto.ChunkTask {
-	task := &proto.ChunkTask{V: proto.Version, Table: t.ID(), Chunk: index, Attempt: 1,
-		Source: proto.TableRef{Schema: t.Source.Schema, Name: t.Source.Name}, Target: proto.TableRef{Schema: t.Target.Schema, Name: t.Target.Name},
-		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: snapshot, Options: opts}
-	for _, col := range t.LoadColumns() {
-		task.Cols = append(task.Cols, col.Name)
-		task.Types = append(task.Types, col.SourceType)
-		task.TargetCols = append(task.TargetCols, col.TargetName)
-		task.TargetTypes = append(task.TargetTypes, col.Type)
-	}
-	for _, k := range t.PrimaryKey {
-		task.Key = append(task.Key, k)
-		if col := t.Column(k); col != nil {
-			task.KeyTypes = append(task.KeyTypes, col.SourceType)
-		}
-	}
-	return task
+	return coordinator.ChunkTask(t, index, 1, ch, v.snap, v.cfg.Options.SourceOptions)
 }
 
 // readSource streams a chunk's rows with their hashes.
