@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
@@ -218,22 +217,12 @@ func (c *Coordinator) restartTable(ctx context.Context, t *schema.Table) error {
 		if ch.Status == target.StatusLoaded {
 			continue
 		}
-		where, args := keyRangeOnTarget(t, ch)
+		where, args := target.KeyRange(t, ch, false)
 		if err := target.RestartChunk(ctx, c.pool, c.cfg.Run, t.Target, t.ID(), ch.Chunk, ch.Attempt+1, where, args...); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func keyRangeOnTarget(t *schema.Table, ch target.ChunkState) (string, []any) {
-	cols := make([]string, len(t.PrimaryKey))
-	types := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		col := t.Column(k)
-		cols[i], types[i] = schema.Quote(col.TargetName), col.Type
-	}
-	return pgutil.RangePredicate(cols, types, ch.Lo, ch.Hi, 0)
 }
 
 func tableVerdict(run, table string, rows []target.VerdictRow) *proto.Verdict {

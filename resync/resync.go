@@ -25,7 +25,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/caravan-db/caravan/coordinator"
-	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
@@ -409,7 +408,7 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 		r.Key = append(r.Key, j.t.TargetColumn(k))
 	}
 	if !j.whole {
-		r.Where, r.Args = keyRange(j.t, j.chunks[0])
+		r.Where, r.Args = target.KeyRange(j.t, j.chunks[0], false)
 	}
 	var copied []target.ChunkCopy
 	err := target.ReplaceChunks(ctx, s.pool, r,
@@ -585,15 +584,4 @@ func loadCols(t *schema.Table) []string {
 		cols = append(cols, c.TargetName)
 	}
 	return cols
-}
-
-// keyRange selects a chunk's key range on the target, as resume does.
-func keyRange(t *schema.Table, ch target.ChunkState) (string, []any) {
-	cols := make([]string, len(t.PrimaryKey))
-	types := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		col := t.Column(k)
-		cols[i], types[i] = schema.Quote(col.TargetName), col.Type
-	}
-	return pgutil.RangePredicate(cols, types, ch.Lo, ch.Hi, 0)
 }

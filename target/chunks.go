@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 )
@@ -467,4 +468,22 @@ func merge(ctx context.Context, tx pgx.Tx, r Replacement) error {
 		return fmt.Errorf("insert the rows new on the source: %w", err)
 	}
 	return nil
+}
+
+// KeyRange re-selects a chunk's key range on the target: the table's key
+// columns by their target names, the bounds cast to their target types.
+// copyBound binds the bounds for COPY, which takes no parameters
+// (pgutil.BoundSetting); otherwise they are $1, $2, ... Resume, the
+// validator and sync all select a chunk's rows with it.
+func KeyRange(t *schema.Table, ch ChunkState, copyBound bool) (string, []any) {
+	cols := make([]string, len(t.PrimaryKey))
+	types := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		col := t.Column(k)
+		cols[i], types[i] = schema.Quote(col.TargetName), col.Type
+	}
+	if copyBound {
+		return pgutil.RangePredicateWith(cols, types, ch.Lo, ch.Hi, pgutil.BoundSetting)
+	}
+	return pgutil.RangePredicate(cols, types, ch.Lo, ch.Hi, 0)
 }

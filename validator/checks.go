@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
@@ -47,7 +46,7 @@ func (c *tableCheck) chunkDigests(ctx context.Context) ([]proto.Digest, error) {
 	cols := loadCols(c.t)
 	for i, ch := range c.chunks {
 		g.Go(func() error {
-			where, args := chunkWhere(c.t, ch)
+			where, args := target.KeyRange(c.t, ch, true)
 			d, err := target.ReadDigest(gctx, c.v.pool, c.t.Target, cols, where, args...)
 			out[i] = d
 			return err
@@ -217,14 +216,6 @@ func keyCols(t *schema.Table) []string {
 
 // chunkWhere re-selects a chunk's key range on the target, with the bounds
 // cast to the target key types and bound as target.ReadDigest binds them.
-func chunkWhere(t *schema.Table, ch target.ChunkState) (string, []any) {
-	types := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		types[i] = t.Column(k).Type
-	}
-	return pgutil.RangePredicateWith(keyCols(t), types, ch.Lo, ch.Hi, pgutil.BoundSetting)
-}
-
 func rangeText(ch target.ChunkState) string {
 	lo, hi := "-inf", "+inf"
 	if ch.Lo != nil {

@@ -86,7 +86,7 @@ func newWideRun(t *testing.T) *wideRun {
 		t.Fatal(err)
 	}
 	for _, ch := range chunks {
-		where, args := chunkWhere(tbl, ch)
+		where, args := target.KeyRange(tbl, ch, true)
 		d, err := target.ReadDigest(ctx, pool, tbl.Target, loadCols(tbl), where, args...)
 		if err != nil {
 			t.Fatal(err)
