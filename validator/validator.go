@@ -258,7 +258,7 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 		results = append(results, target.VerdictRow{Level: "load", OK: false, SourceRows: &sourceRows, Detail: ev.Error})
 	}
 	want := levels(run)
-	tc := &tableCheck{v: v, t: t, chunks: chunks, sourceRows: sourceRows}
+	tc := &tableCheck{v: v, t: t, chunks: chunks, sourceRows: sourceRows, readsChunks: want["digest"]}
 	if st, err := target.TableOf(ctx, v.pool, run.ID, ev.Table); err != nil {
 		return nil, err
 	} else if st != nil {

@@ -228,3 +228,22 @@ func TestUnjudgeableEventGivesUpAtOnce(t *testing.T) {
 		t.Errorf("verdict rows %+v", rows)
 	}
 }
+
+func TestCoversKeySpace(t *testing.T) {
+	ch := func(lo, hi []string) target.ChunkState { return target.ChunkState{Lo: lo, Hi: hi} }
+	for _, c := range []struct {
+		chunks []target.ChunkState
+		want   bool
+	}{
+		{[]target.ChunkState{ch(nil, nil)}, true},
+		{[]target.ChunkState{ch(nil, []string{"10"}), ch([]string{"10"}, nil)}, true},
+		{[]target.ChunkState{ch(nil, []string{"10"}), ch([]string{"11"}, nil)}, false}, // a gap
+		{[]target.ChunkState{ch([]string{"1"}, []string{"10"}), ch([]string{"10"}, nil)}, false},
+		{[]target.ChunkState{ch(nil, []string{"10"}), ch([]string{"10"}, []string{"20"})}, false},
+		{nil, false},
+	} {
+		if got := coversKeySpace(c.chunks); got != c.want {
+			t.Errorf("coversKeySpace(%+v) = %v, want %v", c.chunks, got, c.want)
+		}
+	}
+}
