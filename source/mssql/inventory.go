@@ -22,6 +22,10 @@ type objectRow struct {
 	Schema string
 	Name   string
 	Parent string // schema.name of a trigger's table; "" otherwise
+	// Definition is the T-SQL that creates it: a module's text from
+	// OBJECT_DEFINITION (NULL, so "", for CLR and encrypted modules), a
+	// synonym's generated CREATE SYNONYM; "" for the others.
+	Definition string
 }
 
 // objectsSQL reads the objects the inventory reports. The temporal type is
@@ -31,14 +35,19 @@ type objectRow struct {
 // UNION's columns by its first branch (varchar(2) for the type) and
 // refused the longer values of the others.
 const objectsSQL = `SELECT CAST(RTRIM(o.type) AS nvarchar(2)), CAST(SCHEMA_NAME(o.schema_id) AS nvarchar(128)), CAST(o.name AS nvarchar(128)),
-  CAST(COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'') AS nvarchar(300))
+  CAST(COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'') AS nvarchar(300)),
+  CAST(COALESCE(CASE WHEN o.type = 'SN'
+    THEN (SELECT N'CREATE SYNONYM ' + QUOTENAME(SCHEMA_NAME(o.schema_id)) + N'.' + QUOTENAME(o.name) + N' FOR ' + s.base_object_name
+      FROM sys.synonyms AS s WHERE s.object_id = o.object_id)
+    ELSE OBJECT_DEFINITION(o.object_id) END, N'') AS nvarchar(max))
 FROM sys.objects AS o
 WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO', 'TT')
 UNION ALL
-SELECT CAST(N'PS' AS nvarchar(2)), CAST(N'' AS nvarchar(128)), CAST(ps.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)) FROM sys.partition_schemes AS ps
+SELECT CAST(N'PS' AS nvarchar(2)), CAST(N'' AS nvarchar(128)), CAST(ps.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)), CAST(N'' AS nvarchar(max)) FROM sys.partition_schemes AS ps
 UNION ALL
 SELECT CAST(N'SV' AS nvarchar(2)), CAST(SCHEMA_NAME(t.schema_id) AS nvarchar(128)), CAST(t.name AS nvarchar(128)),
-  CAST(COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'') AS nvarchar(300))
+  CAST(COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'') AS nvarchar(300)),
+  CAST(N'' AS nvarchar(max))
 FROM sys.tables AS t
 WHERE OBJECTPROPERTY(t.object_id, 'TableTemporalType') = 2 AND ` + userTable + `
 ORDER BY 1, 2, 3`
@@ -46,7 +55,7 @@ ORDER BY 1, 2, 3`
 func readObjects(ctx context.Context, q queryer, c *catalogRows) error {
 	return scanAll(ctx, q, objectsSQL, "objects", func(r *sql.Rows) error {
 		var x objectRow
-		err := r.Scan(&x.Type, &x.Schema, &x.Name, &x.Parent)
+		err := r.Scan(&x.Type, &x.Schema, &x.Name, &x.Parent, &x.Definition)
 		c.Objects = append(c.Objects, x)
 		return err
 	})
@@ -99,7 +108,7 @@ func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
 		if o.Type == "SV" && o.Parent != "" {
 			reason = fmt.Sprintf("the table and its history table %s are copied as plain tables: PostgreSQL has no system versioning", o.Parent)
 		}
-		out = append(out, &schema.Unmigrated{Kind: k.kind, Name: name, Reason: reason})
+		out = append(out, &schema.Unmigrated{Kind: k.kind, Name: name, Reason: reason, Definition: o.Definition})
 	}
 	tables := map[int64]schema.Name{}
 	for _, t := range rows.Tables {

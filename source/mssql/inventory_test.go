@@ -19,7 +19,7 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 			{ObjectID: 2, IndexID: 2, Name: "XI2", Type: 3, Column: "doc"},
 		},
 		Objects: []objectRow{
-			{Type: "V", Schema: "dbo", Name: "OrderTotals"},
+			{Type: "V", Schema: "dbo", Name: "OrderTotals", Definition: "CREATE VIEW dbo.OrderTotals AS SELECT 1 AS n"},
 			{Type: "P", Schema: "sales", Name: "Refresh"},
 			{Type: "IF", Schema: "dbo", Name: "TopOrders"},
 			{Type: "TR", Schema: "dbo", Name: "trOrders", Parent: "dbo.Orders"},
@@ -35,6 +35,9 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, u := range inventory(rows, schema.Filter{Exclude: []string{"dbo.Skipped"}}) {
+		if u.Key() == "view:dbo.OrderTotals" && u.Definition != "CREATE VIEW dbo.OrderTotals AS SELECT 1 AS n" {
+			t.Errorf("the view's definition is %q, want the catalog's text", u.Definition)
+		}
 		if _, dup := got[u.Key()]; dup {
 			t.Errorf("%s listed twice", u.Key())
 		}
