@@ -74,21 +74,23 @@ var objectKinds = map[string]struct{ kind, reason string }{
 	"AF": {"aggregate", "not migrated: CLR code; rewrite it as a PostgreSQL aggregate"},
 	"TR": {"trigger", "not migrated: T-SQL code; rewrite it as a PL/pgSQL trigger function and trigger"},
 	"SN": {"synonym", "not migrated: PostgreSQL has no synonyms (a view or the search_path can stand in)"},
-	"SO": {"sequence", "not migrated: create it on the target at the source's current value"},
 	"TT": {"table type", "not migrated: PostgreSQL has no table types (a composite type or a temporary table can stand in)"},
 	"PS": {"partition scheme", "not migrated: the tables on it are copied unpartitioned"},
 	"SV": {"system versioning", "the table and its history table are copied as plain tables: PostgreSQL has no system versioning"},
 }
 
-// inventory lists what the run leaves behind: the catalog's objects, and
-// the indexes of the run's tables that PostgreSQL cannot have. A trigger
+// inventory lists what the run leaves behind: the catalog's objects
+// (sequences aside: migrateSequences creates them), and
+// the indexes of the run's tables that PostgreSQL cannot have. Objects
+// outside the run's schemas are not the run's (runSchemas). A trigger
 // follows its table through the include/exclude patterns, as does a
 // system-versioned table.
 func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
 	var out []*schema.Unmigrated
+	inRun := runSchemas(rows, filter)
 	for _, o := range rows.Objects {
 		k, ok := objectKinds[o.Type]
-		if !ok {
+		if !ok || (o.Schema != "" && !inRun(o.Schema)) {
 			continue
 		}
 		name := o.Schema + "." + o.Name
@@ -131,6 +133,22 @@ func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
 		out = append(out, &schema.Unmigrated{Kind: kind, Name: name, Reason: "not created: PostgreSQL has no equivalent (the table's rows are copied)"})
 	}
 	return out
+}
+
+// runSchemas says whether a schema is one of the run's: every schema, or
+// with --include those of the included tables (as for PostgreSQL sources),
+// so a run of one schema is not held up by the objects of others.
+func runSchemas(rows *catalogRows, filter schema.Filter) func(string) bool {
+	if len(filter.Include) == 0 {
+		return func(string) bool { return true }
+	}
+	in := map[string]bool{}
+	for _, t := range rows.Tables {
+		if filter.Match(schema.Name{Schema: t.Schema, Name: t.Name}) {
+			in[t.Schema] = true
+		}
+	}
+	return func(s string) bool { return in[s] }
 }
 
 func splitName(s string) (schema.Name, bool) {

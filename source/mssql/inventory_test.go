@@ -49,7 +49,6 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 		"function:dbo.TopOrders":           "inline table-valued",
 		"trigger:dbo.trOrders":             "trigger function",
 		"synonym:dbo.Ord":                  "no synonyms",
-		"sequence:dbo.OrderNo":             "current value",
 		"table type:dbo.OrderList":         "no table types",
 		"partition scheme:psByYear":        "copied unpartitioned",
 		"system versioning:dbo.Orders":     "history table dbo.OrdersHistory",
@@ -63,5 +62,18 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("listed %d objects, want %d:\n%v", len(got), len(want), got)
+	}
+
+	// With --include, the objects of schemas that hold no included table
+	// are not the run's.
+	var keys []string
+	for _, u := range inventory(rows, schema.Filter{Include: []string{"dbo.Orders"}}) {
+		if strings.HasPrefix(u.Name, "sales.") {
+			t.Errorf("%s listed in a run of dbo.Orders", u.Key())
+		}
+		keys = append(keys, u.Key())
+	}
+	if len(keys) != len(want)-1 { // all but sales.Refresh
+		t.Errorf("a run of dbo.Orders lists %v", keys)
 	}
 }

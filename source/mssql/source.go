@@ -171,6 +171,7 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 		return nil, fmt.Errorf("discover %s: %w", s.database, err)
 	}
 	db.Unmigrated = append(db.Unmigrated, inventory(rows, filter)...)
+	db.Unmigrated = append(db.Unmigrated, migrateSequences(rows, filter, db)...)
 	for k := range s.opts.TypeOverrides {
 		if !overrideUsed(db, k) {
 			db.Warnings = append(db.Warnings, fmt.Sprintf("type override %s matches no discovered column", k))
