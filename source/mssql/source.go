@@ -43,6 +43,10 @@ type Options struct {
 	// PostGIS makes geography and geometry PostGIS geometry instead of WKT
 	// text. Set it when the target has the postgis extension.
 	PostGIS bool
+	// Computed is ComputedCopy (the default: a computed column's values
+	// are copied into a plain column) or ComputedGenerated (the simple
+	// expressions become GENERATED ALWAYS AS ... STORED; computed.go).
+	Computed string
 	// PreserveCase keeps identifiers' case (DefaultNames); the default is
 	// lower case.
 	PreserveCase bool
@@ -124,6 +128,11 @@ func (o Options) check() error {
 	case "", PolicyFail, PolicyReplace:
 	default:
 		return fmt.Errorf("mssql source: surrogate policy %q: want %q or %q", o.Surrogates, PolicyFail, PolicyReplace)
+	}
+	switch o.Computed {
+	case "", ComputedCopy, ComputedGenerated:
+	default:
+		return fmt.Errorf("mssql source: computed columns %q: want %q or %q", o.Computed, ComputedCopy, ComputedGenerated)
 	}
 	for k, v := range o.TypeOverrides {
 		if _, err := parsePGType(v); err != nil {
