@@ -227,6 +227,9 @@ type Unmigrated struct {
 	Kind   string
 	Name   string
 	Reason string
+	// Definition is the source's text of the object ("" when the source
+	// has none to give), for the person who rewrites it (--objects-dir).
+	Definition string `json:"-"`
 }
 
 // Key is what --accept-unmigrated globs match: "kind:name".

@@ -17,6 +17,7 @@ var mssqlFlags = []cli.Flag{
 	str("mssql-nul", "NUL characters in SQL Server strings: fail (naming table, column and key) or strip (with a warning)", "fail"),
 	str("mssql-surrogates", "unpaired UTF-16 surrogates: fail or replace (with U+FFFD and a warning)", "fail"),
 	strs("type-override", "schema.table.column=postgres_type (repeatable; SQL Server source names)"),
+	str("computed", "SQL Server computed columns: copy (their values, into plain columns) or generated (simple expressions become GENERATED ALWAYS AS ... STORED, the others are copied and reported)", "copy"),
 	boolean("postgis", "map geography/geometry to PostGIS geometry (the target must have postgis)"),
 	boolean("mssql-database-snapshot", "read from a database snapshot (CREATE DATABASE ... AS SNAPSHOT OF): one point in time for the whole run"),
 }
@@ -26,6 +27,7 @@ func openMSSQL(ctx context.Context, c *cli.Context, raw string, readers int, log
 		NUL:              mssql.Policy(c.String("mssql-nul")),
 		Surrogates:       mssql.Policy(c.String("mssql-surrogates")),
 		PostGIS:          c.Bool("postgis"),
+		Computed:         c.String("computed"),
 		DatabaseSnapshot: c.Bool("mssql-database-snapshot"),
 		MaxConns:         readers + 2,
 		TypeOverrides:    map[string]string{},

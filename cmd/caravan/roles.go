@@ -173,7 +173,8 @@ func planCommand() *cli.Command {
 		Name:  "plan",
 		Usage: "print the schema mapping, the DDL and the chunk plan; touches nothing",
 		Flags: join([]cli.Flag{sourceURL, str("target-url", "check the plan against this target PostgreSQL (read only): tables in the way, missing types", ""),
-			modeFlag, boolean("unlogged", "show UNLOGGED tables")}, mssqlFlags, textFlags, planFlags, logFlags),
+			modeFlag, boolean("unlogged", "show UNLOGGED tables"),
+			str("objects-dir", "write the source definition of each object caravan does not migrate to DIR/<schema>.<name>.sql (bytes outside [A-Za-z0-9_.-] written %XX)", "")}, mssqlFlags, textFlags, planFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url"); err != nil {
 				return err
@@ -201,6 +202,13 @@ func planCommand() *cli.Command {
 			}
 			if err := printPlan(plan, consistency, opts.SourceOptions, c.Bool("unlogged")); err != nil {
 				return err
+			}
+			if dir := c.String("objects-dir"); dir != "" {
+				files, err := writeDefinitions(dir, plan.DB.Unmigrated)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("\n-- objects-dir: %d definitions written to %s\n", len(files), dir)
 			}
 			if c.String("target-url") == "" {
 				return nil

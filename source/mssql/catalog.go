@@ -80,12 +80,13 @@ type checkRow struct {
 }
 
 type catalogRows struct {
-	Tables  []tableRow
-	Columns []columnRow
-	Indexes []indexRow
-	FKs     []fkRow
-	Checks  []checkRow
-	Objects []objectRow // what inventory.go reports as not migrated
+	Tables    []tableRow
+	Columns   []columnRow
+	Indexes   []indexRow
+	FKs       []fkRow
+	Checks    []checkRow
+	Objects   []objectRow // what inventory.go reports as not migrated
+	Sequences []sequenceRow
 }
 
 const userTable = `t.is_ms_shipped = 0 AND t.is_external = 0 AND NOT (SCHEMA_NAME(t.schema_id) = N'dbo' AND t.name = N'sysdiagrams')`
@@ -237,6 +238,9 @@ func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error
 		return nil, err
 	}
 	c.Objects = d.objects(&c)
+	if err := readSequences(ctx, q, d, &c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 

@@ -248,6 +248,25 @@ const babelfishFilter = `COALESCE((SELECT TOP (1) CAST(pg_get_expr(x.indpred, x.
   FROM pg_catalog.pg_index AS x JOIN pg_catalog.pg_class AS pc ON pc.oid = x.indexrelid
   WHERE x.indrelid = i.object_id AND pc.relname = i.name AND x.indpred IS NOT NULL), N'')`
 
+// Sequences. Babelfish's sys.sequences is empty: a sequence is a
+// PostgreSQL sequence whose oid is its sys.objects object_id, so its
+// options are read from pg_sequence (reachable from T-SQL there) and its
+// last value from pg_sequence_last_value (NULL until first used, as
+// last_used_value on SQL Server). format_type names the PostgreSQL type.
+const babelfishSequencesSQL = `SELECT CAST(SCHEMA_NAME(o.schema_id) AS nvarchar(128)), CAST(o.name AS nvarchar(128)), CAST(format_type(s.seqtypid, NULL) AS nvarchar(128)),
+  CAST(s.seqstart AS nvarchar(60)), CAST(s.seqincrement AS nvarchar(60)), CAST(s.seqmin AS nvarchar(60)), CAST(s.seqmax AS nvarchar(60)),
+  CAST(CAST(s.seqcycle AS int) AS bit), CAST(pg_catalog.pg_sequence_last_value(o.object_id) AS nvarchar(60))
+FROM sys.objects AS o JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = o.object_id
+WHERE o.type = 'SO' AND o.is_ms_shipped = 0
+ORDER BY 1, 2`
+
+func (d dialect) sequencesSQL() string {
+	if d.Babelfish {
+		return babelfishSequencesSQL
+	}
+	return sequencesSQL
+}
+
 // indexesSQL reads the indexes with their filters.
 func (d dialect) indexesSQL() string {
 	if d.Babelfish {

@@ -22,6 +22,10 @@ type objectRow struct {
 	Schema string
 	Name   string
 	Parent string // schema.name of a trigger's table; "" otherwise
+	// Definition is the T-SQL that creates it: a module's text from
+	// OBJECT_DEFINITION (NULL, so "", for CLR and encrypted modules), a
+	// synonym's generated CREATE SYNONYM; "" for the others.
+	Definition string
 }
 
 // objectsSQL reads the objects the inventory reports. The temporal type is
@@ -31,14 +35,19 @@ type objectRow struct {
 // UNION's columns by its first branch (varchar(2) for the type) and
 // refused the longer values of the others.
 const objectsSQL = `SELECT CAST(RTRIM(o.type) AS nvarchar(2)), CAST(SCHEMA_NAME(o.schema_id) AS nvarchar(128)), CAST(o.name AS nvarchar(128)),
-  CAST(COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'') AS nvarchar(300))
+  CAST(COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'') AS nvarchar(300)),
+  CAST(COALESCE(CASE WHEN o.type = 'SN'
+    THEN (SELECT N'CREATE SYNONYM ' + QUOTENAME(SCHEMA_NAME(o.schema_id)) + N'.' + QUOTENAME(o.name) + N' FOR ' + s.base_object_name
+      FROM sys.synonyms AS s WHERE s.object_id = o.object_id)
+    ELSE OBJECT_DEFINITION(o.object_id) END, N'') AS nvarchar(max))
 FROM sys.objects AS o
 WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO', 'TT')
 UNION ALL
-SELECT CAST(N'PS' AS nvarchar(2)), CAST(N'' AS nvarchar(128)), CAST(ps.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)) FROM sys.partition_schemes AS ps
+SELECT CAST(N'PS' AS nvarchar(2)), CAST(N'' AS nvarchar(128)), CAST(ps.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)), CAST(N'' AS nvarchar(max)) FROM sys.partition_schemes AS ps
 UNION ALL
 SELECT CAST(N'SV' AS nvarchar(2)), CAST(SCHEMA_NAME(t.schema_id) AS nvarchar(128)), CAST(t.name AS nvarchar(128)),
-  CAST(COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'') AS nvarchar(300))
+  CAST(COALESCE(OBJECT_SCHEMA_NAME(t.history_table_id) + N'.' + OBJECT_NAME(t.history_table_id), N'') AS nvarchar(300)),
+  CAST(N'' AS nvarchar(max))
 FROM sys.tables AS t
 WHERE OBJECTPROPERTY(t.object_id, 'TableTemporalType') = 2 AND ` + userTable + `
 ORDER BY 1, 2, 3`
@@ -46,7 +55,7 @@ ORDER BY 1, 2, 3`
 func readObjects(ctx context.Context, q queryer, c *catalogRows) error {
 	return scanAll(ctx, q, objectsSQL, "objects", func(r *sql.Rows) error {
 		var x objectRow
-		err := r.Scan(&x.Type, &x.Schema, &x.Name, &x.Parent)
+		err := r.Scan(&x.Type, &x.Schema, &x.Name, &x.Parent, &x.Definition)
 		c.Objects = append(c.Objects, x)
 		return err
 	})
@@ -65,21 +74,23 @@ var objectKinds = map[string]struct{ kind, reason string }{
 	"AF": {"aggregate", "not migrated: CLR code; rewrite it as a PostgreSQL aggregate"},
 	"TR": {"trigger", "not migrated: T-SQL code; rewrite it as a PL/pgSQL trigger function and trigger"},
 	"SN": {"synonym", "not migrated: PostgreSQL has no synonyms (a view or the search_path can stand in)"},
-	"SO": {"sequence", "not migrated: create it on the target at the source's current value"},
 	"TT": {"table type", "not migrated: PostgreSQL has no table types (a composite type or a temporary table can stand in)"},
 	"PS": {"partition scheme", "not migrated: the tables on it are copied unpartitioned"},
 	"SV": {"system versioning", "the table and its history table are copied as plain tables: PostgreSQL has no system versioning"},
 }
 
-// inventory lists what the run leaves behind: the catalog's objects, and
-// the indexes of the run's tables that PostgreSQL cannot have. A trigger
+// inventory lists what the run leaves behind: the catalog's objects
+// (sequences aside: migrateSequences creates them), and
+// the indexes of the run's tables that PostgreSQL cannot have. Objects
+// outside the run's schemas are not the run's (runSchemas). A trigger
 // follows its table through the include/exclude patterns, as does a
 // system-versioned table.
 func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
 	var out []*schema.Unmigrated
+	inRun := runSchemas(rows, filter)
 	for _, o := range rows.Objects {
 		k, ok := objectKinds[o.Type]
-		if !ok {
+		if !ok || (o.Schema != "" && !inRun(o.Schema)) {
 			continue
 		}
 		name := o.Schema + "." + o.Name
@@ -99,7 +110,7 @@ func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
 		if o.Type == "SV" && o.Parent != "" {
 			reason = fmt.Sprintf("the table and its history table %s are copied as plain tables: PostgreSQL has no system versioning", o.Parent)
 		}
-		out = append(out, &schema.Unmigrated{Kind: k.kind, Name: name, Reason: reason})
+		out = append(out, &schema.Unmigrated{Kind: k.kind, Name: name, Reason: reason, Definition: o.Definition})
 	}
 	tables := map[int64]schema.Name{}
 	for _, t := range rows.Tables {
@@ -122,6 +133,22 @@ func inventory(rows *catalogRows, filter schema.Filter) []*schema.Unmigrated {
 		out = append(out, &schema.Unmigrated{Kind: kind, Name: name, Reason: "not created: PostgreSQL has no equivalent (the table's rows are copied)"})
 	}
 	return out
+}
+
+// runSchemas says whether a schema is one of the run's: every schema, or
+// with --include those of the included tables (as for PostgreSQL sources),
+// so a run of one schema is not held up by the objects of others.
+func runSchemas(rows *catalogRows, filter schema.Filter) func(string) bool {
+	if len(filter.Include) == 0 {
+		return func(string) bool { return true }
+	}
+	in := map[string]bool{}
+	for _, t := range rows.Tables {
+		if filter.Match(schema.Name{Schema: t.Schema, Name: t.Name}) {
+			in[t.Schema] = true
+		}
+	}
+	return func(s string) bool { return in[s] }
 }
 
 func splitName(s string) (schema.Name, bool) {

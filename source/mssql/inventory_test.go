@@ -19,7 +19,7 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 			{ObjectID: 2, IndexID: 2, Name: "XI2", Type: 3, Column: "doc"},
 		},
 		Objects: []objectRow{
-			{Type: "V", Schema: "dbo", Name: "OrderTotals"},
+			{Type: "V", Schema: "dbo", Name: "OrderTotals", Definition: "CREATE VIEW dbo.OrderTotals AS SELECT 1 AS n"},
 			{Type: "P", Schema: "sales", Name: "Refresh"},
 			{Type: "IF", Schema: "dbo", Name: "TopOrders"},
 			{Type: "TR", Schema: "dbo", Name: "trOrders", Parent: "dbo.Orders"},
@@ -35,6 +35,9 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, u := range inventory(rows, schema.Filter{Exclude: []string{"dbo.Skipped"}}) {
+		if u.Key() == "view:dbo.OrderTotals" && u.Definition != "CREATE VIEW dbo.OrderTotals AS SELECT 1 AS n" {
+			t.Errorf("the view's definition is %q, want the catalog's text", u.Definition)
+		}
 		if _, dup := got[u.Key()]; dup {
 			t.Errorf("%s listed twice", u.Key())
 		}
@@ -46,7 +49,6 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 		"function:dbo.TopOrders":           "inline table-valued",
 		"trigger:dbo.trOrders":             "trigger function",
 		"synonym:dbo.Ord":                  "no synonyms",
-		"sequence:dbo.OrderNo":             "current value",
 		"table type:dbo.OrderList":         "no table types",
 		"partition scheme:psByYear":        "copied unpartitioned",
 		"system versioning:dbo.Orders":     "history table dbo.OrdersHistory",
@@ -60,5 +62,18 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("listed %d objects, want %d:\n%v", len(got), len(want), got)
+	}
+
+	// With --include, the objects of schemas that hold no included table
+	// are not the run's.
+	var keys []string
+	for _, u := range inventory(rows, schema.Filter{Include: []string{"dbo.Orders"}}) {
+		if strings.HasPrefix(u.Name, "sales.") {
+			t.Errorf("%s listed in a run of dbo.Orders", u.Key())
+		}
+		keys = append(keys, u.Key())
+	}
+	if len(keys) != len(want)-1 { // all but sales.Refresh
+		t.Errorf("a run of dbo.Orders lists %v", keys)
 	}
 }

@@ -67,6 +67,12 @@ func buildModel(rows *catalogRows, filter schema.Filter, opts Options, names sch
 		}
 	}
 
+	for _, r := range rows.Columns {
+		if t := byID[r.ObjectID]; t != nil && r.Computed && !r.ColumnSet {
+			buildComputed(t, r, types[r.ObjectID], opts, names, warn)
+		}
+	}
+
 	buildIndexes(rows.Indexes, byID, types, names, warn)
 	buildForeignKeys(rows.FKs, byID, warn)
 	buildChecks(rows.Checks, byID, types, names, warn)
@@ -83,6 +89,26 @@ func buildModel(rows *catalogRows, filter schema.Filter, opts Options, names sch
 		}
 	}
 	return db, nil
+}
+
+// buildComputed makes a computed column GENERATED when the user asked
+// for it and its expression translates; otherwise its values are copied.
+func buildComputed(t *schema.Table, r columnRow, cols map[string]*columnInfo, opts Options, names schema.NamePolicy, warn func(string, ...any)) {
+	const copied = "loaded as a plain column holding SQL Server's computed values"
+	if opts.Computed != ComputedGenerated {
+		warn("table %s column %q: computed column (%s) %s (--computed generated translates the simple ones)", t.Source, r.Name, r.ComputedDef, copied)
+		return
+	}
+	if _, overridden := opts.TypeOverrides[t.Source.Schema+"."+t.Source.Name+"."+r.Name]; overridden {
+		warn("table %s column %q: computed column (%s) with a type override %s", t.Source, r.Name, r.ComputedDef, copied)
+		return
+	}
+	pg, err := translateComputed(r.ComputedDef, cols, names)
+	if err != nil {
+		warn("table %s column %q: computed column (%s) not translated (%v): %s", t.Source, r.Name, r.ComputedDef, err, copied)
+		return
+	}
+	t.Column(r.Name).Generated = pg
 }
 
 // buildColumn maps one column and its type.
@@ -123,9 +149,6 @@ func buildColumn(t *schema.Table, r columnRow, opts Options, warn func(string, .
 	c.Type = pg
 	if r.Alias != "" {
 		warn("table %s column %q: alias type %s resolved to its base type %s", t.Source, r.Name, r.Alias, st)
-	}
-	if r.Computed {
-		warn("table %s column %q: computed column (%s) loaded as a plain column holding SQL Server's computed values", t.Source, r.Name, r.ComputedDef)
 	}
 	if overridden {
 		return c, nil

@@ -43,6 +43,10 @@ type Options struct {
 	// PostGIS makes geography and geometry PostGIS geometry instead of WKT
 	// text. Set it when the target has the postgis extension.
 	PostGIS bool
+	// Computed is ComputedCopy (the default: a computed column's values
+	// are copied into a plain column) or ComputedGenerated (the simple
+	// expressions become GENERATED ALWAYS AS ... STORED; computed.go).
+	Computed string
 	// PreserveCase keeps identifiers' case (DefaultNames); the default is
 	// lower case.
 	PreserveCase bool
@@ -125,6 +129,11 @@ func (o Options) check() error {
 	default:
 		return fmt.Errorf("mssql source: surrogate policy %q: want %q or %q", o.Surrogates, PolicyFail, PolicyReplace)
 	}
+	switch o.Computed {
+	case "", ComputedCopy, ComputedGenerated:
+	default:
+		return fmt.Errorf("mssql source: computed columns %q: want %q or %q", o.Computed, ComputedCopy, ComputedGenerated)
+	}
 	for k, v := range o.TypeOverrides {
 		if _, err := parsePGType(v); err != nil {
 			return fmt.Errorf("mssql source: type override %s: %w", k, err)
@@ -171,6 +180,7 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 		return nil, fmt.Errorf("discover %s: %w", s.database, err)
 	}
 	db.Unmigrated = append(db.Unmigrated, inventory(rows, filter)...)
+	db.Unmigrated = append(db.Unmigrated, migrateSequences(rows, filter, db)...)
 	for k := range s.opts.TypeOverrides {
 		if !overrideUsed(db, k) {
 			db.Warnings = append(db.Warnings, fmt.Sprintf("type override %s matches no discovered column", k))
