@@ -1,9 +1,11 @@
 // Package resync is `caravan sync`: after a finished migrate run it brings
 // the target up to the source's current state. Every chunk of the run's
 // recorded plan is read again in one new snapshot and its digest and count
-// compared with those recorded when it was loaded (caravan.chunks); only
-// the chunks that changed are copied again, each in one transaction that
-// replaces the target's rows of its range (target.ReplaceChunks). Tables
+// compared with those recorded when it was loaded (caravan.chunks); a
+// chunk that changed is compared with the target row by row, by key, and
+// only the rows that differ are deleted, updated or inserted, in one
+// transaction that also records the chunk's new digest
+// (target.ReplaceChunks). Tables
 // whose chunks the target cannot re-select (no key, other key orders) are
 // compared whole and replaced whole. The tables it touched are judged
 // again by the validator's checks, in this process.
@@ -20,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
@@ -30,6 +33,7 @@ import (
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/validator"
+	"github.com/caravan-db/caravan/verify"
 )
 
 // Config shapes a sync.
@@ -378,8 +382,33 @@ func isForeignKeyViolation(err error) bool {
 // source's rows in the job.
 func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 	now := make([]proto.Digest, len(j.chunks))
+	bytes := make([]int64, len(j.chunks))
+	// A chunk compared by key range keeps each source row's key and hash as
+	// it is read, so that, when it changed, only the rows that differ from
+	// the target are copied: 0.1% of rows changed touches most chunks, but
+	// few of their rows.
+	var keyOf func(line []byte) ([]string, error)
+	var rowsByKey map[string]sourceRow
+	if !j.whole {
+		var err error
+		if keyOf, err = verify.KeyReader(j.t); err != nil {
+			return 0, 0, err
+		}
+		rowsByKey = map[string]sourceRow{}
+	}
 	for i, ch := range j.chunks {
-		d, err := s.read(ctx, j.t, ch, nil)
+		d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, h uint64) error {
+			bytes[i] += int64(len(line))
+			if keyOf == nil {
+				return nil
+			}
+			key, err := keyOf(line)
+			if err != nil {
+				return err
+			}
+			rowsByKey[keyID(key)] = sourceRow{key: key, hash: h}
+			return nil
+		})
 		if err != nil {
 			return 0, 0, err
 		}
@@ -407,16 +436,102 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 	for _, k := range j.t.PrimaryKey {
 		r.Key = append(r.Key, j.t.TargetColumn(k))
 	}
-	if !j.whole {
-		r.Where, r.Args = target.KeyRange(j.t, j.chunks[0], false)
+	if j.whole {
+		return s.replaceWhole(ctx, j, r, started)
 	}
+	ch := j.chunks[0]
+	// The rows that differ are chosen under the chunk's lock, in the
+	// transaction that replaces them, so what the recorded digest says of
+	// the rest of the chunk still holds when it commits.
+	var differ [][]string    // keys whose rows differ, on either side
+	var want map[string]bool // the source rows to copy
+	r.Narrow = func(ctx context.Context, tx pgx.Tx) (string, []any, error) {
+		differ, want = differ[:0], map[string]bool{}
+		seen := make(map[string]bool, len(rowsByKey))
+		where, args := target.KeyRange(j.t, ch, true)
+		err := target.ReadLinesIn(ctx, tx, j.t.Target, loadCols(j.t), where, args, func(line []byte, h uint64) error {
+			key, err := keyOf(line)
+			if err != nil {
+				return err
+			}
+			id := keyID(key)
+			seen[id] = true
+			src, ok := rowsByKey[id]
+			switch {
+			case !ok:
+				differ = append(differ, key) // gone from the source
+			case src.hash != h:
+				differ, want[id] = append(differ, key), true
+			}
+			return nil
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("sync %s chunk %d: compare with the target: %w", j.t.ID(), ch.Chunk, err)
+		}
+		for id, src := range rowsByKey {
+			if !seen[id] {
+				differ, want[id] = append(differ, src.key), true // new on the source
+			}
+		}
+		w, a := keyList(j.t, differ)
+		return w, a, nil
+	}
+	var copiedRows int64
+	err := target.ReplaceChunks(ctx, s.pool, r,
+		func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
+			copiedRows = 0
+			if len(want) == 0 {
+				return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: now[0].Rows, Bytes: bytes[0], Digest: now[0].String()}}, nil
+			}
+			d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, _ uint64) error {
+				key, err := keyOf(line)
+				if err != nil || !want[keyID(key)] {
+					return err
+				}
+				copiedRows++
+				_, err = w.Write(line)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			if d != now[0] {
+				return nil, fmt.Errorf("sync %s chunk %d: the source's rows changed within one snapshot", j.t.ID(), ch.Chunk)
+			}
+			// The chunk's new figures are those of the source's read: the
+			// target now holds those rows.
+			return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: d.Rows, Bytes: bytes[0], Digest: d.String()}}, nil
+		})
+	if err != nil {
+		return 0, 0, err
+	}
+	n := now[0].Rows
+	_ = target.Audit(ctx, s.pool, target.AuditEntry{Run: s.run.ID, Table: j.t.ID(), Operation: "sync_chunk", Rows: &n, Status: "ok",
+		Started: started, Metadata: map[string]any{"chunk": ch.Chunk, "whole": false, "rows_before": ch.Rows, "digest_before": ch.Digest,
+			"digest": now[0].String(), "rows_differing": len(differ), "rows_copied": copiedRows}})
+	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunks", changed, "whole", false, "rows", n,
+		"rows_differing", len(differ), "rows_copied", copiedRows)
+	return 1, n, nil
+}
+
+// sourceRow is a source row of a changed chunk, as sync compares it.
+type sourceRow struct {
+	key  []string
+	hash uint64
+}
+
+// keyID identifies a row by its key values (COPY text holds no NUL).
+func keyID(key []string) string { return strings.Join(key, "\x00") }
+
+// replaceWhole copies a table compared whole again, every chunk of it.
+func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement, started time.Time) (int, int64, error) {
 	var copied []target.ChunkCopy
 	err := target.ReplaceChunks(ctx, s.pool, r,
 		func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
 			copied = copied[:0]
 			for _, ch := range j.chunks {
 				var n int64
-				d, err := s.read(ctx, j.t, ch, func(line []byte) error {
+				d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, _ uint64) error {
 					n += int64(len(line))
 					_, err := w.Write(line)
 					return err
@@ -431,11 +546,11 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	rows = 0
+	var rows int64
 	for i, c := range copied {
 		rows += c.Rows
 		was := j.chunks[i]
-		if c.Rows == was.Rows && c.Digest == was.Digest && j.whole {
+		if c.Rows == was.Rows && c.Digest == was.Digest {
 			continue // copied with its table, unchanged itself
 		}
 		n := c.Rows
@@ -443,20 +558,17 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 			Started: started, Metadata: map[string]any{"chunk": c.Chunk, "whole": j.whole, "rows_before": was.Rows, "digest_before": was.Digest,
 				"digest": c.Digest}})
 	}
-	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunks", changed, "whole", j.whole, "rows", rows)
-	if j.whole {
-		return len(j.chunks), rows, nil
-	}
-	return 1, rows, nil
+	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunks", len(j.chunks), "whole", true, "rows", rows)
+	return len(j.chunks), rows, nil
 }
 
 // read streams a recorded chunk from the source in the sync's snapshot,
 // digesting it as the extractor does; emit (when set) gets every line.
-func (s *syncer) read(ctx context.Context, t *schema.Table, ch target.ChunkState, emit func(line []byte) error) (proto.Digest, error) {
+func (s *syncer) read(ctx context.Context, t *schema.Table, index int, ch source.Chunk, emit func(line []byte, h uint64) error) (proto.Digest, error) {
 	var d proto.Digest
 	var fields []proto.Field
 	var scratch []byte
-	task := coordinator.ChunkTask(t, ch.Chunk, 1, source.Chunk{Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi}, s.snap, s.opts)
+	task := coordinator.ChunkTask(t, index, 1, ch, s.snap, s.opts)
 	err := s.src.Read(ctx, task, func(line []byte) error {
 		var err error
 		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
@@ -465,13 +577,10 @@ func (s *syncer) read(ctx context.Context, t *schema.Table, ch target.ChunkState
 		var h uint64
 		h, scratch = proto.RowHash(fields, scratch)
 		d.Add(h)
-		if emit != nil {
-			return emit(line)
-		}
-		return nil
+		return emit(line, h)
 	})
 	if err != nil {
-		return d, fmt.Errorf("sync %s chunk %d: read the source: %w", t.ID(), ch.Chunk, err)
+		return d, fmt.Errorf("sync %s chunk %d: read the source: %w", t.ID(), index, err)
 	}
 	return d, nil
 }
@@ -584,4 +693,39 @@ func loadCols(t *schema.Table) []string {
 		cols = append(cols, c.TargetName)
 	}
 	return cols
+}
+
+// chunkRange is a recorded chunk as the range a source reads.
+func chunkRange(ch target.ChunkState) source.Chunk {
+	return source.Chunk{Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi}
+}
+
+// keyList selects the rows of the given keys on the target: one text
+// array a key column, cast to the column's type. FALSE when there are none.
+func keyList(t *schema.Table, keys [][]string) (string, []any) {
+	if len(keys) == 0 {
+		return "FALSE", nil
+	}
+	cols, types := keyColumns(t)
+	arrays := make([]any, len(cols))
+	unnest := make([]string, len(cols))
+	for i := range cols {
+		vals := make([]string, len(keys))
+		for k, key := range keys {
+			vals[k] = key[i]
+		}
+		arrays[i] = vals
+		unnest[i] = fmt.Sprintf("$%d::text[]::%s[]", i+1, types[i])
+	}
+	return fmt.Sprintf("(%s) IN (SELECT * FROM unnest(%s))", strings.Join(cols, ", "), strings.Join(unnest, ", ")), arrays
+}
+
+func keyColumns(t *schema.Table) ([]string, []string) {
+	cols := make([]string, len(t.PrimaryKey))
+	types := make([]string, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		col := t.Column(k)
+		cols[i], types[i] = schema.Quote(col.TargetName), col.Type
+	}
+	return cols, types
 }

@@ -339,6 +339,10 @@ type Replacement struct {
 	// TRUE), with Args.
 	Where string
 	Args  []any
+	// Narrow, when set, replaces Where and Args once the chunks are locked,
+	// in the replacing transaction: it chooses the parts of a keyed chunk
+	// that differ from what produce will write, so only those are copied.
+	Narrow func(ctx context.Context, tx pgx.Tx) (string, []any, error)
 }
 
 // ReplaceChunks re-copies chunks of a loaded table in one transaction, for
@@ -351,8 +355,9 @@ type Replacement struct {
 //
 // A keyed table's rows are merged, not deleted and loaded again: the rows
 // are copied into a temporary table, then rows whose key is gone are
-// deleted, rows whose key remains are updated in place and new keys are
-// inserted. A foreign key to the table then sees its keys stay, and only a
+// deleted, rows whose key remains and whose values differ are updated in
+// place and new keys are inserted (r.Narrow may first restrict all that to
+// the parts of a chunk that differ). A foreign key to the table then sees its keys stay, and only a
 // key really gone can be refused (the caller retries once the referencing
 // table is synced).
 func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produce func(ctx context.Context, w io.Writer) ([]ChunkCopy, error)) error {
@@ -365,6 +370,11 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = ANY($3) ORDER BY chunk FOR UPDATE`,
 		r.Run, r.Table, r.Chunks); err != nil {
 		return fail(fmt.Errorf("lock chunks: %w", err))
+	}
+	if r.Narrow != nil && len(r.Key) > 0 {
+		if r.Where, r.Args, err = r.Narrow(ctx, tx); err != nil {
+			return fail(err)
+		}
 	}
 	into := proto.TableRef{Schema: r.Target.Schema, Name: r.Target.Name}
 	if len(r.Key) == 0 {
@@ -435,11 +445,12 @@ func copyProduced(ctx context.Context, tx pgx.Tx, into proto.TableRef, cols []st
 }
 
 // merge makes the rows of r.Where those of the temporary table: keys gone
-// are deleted, keys kept are updated in place (the key columns are equal,
-// so no foreign key to them is checked), new keys are inserted.
+// are deleted, keys kept whose other columns differ are updated in place
+// (the key columns are equal, so no foreign key to them is checked), new
+// keys are inserted.
 func merge(ctx context.Context, tx pgx.Tx, r Replacement) error {
 	t := schema.QuoteName(r.Target)
-	var match, set, cols, from []string
+	var match, set, cols, from, was, now []string
 	isKey := map[string]bool{}
 	for _, k := range r.Key {
 		isKey[k] = true
@@ -450,16 +461,25 @@ func merge(ctx context.Context, tx pgx.Tx, r Replacement) error {
 		from = append(from, "s."+schema.Quote(c))
 		if !isKey[c] {
 			set = append(set, schema.Quote(c)+" = s."+schema.Quote(c))
+			// Compared as text: every type has a text form (json has no
+			// equality), and it is the form the rows were loaded from.
+			was = append(was, "d."+schema.Quote(c)+"::text")
+			now = append(now, "s."+schema.Quote(c)+"::text")
 		}
 	}
 	on := strings.Join(match, " AND ")
 	// The range predicate names the target's columns unqualified: they are
-	// the DELETE's own.
-	if _, err := tx.Exec(ctx, "DELETE FROM ONLY "+t+" d WHERE "+r.Where+" AND NOT EXISTS (SELECT 1 FROM pg_temp.caravan_sync s WHERE "+on+")", r.Args...); err != nil {
+	// the DELETE's own. r.Narrow's may be any predicate, hence the
+	// parentheses.
+	if _, err := tx.Exec(ctx, "DELETE FROM ONLY "+t+" d WHERE ("+r.Where+") AND NOT EXISTS (SELECT 1 FROM pg_temp.caravan_sync s WHERE "+on+")", r.Args...); err != nil {
 		return fmt.Errorf("delete the rows gone from the source: %w", err)
 	}
 	if len(set) > 0 {
-		if _, err := tx.Exec(ctx, "UPDATE ONLY "+t+" d SET "+strings.Join(set, ", ")+" FROM pg_temp.caravan_sync s WHERE "+on); err != nil {
+		// Only the rows that differ are written: a chunk with one changed
+		// row rewrites one row, not the chunk (and its index entries, WAL
+		// and a dead version of every row).
+		differ := "ROW(" + strings.Join(was, ", ") + ") IS DISTINCT FROM ROW(" + strings.Join(now, ", ") + ")"
+		if _, err := tx.Exec(ctx, "UPDATE ONLY "+t+" d SET "+strings.Join(set, ", ")+" FROM pg_temp.caravan_sync s WHERE "+on+" AND "+differ); err != nil {
 			return fmt.Errorf("update the rows the source still has: %w", err)
 		}
 	}

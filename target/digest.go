@@ -37,20 +37,31 @@ func ReadDigest(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []s
 // with its proto.RowHash to emit: what `caravan verify` needs to name the
 // rows behind a digest that differs.
 func ReadLines(ctx context.Context, pool *pgxpool.Pool, t schema.Name, cols []string, where string, args []any, emit func(line []byte, hash uint64) error) error {
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = schema.Quote(c)
-	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), schema.QuoteOnly(t), where)
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("digest %s: %w", t, err)
 	}
 	defer tx.Rollback(ctx)
+	return readLines(ctx, tx, t, cols, where, args, emit)
+}
+
+// ReadLinesIn is ReadLines inside tx: what `caravan sync` compares a
+// changed chunk's target rows with, under the lock of the chunk it is about
+// to replace, to copy only the rows that differ.
+func ReadLinesIn(ctx context.Context, tx pgx.Tx, t schema.Name, cols []string, where string, args []any, emit func(line []byte, hash uint64) error) error {
+	return readLines(ctx, tx, t, cols, where, args, emit)
+}
+
+func readLines(ctx context.Context, tx pgx.Tx, t schema.Name, cols []string, where string, args []any, emit func(line []byte, hash uint64) error) error {
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = schema.Quote(c)
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), schema.QuoteOnly(t), where)
 	var fields []proto.Field
 	var scratch []byte
 	var n int64
-	err = pgutil.CopyRows(ctx, tx, q, args, func(line []byte) error {
+	err := pgutil.CopyRows(ctx, tx, q, args, func(line []byte) error {
 		n++
 		var err error
 		if fields, err = proto.SplitRow(fields[:0], line); err != nil {

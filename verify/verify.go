@@ -662,6 +662,11 @@ func keyValues(t *schema.Table, at []int, line []byte) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", t.ID(), err)
 	}
+	return keyOfFields(t, at, fields, line)
+}
+
+// keyOfFields is keyValues of a line already split into fields.
+func keyOfFields(t *schema.Table, at []int, fields []proto.Field, line []byte) ([]string, error) {
 	out := make([]string, len(at))
 	for i, p := range at {
 		if p >= len(fields) || fields[p].Null {
