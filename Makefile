@@ -21,10 +21,11 @@ demo: build
 test:
 	$(WITHPG) $(GO) test -race -count=1 -timeout 40m ./...
 
-# make bench: every tool side by side on a small dataset, two rounds.
+# make bench: every tool side by side on a small dataset, two rounds; then
+# the cutover (migrate, 0.1% changed and sync, verify) on the same dataset.
 # make bench-issue: the same on issue 9's 2 GB shape (pgbench -s 30, 1M wide
 # rows, 500k composite-key rows, 300k keyless rows).
-BENCH ?= Compare|LoadBatch|CopyBatch
+BENCH ?= Compare|Cutover|LoadBatch|CopyBatch
 BENCH_ROUNDS ?= 2
 bench: build
 	$(WITHPG) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCH_ROUNDS)x -timeout 180m ./bench/...

@@ -46,6 +46,20 @@
 //	CARAVAN_BENCH_KEEP_SOURCE     keep the source database at the end
 //	CARAVAN_BENCH_SOURCE_DB       use that kept database instead of building one
 //
+// BenchmarkCutover (also in `make bench`) measures issue 11's cutover on
+// the same dataset, per round on a fresh copy of the source (CREATE
+// DATABASE ... TEMPLATE) and a fresh target: a full caravan migrate; then
+// 0.1% of every table's rows changed on the source (a third updated, a
+// third inserted with keys above the largest, a third deleted, picked at
+// random with a fixed seed; the keyless table gets duplicates) and
+// `caravan sync` of that run; then `caravan verify` of the now identical
+// databases, which must exit 0. It prints each time with the load average
+// and the two ratios of the issue's goals: sync / migrate (goal <= 0.40)
+// and verify / (the migrate's validation phase + one source read) (goal
+// <= 1.0). The validation phase is the union of the run's validate_*
+// audit intervals (validation of one table overlaps the load of another);
+// one source read is a raw COPY TO of every table, two at a time.
+//
 // BenchmarkLoadBatch and BenchmarkCopyBatch time the loader's COPY of one
 // default-sized batch; the extractor's per-row and per-chunk hot paths are
 // benchmarked in proto (BenchmarkSplitRowHash) and extractor
