@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -22,8 +23,10 @@ const samplesPerChunk = 32
 // primary key's statistics histogram (sys.dm_db_stats_histogram) when it
 // can give that many, else from a sample of the key (a page sample on SQL
 // Server, every key where it is too small or the engine cannot sample);
-// never from NTILE or OFFSET paging. Every bound is a real key tuple the
-// engine chose in its own order and the key's collation, and chunks
+// never from NTILE or OFFSET paging; on Babelfish a one-column integer
+// key is split evenly between its MIN and MAX (dialect.spacedBounds).
+// Every other bound is a real key tuple the engine chose in its own order
+// and the key's collation, and chunks
 // [nil, b1), [b1, b2), ..., [bn, nil) cover the key space whatever the
 // statistics say. Each chunk's Note says which path the table took.
 func (s *Source) Plan(ctx context.Context, t *schema.Table, snapshot string, rowsPerChunk int64) ([]source.Chunk, error) {
@@ -61,6 +64,16 @@ func (s *Source) planKeyed(ctx context.Context, v *view, t *schema.Table, keys [
 		return []source.Chunk{{Range: proto.RangeKey, EstRows: rows, Note: fmt.Sprintf("%d rows: one chunk", rows)}}, nil
 	}
 	want := (rows + rowsPerChunk - 1) / rowsPerChunk
+
+	if s.d.spacedBounds(keys) {
+		lo, hi, err := s.keyExtent(ctx, v.q, table, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("key extent: %w", err)
+		}
+		bounds := spacedBounds(lo, hi, want)
+		note := fmt.Sprintf("%d rows (counted), %d chunks evenly spaced over the key's range [%d, %d] (MIN and MAX; balanced as far as the keys are dense)", rows, len(bounds)+1, lo, hi)
+		return notedChunks(chunksFromBounds(bounds, rows), note), nil
+	}
 
 	var why string
 	if s.d.histogram() {
@@ -105,6 +118,38 @@ func (s *Source) planKeyed(ctx context.Context, v *view, t *schema.Table, keys [
 	}
 	note := fmt.Sprintf("%d rows (%s), %d chunks from %s; %s", rows, counted, len(bounds)+1, how, why)
 	return notedChunks(chunksFromBounds(bounds, rows), note), nil
+}
+
+// keyExtent reads the smallest and largest value of a one-column
+// integer key, in the view.
+func (s *Source) keyExtent(ctx context.Context, q queryer, table string, k keyCol) (lo, hi int64, err error) {
+	var min, max sql.NullInt64
+	err = scanAll(ctx, q, keyExtentSQL(table, k), "key extent", func(r *sql.Rows) error { return r.Scan(&min, &max) })
+	if err == nil && (!min.Valid || !max.Valid) {
+		err = errors.New("no key values (the table emptied since it was counted)")
+	}
+	return min.Int64, max.Int64, err
+}
+
+// spacedBounds splits [lo, hi] into want ranges of equal width and returns
+// the bounds between them, fewer when the range holds fewer values than
+// want. Arithmetic is exact over the whole bigint range.
+func spacedBounds(lo, hi, want int64) [][]string {
+	width := new(big.Int).Sub(big.NewInt(hi), big.NewInt(lo))
+	width.Add(width, big.NewInt(1))
+	var out [][]string
+	last := lo
+	for i := int64(1); i < want; i++ {
+		off := new(big.Int).Mul(width, big.NewInt(i))
+		off.Quo(off, big.NewInt(want))
+		b := off.Add(off, big.NewInt(lo)).Int64()
+		if b <= last {
+			continue // a range narrower than want: no empty chunks
+		}
+		out = append(out, []string{strconv.FormatInt(b, 10)})
+		last = b
+	}
+	return out
 }
 
 // enoughBounds says whether bounds give about the chunks wanted: a

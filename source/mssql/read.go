@@ -14,7 +14,8 @@ import (
 
 // Read implements source.Source: the chunk's rows in SQL Server's key
 // order, one keyset page (TOP (n) ... WHERE key > last ORDER BY key) at a
-// time, never OFFSET. Range predicates are evaluated by SQL Server, in the
+// time, never OFFSET, or the whole chunk in one statement where the
+// dialect says so (dialect.pageRows). Range predicates are evaluated by SQL Server, in the
 // key columns' own types and collations, so a chunk holds exactly the rows
 // SQL Server puts in [Lo, Hi). A keyless table is one chunk read in
 // %%physloc%% order.
@@ -147,7 +148,7 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 			return err
 		}
 	}
-	page := s.opts.pageRows()
+	page := s.d.pageRows(s.opts.PageRows)
 	width := conv.width + len(keys)
 	vals := make([]any, width)
 	ptrs := make([]any, width)
@@ -156,8 +157,12 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 	}
 	what := "rows"
 	for {
-		ps := s.d.pageQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil)
-		args := append([]any{int64(page)}, lo...)
+		ps := s.d.rangeQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil, page > 0)
+		var args []any
+		if page > 0 {
+			args = append(args, int64(page))
+		}
+		args = append(args, lo...)
 		args = append(args, hi...)
 		args = append(args, after...)
 		n := 0
@@ -178,7 +183,7 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 		if err != nil {
 			return err
 		}
-		if n < page {
+		if page <= 0 || n < page {
 			return nil
 		}
 		what = "rows after key " + describeKey(task.Key, keys, last)

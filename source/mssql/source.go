@@ -53,7 +53,8 @@ type Options struct {
 	// DatabaseSnapshot makes Snapshot create a database snapshot (CREATE
 	// DATABASE ... AS SNAPSHOT OF): one point in time for every chunk.
 	DatabaseSnapshot bool
-	// PageRows is the keyset page size of Read; 0 means 5000.
+	// PageRows is the keyset page size of Read; 0 means the dialect's
+	// default (dialect.pageRows).
 	PageRows int
 	// MaxConns bounds open connections; 0 means no limit.
 	MaxConns int
@@ -140,13 +141,6 @@ func (o Options) check() error {
 		}
 	}
 	return nil
-}
-
-func (o Options) pageRows() int {
-	if o.PageRows > 0 {
-		return o.PageRows
-	}
-	return 5000
 }
 
 // Engine names the T-SQL engine caravan recognised: SQL Server, or

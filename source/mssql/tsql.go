@@ -166,12 +166,21 @@ type pageSQL struct {
 }
 
 func (d dialect) pageQuery(table string, colExprs []string, keys []keyCol, hasLo, hasHi, after bool) pageSQL {
+	return d.rangeQuery(table, colExprs, keys, hasLo, hasHi, after, true)
+}
+
+// rangeQuery is pageQuery with TOP (@p1) when top is set, else the whole
+// range [lo, hi) in key order in one statement, its bounds from @p1.
+func (d dialect) rangeQuery(table string, colExprs []string, keys []keyCol, hasLo, hasHi, after, top bool) pageSQL {
 	var q pageSQL
 	sel := append([]string{}, colExprs...)
 	for _, k := range keys {
 		sel = append(sel, d.keyExpr(k.Ref, k.Type))
 	}
-	next := 2
+	next, head := 2, "SELECT TOP (@p1) "
+	if !top {
+		next, head = 1, "SELECT "
+	}
 	var conds []string
 	if hasLo {
 		q.LoAt = next
@@ -188,7 +197,7 @@ func (d dialect) pageQuery(table string, colExprs []string, keys []keyCol, hasLo
 		conds = append(conds, d.tuplePredicate(keys, paramNames(next, len(keys)), ">"))
 	}
 	var b strings.Builder
-	b.WriteString("SELECT TOP (@p1) " + strings.Join(sel, ", ") + " FROM " + table)
+	b.WriteString(head + strings.Join(sel, ", ") + " FROM " + table)
 	if len(conds) > 0 {
 		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
 	}

@@ -1,6 +1,7 @@
 package mssql
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -276,5 +277,55 @@ func TestSnapshotSQL(t *testing.T) {
 	}
 	if dropSnapshotSQL("a]b") != "DROP DATABASE [a]]b]" {
 		t.Fatal(dropSnapshotSQL("a]b"))
+	}
+}
+
+func TestRangeQueryWholeChunk(t *testing.T) {
+	keys := []keyCol{{Ref: "[id]", Type: mustType(t, "bigint")}}
+	q := babelfish.rangeQuery("[dbo].[t]", []string{"[v]"}, keys, true, true, false, false)
+	want := "SELECT [v], [id] FROM [dbo].[t] WHERE ([id] >= CAST(@p1 AS bigint)) AND ([id] < CAST(@p2 AS bigint)) ORDER BY [id]"
+	if q.SQL != want || q.LoAt != 1 || q.HiAt != 2 {
+		t.Fatalf("%+v", q)
+	}
+	if got := sqlServer.pageRows(0); got != 5000 {
+		t.Fatal(got)
+	}
+	if got := babelfish.pageRows(0); got != 0 {
+		t.Fatal(got)
+	}
+	if got := babelfish.pageRows(3); got != 3 {
+		t.Fatal(got)
+	}
+}
+
+func TestSpacedBounds(t *testing.T) {
+	ints := []keyCol{{Ref: "[id]", Type: mustType(t, "int")}}
+	text := []keyCol{{Ref: "[k]", Type: mustType(t, "nvarchar(10)")}}
+	if !babelfish.spacedBounds(ints) || sqlServer.spacedBounds(ints) || babelfish.spacedBounds(text) || babelfish.spacedBounds(append(ints, ints...)) {
+		t.Fatal("spaced bounds are for one integer key column on Babelfish only")
+	}
+	if got := keyExtentSQL("[dbo].[t]", ints[0]); got != "SELECT MIN([id]), MAX([id]) FROM [dbo].[t]" {
+		t.Fatal(got)
+	}
+	flat := func(b [][]string) string {
+		var out []string
+		for _, x := range b {
+			out = append(out, x...)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		lo, hi, want int64
+		bounds       string
+	}{
+		{1, 1000000, 10, "100001,200001,300001,400001,500001,600001,700001,800001,900001"},
+		{-5, 4, 2, "0"},
+		{7, 9, 10, "8,9"}, // three values: at most three chunks
+		{5, 5, 4, ""},
+		{math.MinInt64, math.MaxInt64, 4, "-4611686018427387904,0,4611686018427387904"},
+	} {
+		if got := flat(spacedBounds(c.lo, c.hi, c.want)); got != c.bounds {
+			t.Errorf("spacedBounds(%d, %d, %d) = %s, want %s", c.lo, c.hi, c.want, got, c.bounds)
+		}
 	}
 }

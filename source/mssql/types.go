@@ -52,6 +52,16 @@ func (t sqlType) isTemporal() bool {
 	return false
 }
 
+// isInteger says whether the type is an exact whole number caravan can
+// do arithmetic on (bit is a flag, not a range).
+func (t sqlType) isInteger() bool {
+	switch t.Name {
+	case "tinyint", "smallint", "int", "bigint":
+		return true
+	}
+	return false
+}
+
 func (t sqlType) isSpatial() bool { return t.Name == "geography" || t.Name == "geometry" }
 
 // keyable says whether caravan can page on a key column of this type: it
