@@ -182,8 +182,17 @@ type check struct {
 	all   []source.Chunk // the whole table's chunks, read one after another
 }
 
-// Run plans the source's chunks in one snapshot and checks them.
-func (v *Verifier) Run(ctx context.Context) (*Result, error) {
+// Run plans the source's chunks in one snapshot and checks them in this
+// process.
+func (v *Verifier) Run(ctx context.Context) (*Result, error) { return v.verify(ctx, v.checkHere) }
+
+// runChecks runs every check, somewhere, and passes each outcome to done
+// (which may be called from several goroutines).
+type runChecks func(ctx context.Context, checks []*check, done func(*check, outcome)) error
+
+// verify plans the source's chunks in one snapshot, runs the checks with
+// exec while the snapshot is held, and adds up their outcomes.
+func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) {
 	snap, err := v.src.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("source snapshot: %w", err)
@@ -222,11 +231,47 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 			continue
 		}
 		t.Whole = wholeReason(tp.Table)
-		checks = append(checks, &check{t: t, table: tp.Table, all: tp.Chunks})
+		checks = append(checks, &check{t: t, table: tp.Table, all: tp.Chunks, index: -1})
 	}
 	v.cfg.Log.InfoContext(ctx, "verify: checking", "tables", len(res.Tables), "checks", len(checks), "workers", v.cfg.Workers)
 
-	var mu sync.Mutex // guards the tables' fields, done and busy
+	var mu sync.Mutex // guards the tables' fields and done
+	done := 0
+	err = exec(ctx, checks, func(c *check, out outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		c.t.add(out)
+		done++
+		if v.cfg.Progress != nil {
+			v.cfg.Progress(done, len(checks))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range res.Tables {
+		sortDiffs(t.Diffs)
+	}
+	return res, nil
+}
+
+// add counts one check's outcome into its table.
+func (t *Table) add(out outcome) {
+	t.SourceRows += out.SourceRows
+	t.TargetRows += out.TargetRows
+	t.Checked++
+	if out.Differed {
+		t.Differed++
+	}
+	t.SubRanges += out.SubRanges
+	t.SubDiffered += out.SubDiffered
+	t.Diffs = append(t.Diffs, out.Diffs...)
+	t.Seconds += out.Seconds
+}
+
+// checkHere runs the checks in this process, Workers at once.
+func (v *Verifier) checkHere(ctx context.Context, checks []*check, finish func(*check, outcome)) error {
+	var mu sync.Mutex // guards done and busy
 	done, busy := 0, map[*check]time.Time{}
 	stopTalking := v.sayWhatItDoes(ctx, &mu, &done, busy, len(checks))
 	defer stopTalking()
@@ -242,34 +287,16 @@ func (v *Verifier) Run(ctx context.Context) (*Result, error) {
 			if err != nil {
 				return err
 			}
-			out.seconds = time.Since(start).Seconds()
+			out.Seconds = time.Since(start).Seconds()
+			finish(c, out)
 			mu.Lock()
 			defer mu.Unlock()
 			delete(busy, c)
-			c.t.SourceRows += out.sourceRows
-			c.t.TargetRows += out.targetRows
-			c.t.Checked++
-			if out.differed {
-				c.t.Differed++
-			}
-			c.t.SubRanges += out.subRanges
-			c.t.SubDiffered += out.subDiffered
-			c.t.Diffs = append(c.t.Diffs, out.diffs...)
-			c.t.Seconds += out.seconds
 			done++
-			if v.cfg.Progress != nil {
-				v.cfg.Progress(done, len(checks))
-			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for _, t := range res.Tables {
-		sortDiffs(t.Diffs)
-	}
-	return res, nil
+	return g.Wait()
 }
 
 // sayWhatItDoes logs, every waitNote, how far the checks are and which
@@ -354,13 +381,14 @@ func wholeReason(t *schema.Table) string {
 	return "rows compared by key"
 }
 
-// outcome is what one check found.
+// outcome is what one check found; a distributed verification stores it
+// as JSON in caravan.checks.
 type outcome struct {
-	sourceRows, targetRows int64
-	differed               bool
-	subRanges, subDiffered int
-	diffs                  []Diff
-	seconds                float64
+	SourceRows, TargetRows int64
+	Differed               bool `json:",omitempty"`
+	SubRanges, SubDiffered int  `json:",omitempty"`
+	Diffs                  []Diff
+	Seconds                float64
 }
 
 // task is the ChunkTask the source reads a chunk with, as the coordinator
@@ -425,7 +453,7 @@ func (v *Verifier) run(ctx context.Context, c *check) (outcome, error) {
 		return outcome{}, err
 	}
 	if src == dst {
-		return outcome{sourceRows: src.Rows, targetRows: dst.Rows}, nil
+		return outcome{SourceRows: src.Rows, TargetRows: dst.Rows}, nil
 	}
 	v.cfg.Log.InfoContext(ctx, "verify: table differs, comparing its rows", "table", c.t.Table, "source_rows", src.Rows, "target_rows", dst.Rows)
 	if len(c.table.PrimaryKey) == 0 {
@@ -469,7 +497,7 @@ func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
 		return outcome{}, err
 	}
 	if src == dst {
-		return outcome{sourceRows: src.Rows, targetRows: dst.Rows}, nil
+		return outcome{SourceRows: src.Rows, TargetRows: dst.Rows}, nil
 	}
 	for i := range subs {
 		subs[i].hi = c.chunk.Hi
@@ -479,7 +507,7 @@ func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
 	}
 	v.cfg.Log.InfoContext(ctx, "verify: chunk differs, narrowing it down", "table", c.t.Table, "chunk", c.index,
 		"source_rows", src.Rows, "target_rows", dst.Rows, "sub_ranges", len(subs))
-	out := outcome{sourceRows: src.Rows, targetRows: dst.Rows, differed: true, subRanges: len(subs)}
+	out := outcome{SourceRows: src.Rows, TargetRows: dst.Rows, Differed: true, SubRanges: len(subs)}
 	for _, sub := range subs {
 		r := &source.Chunk{Range: proto.RangeKey, Lo: sub.lo, Hi: sub.hi}
 		if len(subs) > 1 {
@@ -492,12 +520,12 @@ func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
 				continue
 			}
 		}
-		out.subDiffered++
+		out.SubDiffered++
 		rows, err := v.checkByKey(ctx, c, r)
 		if err != nil {
 			return outcome{}, err
 		}
-		out.diffs = append(out.diffs, rows.diffs...)
+		out.Diffs = append(out.Diffs, rows.Diffs...)
 	}
 	return out, nil
 }
@@ -530,7 +558,7 @@ func (v *Verifier) checkByKey(ctx context.Context, c *check, ch *source.Chunk) (
 			return err
 		}
 		rows[k] = row{hash: h, line: string(line)}
-		out.sourceRows++
+		out.SourceRows++
 		return nil
 	}
 	if ch != nil {
@@ -548,26 +576,26 @@ func (v *Verifier) checkByKey(ctx context.Context, c *check, ch *source.Chunk) (
 	seen := map[string]bool{}
 	cols := loadCols(c.table)
 	err = v.readTarget(ctx, c.table, ch, func(line []byte, h uint64) error {
-		out.targetRows++
+		out.TargetRows++
 		k, err := keyText(c.table, keyAt, line)
 		if err != nil {
 			return err
 		}
 		if seen[k] {
-			out.diffs = append(out.diffs, Diff{Kind: Extra, Key: k + " (duplicate)"})
+			out.Diffs = append(out.Diffs, Diff{Kind: Extra, Key: k + " (duplicate)"})
 			return nil
 		}
 		seen[k] = true
 		s, ok := rows[k]
 		switch {
 		case !ok:
-			out.diffs = append(out.diffs, Diff{Kind: Extra, Key: k})
+			out.Diffs = append(out.Diffs, Diff{Kind: Extra, Key: k})
 		case s.hash != h:
 			changed, err := changedColumns(cols, []byte(s.line), line)
 			if err != nil {
 				return err
 			}
-			out.diffs = append(out.diffs, Diff{Kind: Changed, Key: k, Columns: changed})
+			out.Diffs = append(out.Diffs, Diff{Kind: Changed, Key: k, Columns: changed})
 		}
 		return nil
 	})
@@ -576,7 +604,7 @@ func (v *Verifier) checkByKey(ctx context.Context, c *check, ch *source.Chunk) (
 	}
 	for k := range rows {
 		if !seen[k] {
-			out.diffs = append(out.diffs, Diff{Kind: Missing, Key: k})
+			out.Diffs = append(out.Diffs, Diff{Kind: Missing, Key: k})
 		}
 	}
 	return out, nil
@@ -595,11 +623,11 @@ func (v *Verifier) checkMultiset(ctx context.Context, c *check) (outcome, error)
 		}
 		return nil
 	}
-	err := readSource(func(_ []byte, h uint64) error { balance[h]++; out.sourceRows++; return nil })
+	err := readSource(func(_ []byte, h uint64) error { balance[h]++; out.SourceRows++; return nil })
 	if err != nil {
 		return outcome{}, err
 	}
-	if err := v.readTarget(ctx, c.table, nil, func(_ []byte, h uint64) error { balance[h]--; out.targetRows++; return nil }); err != nil {
+	if err := v.readTarget(ctx, c.table, nil, func(_ []byte, h uint64) error { balance[h]--; out.TargetRows++; return nil }); err != nil {
 		return outcome{}, err
 	}
 	for h, n := range balance {
@@ -630,7 +658,7 @@ func (v *Verifier) checkMultiset(ctx context.Context, c *check) (outcome, error)
 		if n < 0 {
 			d.Kind, d.Count = Extra, -n
 		}
-		out.diffs = append(out.diffs, d)
+		out.Diffs = append(out.Diffs, d)
 	}
 	return out, nil
 }
