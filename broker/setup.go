@@ -251,6 +251,37 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, cfg ConsumerCo
 	return nil
 }
 
+// EnsureChecks creates or updates the stream and the shared consumer of
+// verification checks. The verify command owns them, as the coordinator
+// owns the migrate streams: `caravan verifier` workers only bind. A check
+// is extended while it runs, so ackWait only bounds how soon the check of
+// a verifier that died goes to another.
+func EnsureChecks(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, ackWait time.Duration, log *slog.Logger) error {
+	storage := jetstream.FileStorage
+	if cfg.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	sc := jetstream.StreamConfig{Name: proto.StreamChecks, Subjects: []string{proto.SubjectAllChecks}, Retention: jetstream.WorkQueuePolicy,
+		Storage: storage, Replicas: replicas(ctx, js, proto.StreamChecks, cfg.Replicas), Duplicates: 2 * time.Minute}
+	err := patiently(ctx, log, "stream "+sc.Name, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, sc)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", sc.Name, err)
+	}
+	cc := jetstream.ConsumerConfig{Durable: proto.ConsumerVerifiers, FilterSubject: proto.SubjectAllChecks,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1, MaxAckPending: 1000}
+	err = patiently(ctx, log, "consumer "+cc.Durable, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateConsumer(ctx, proto.StreamChecks, cc)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", cc.Durable, proto.StreamChecks, err)
+	}
+	return nil
+}
+
 // Bind opens an existing shared consumer, waiting for it, and saying so
 // every so often, until the side that owns the consumers has created it:
 // a worker may well start before the first coordinator.
@@ -265,7 +296,7 @@ func Bind(ctx context.Context, js jetstream.JetStream, stream, name string, log 
 			return nil, fmt.Errorf("waiting for consumer %s on %s: %w", name, stream, ctx.Err())
 		}
 		if time.Since(said) >= say {
-			log.InfoContext(ctx, "waiting for a coordinator (or migrate, resume) to create the consumer", "stream", stream,
+			log.InfoContext(ctx, "waiting for a coordinator (or migrate, resume; verify --nats-url for the verifiers) to create the consumer", "stream", stream,
 				"consumer", name, "waited", time.Since(started).Round(time.Second).String(), "err", err)
 			said = time.Now()
 		}

@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"net/url"
 	"os/exec"
+	"reflect"
+	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/caravan-db/caravan/internal/testenv"
 )
@@ -174,4 +180,112 @@ func TestVerifyReadOnlyTarget(t *testing.T) {
 	if n := query[int64](t, dst, `SELECT count(*) FROM pg_namespace WHERE nspname = 'caravan'`); n != 0 {
 		t.Error("a read-only target got a caravan schema")
 	}
+}
+
+// TestVerifyDistributed: `caravan verify --nats-url` hands its chunk checks
+// to `caravan verifier` processes on a stock nats-server; one of them is
+// SIGKILLed while it holds checks, which go to the other. The differences
+// printed and the exit code are those of the in-process verification of
+// the same databases, and every check is recorded exactly once.
+func TestVerifyDistributed(t *testing.T) {
+	srv := testenv.StartNATSServer(t)
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src,
+		`CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price numeric(10,2))`,
+		`INSERT INTO items SELECT g, 'item ' || g, g * 1.25 FROM generate_series(1, 20000) g`,
+		`CREATE TABLE notes (n integer, body text)`,
+		`INSERT INTO notes SELECT g % 50, 'note ' || g FROM generate_series(1, 400) g`,
+		`CREATE TABLE gone (id integer PRIMARY KEY)`,
+		`INSERT INTO gone SELECT generate_series(1, 10)`)
+	pgDumpInto(t, src, dst)
+	testenv.Exec(t, dst,
+		`UPDATE items SET name = 'renamed' WHERE id IN (17, 9000, 19999)`,
+		`DELETE FROM items WHERE id IN (1, 4321, 15000)`,
+		`INSERT INTO items VALUES (-5, 'new', 1), (20001, 'new', 2)`,
+		`INSERT INTO notes VALUES (12, 'note 12')`,
+		`DROP TABLE gone`)
+	args := []string{"--source-url", src, "--target-url", dst, "--chunk-rows", "100"}
+
+	local := caravan(t, 3*time.Minute, append([]string{"verify"}, args...)...)
+	if local.code != 2 {
+		t.Fatalf("in-process verify exited %d, want 2\n%s\n%s", local.code, local.stdout, tail(local.stderr, 4000))
+	}
+
+	victim := startLogged(t, "verifier-1", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
+	survivor := startLogged(t, "verifier-2", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
+	// Verifiers started before any verification wait for their consumer.
+	for _, p := range []*proc{victim, survivor} {
+		p.waitForLog(t, regexp.MustCompile(`waiting for a coordinator.*"consumer":"verifiers"`))
+	}
+	run := uuid.NewString()
+	killed := make(chan int64, 1)
+	go func() { killed <- killWhenChecking(dst, run, victim) }()
+	dist := caravan(t, 3*time.Minute, append([]string{"verify", "--nats-url", srv.URL, "--run-id", run, "--check-ack-wait", "3s"}, args...)...)
+	checkedBeforeKill := <-killed
+	if checkedBeforeKill < 0 {
+		t.Fatal("the verification ended before a verifier could be killed")
+	}
+	if dist.code != local.code {
+		t.Fatalf("distributed verify exited %d, in-process %d\n%s\n%s", dist.code, local.code, dist.stdout, tail(dist.stderr, 4000))
+	}
+	if got, want := verifyDiffs(dist.stdout), verifyDiffs(local.stdout); !reflect.DeepEqual(got, want) {
+		t.Errorf("distributed verify printed\n%v\nin-process\n%v", got, want)
+	}
+	if got, want := summaries(dist.stdout), summaries(local.stdout); got != want {
+		t.Errorf("distributed verify summed up\n%s\nin-process\n%s", got, want)
+	}
+	mustContain(t, dist.stdout, "DIFFERENT: 3 of 3 tables differ", "public.items: 3 missing, 2 extra, 3 changed",
+		"public.gone: not on the target")
+	// 200 chunks of items and notes compared whole: each recorded once, the
+	// killed verifier's unfinished ones by the survivor.
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1`, run); n != 201 {
+		t.Errorf("%d checks recorded, want 201", n)
+	}
+	victimID := fmt.Sprintf(":%d", victim.cmd.Process.Pid)
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1 AND worker NOT LIKE '%' || $2`, run, victimID); n == 0 {
+		t.Error("the surviving verifier recorded no check")
+	}
+	t.Logf("verifier killed after %d checks; the victim recorded %d of 201", checkedBeforeKill,
+		query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1 AND worker LIKE '%' || $2`, run, victimID))
+	assertRunAgrees(t, dst, run, dist.code, "failed")
+}
+
+// summaries are verify's lines about each table.
+func summaries(stdout string) string {
+	var out []string
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(line, "public.") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// killWhenChecking SIGKILLs a verifier once some checks of run are
+// recorded, while it still has others in hand, and returns how many were
+// recorded then (-1: the run was over first).
+func killWhenChecking(dst, run string, victim *proc) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dst)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(context.Background())
+	for ctx.Err() == nil {
+		var n int64
+		if conn.QueryRow(ctx, `SELECT count(*) FROM caravan.checks WHERE run_id = $1`, run).Scan(&n) == nil && n >= 10 {
+			if n >= 201 {
+				return -1
+			}
+			_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+			return n
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return -1
 }

@@ -22,6 +22,9 @@ const (
 	StreamTasks   = "CARAVAN_TASKS"
 	StreamBatches = "CARAVAN_BATCHES"
 	StreamEvents  = "CARAVAN_EVENTS"
+	// StreamChecks carries the chunk checks of distributed verifications
+	// (`caravan verify --nats-url`), taken by `caravan verifier` workers.
+	StreamChecks = "CARAVAN_CHECKS"
 	// BlobBucket is the JetStream Object Store bucket that carries single
 	// rows too large for one message.
 	BlobBucket = "CARAVAN_BLOBS"
@@ -40,6 +43,8 @@ const (
 	// every event would wade through each batch_loaded.
 	ConsumerValidatorTables = "validator-tables"
 	ConsumerValidatorFKs    = "validator-fks"
+	// ConsumerVerifiers is the work queue of every verification's checks.
+	ConsumerVerifiers = "verifiers"
 )
 
 // Subject roots; per-run subjects are built by the functions below.
@@ -47,6 +52,7 @@ const (
 	SubjectAllTasks   = "caravan.*.tasks"
 	SubjectAllBatches = "caravan.*.batches"
 	SubjectAllEvents  = "caravan.*.events.>"
+	SubjectAllChecks  = "caravan.*.checks"
 )
 
 // Event kinds, the last token of an event subject.
@@ -76,6 +82,9 @@ func TasksSubject(run string) string { return "caravan." + run + ".tasks" }
 
 // BatchesSubject is where extractors publish a run's RowBatches.
 func BatchesSubject(run string) string { return "caravan." + run + ".batches" }
+
+// ChecksSubject is where a verification publishes its chunk checks.
+func ChecksSubject(run string) string { return "caravan." + run + ".checks" }
 
 // EventSubject is the subject of one kind of event of a run.
 func EventSubject(run, kind string) string { return "caravan." + run + ".events." + kind }

@@ -40,8 +40,11 @@ Exit codes: as migrate's.`,
 	"verify": `Examples:
   caravan verify --source-url postgres://app@old-db/shop --target-url postgres://app@new-db/shop
   caravan verify --source-url "$SRC" --target-url "$DST" --include 'public.order*' --sample 0.01 --workers 4
+  caravan verify --source-url "$SRC" --target-url "$DST" --nats-url nats://broker:4222   # checks by caravan verifier workers
 
 Exit codes: 0 identical, 1 error, 2 the target differs (every missing, extra or changed key is printed), 4 interrupted.`,
+	"verifier": `Example (one or more, beside caravan verify --nats-url):
+  caravan verifier --source-url "$SRC" --target-url "$DST" --nats-url nats://broker:4222 --verifiers 4`,
 	"sync": `Examples:
   caravan sync --source-url postgres://app@old-db/shop --target-url postgres://app@new-db/shop 6f1c...
   caravan sync --source-url "$SRC" --target-url "$DST" --workers 4 "$RUN"

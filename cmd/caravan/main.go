@@ -54,6 +54,7 @@ func app() *cli.App {
 			withExample(withConfig(connecting(reportCommand()))),
 			withExample(withConfig(observed("caravan-migrate", connecting(resumeCommand())))),
 			withExample(withConfig(observed("caravan-verify", connecting(verifyCommand())))),
+			withExample(withConfig(observed("caravan-verifier", connecting(verifierCommand())))),
 			withExample(withConfig(observed("caravan-sync", connecting(syncCommand())))),
 			withExample(withConfig(brokerCommand())),
 			withExample(healthcheckCommand()),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/caravan-db/caravan/broker"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/verify"
@@ -22,7 +23,9 @@ func verifyCommand() *cli.Command {
 		Name:  "verify",
 		Usage: "compare a source and a target row by row, whoever loaded the target; names the keys missing, extra or changed",
 		Flags: join([]cli.Flag{sourceURL, targetURL, runIDFlag,
-			num("workers", "chunks compared at once in this process", 2),
+			num("workers", "chunks compared at once in this process (without --nats-url)", 2),
+			str("nats-url", "NATS server URL: publish the chunk checks there for `caravan verifier` workers instead of checking in this process", ""),
+			dur("check-ack-wait", "time a check may go without a heartbeat before another verifier gets it (sets the verifiers consumer)", time.Minute),
 			float("sample", "check this random fraction of each keyed table's chunks, e.g. 0.01 (0: all)", 0)},
 			tableFlags, mssqlFlags, textFlags, logFlags),
 		Action: runVerify,
@@ -65,6 +68,21 @@ func runVerify(c *cli.Context) error {
 	} else {
 		log.Info("verify started", "run", rec.Run())
 	}
+	var b *brokerConn
+	if c.String("nats-url") != "" {
+		// The checks' outcomes are collected in the target's caravan.checks:
+		// a target caravan may not write to cannot be verified by workers.
+		if rec == nil {
+			return errors.New("verify --nats-url: the verifiers record their checks in the target's caravan schema, which cannot be created (see the warning above); verify without --nats-url instead")
+		}
+		if b, err = connectBroker(c, "caravan-verify", log, brokerUse{}); err != nil {
+			return err
+		}
+		defer b.Close()
+		if err := broker.EnsureChecks(c.Context, b.js, broker.StreamConfig{}, c.Duration("check-ack-wait"), log); err != nil {
+			return err
+		}
+	}
 	started := time.Now()
 	last := started
 	cfg := verify.Config{Options: opts, Workers: workers, Sample: c.Float64("sample"), Log: log,
@@ -74,7 +92,14 @@ func runVerify(c *cli.Context) error {
 				log.Info("verify: progress", "checked", done, "of", total, "elapsed", time.Since(started).Round(time.Second).String())
 			}
 		}}
-	res, runErr := verify.New(src, pool, cfg).Run(c.Context)
+	v := verify.New(src, pool, cfg)
+	var res *verify.Result
+	var runErr error
+	if b != nil {
+		res, runErr = v.RunOn(c.Context, b.js, rec.Run())
+	} else {
+		res, runErr = v.Run(c.Context)
+	}
 	if rec != nil {
 		if err := rec.Finish(c.Context, res, runErr); err != nil {
 			log.Warn("verify: could not record the outcome", "run", rec.Run(), "err", err)
@@ -91,6 +116,41 @@ func runVerify(c *cli.Context) error {
 		return &exitError{code: report.ExitFailed, err: errors.New("the target differs from the source")}
 	}
 	return nil
+}
+
+func verifierCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verifier",
+		Usage: "take the chunk checks of `caravan verify --nats-url` runs and record their outcomes in the target",
+		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, num("verifiers", "checks run at once in this process", 2)}, mssqlFlags, logFlags),
+		Action: func(c *cli.Context) error {
+			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
+				return err
+			}
+			log, err := logger(c)
+			if err != nil {
+				return err
+			}
+			n := max(c.Int("verifiers"), 1)
+			src, err := openSource(c, n, log)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			pool, err := targetPool(c, n+2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			b, err := connectBroker(c, "caravan-verifier", log, brokerUse{})
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			log.Info("verifier started", "concurrency", n)
+			return verify.NewWorker(b.js, src, pool, verify.WorkerConfig{Concurrency: n, Log: log}).Run(c.Context)
+		},
+	}
 }
 
 // printVerify prints each table's summary and its differences.
