@@ -1,12 +1,13 @@
 package e2e
 
 import (
-	"context"
+	"bytes"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/caravan-db/caravan/internal/testenv"
 )
@@ -212,20 +212,27 @@ func TestVerifyDistributed(t *testing.T) {
 		t.Fatalf("in-process verify exited %d, want 2\n%s\n%s", local.code, local.stdout, tail(local.stderr, 4000))
 	}
 
-	victim := startLogged(t, "verifier-1", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
-	survivor := startLogged(t, "verifier-2", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
-	// Verifiers started before any verification wait for their consumer.
-	for _, p := range []*proc{victim, survivor} {
-		p.waitForLog(t, regexp.MustCompile(`waiting for a coordinator.*"consumer":"verifiers"`))
-	}
+	// Started before any verifier, the verification says that nobody
+	// takes its checks rather than wait in silence.
 	run := uuid.NewString()
-	killed := make(chan int64, 1)
-	go func() { killed <- killWhenChecking(dst, run, victim) }()
-	dist := caravan(t, 3*time.Minute, append([]string{"verify", "--nats-url", srv.URL, "--run-id", run, "--check-ack-wait", "3s"}, args...)...)
-	checkedBeforeKill := <-killed
-	if checkedBeforeKill < 0 {
+	bg := startVerify(t, append([]string{"--nats-url", srv.URL, "--run-id", run, "--check-ack-wait", "3s"}, args...))
+	testenv.Eventually(t, time.Minute, "verify to say no verifier takes its checks", func() bool {
+		return strings.Contains(bg.logText(), "no verifier is taking the checks")
+	})
+	victim := startLogged(t, "verifier-1", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
+	startLogged(t, "verifier-2", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
+	var checkedBeforeKill int64
+	testenv.Eventually(t, time.Minute, "some checks recorded", func() bool {
+		checkedBeforeKill = query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1`, run)
+		return checkedBeforeKill >= 10
+	})
+	if checkedBeforeKill >= 201 {
 		t.Fatal("the verification ended before a verifier could be killed")
 	}
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	dist := bg.wait(t, 3*time.Minute)
 	if dist.code != local.code {
 		t.Fatalf("distributed verify exited %d, in-process %d\n%s\n%s", dist.code, local.code, dist.stdout, tail(dist.stderr, 4000))
 	}
@@ -262,30 +269,53 @@ func summaries(stdout string) string {
 	return strings.Join(out, "\n")
 }
 
-// killWhenChecking SIGKILLs a verifier once some checks of run are
-// recorded, while it still has others in hand, and returns how many were
-// recorded then (-1: the run was over first).
-func killWhenChecking(dst, run string, victim *proc) int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dst)
+// bgVerify is a verify run in the background, its stdout kept apart from
+// its log.
+type bgVerify struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+	log string
+}
+
+func startVerify(t *testing.T, args []string) *bgVerify {
+	t.Helper()
+	v := &bgVerify{log: filepath.Join(t.TempDir(), "verify.log")}
+	log, err := os.Create(v.log)
 	if err != nil {
-		return -1
+		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	for ctx.Err() == nil {
-		var n int64
-		if conn.QueryRow(ctx, `SELECT count(*) FROM caravan.checks WHERE run_id = $1`, run).Scan(&n) == nil && n >= 10 {
-			if n >= 201 {
-				return -1
-			}
-			_ = victim.cmd.Process.Signal(syscall.SIGKILL)
-			return n
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
+	t.Cleanup(func() { log.Close() })
+	v.cmd = exec.Command(binary, append([]string{"verify"}, args...)...)
+	v.cmd.Stdout, v.cmd.Stderr = &v.out, log
+	v.cmd.Env = append(os.Environ(), "CARAVAN_LOG_FORMAT=json")
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	return -1
+	t.Cleanup(func() { _ = v.cmd.Process.Kill() })
+	return v
+}
+
+func (v *bgVerify) logText() string {
+	data, _ := os.ReadFile(v.log)
+	return string(data)
+}
+
+// wait waits for the run to end and returns its result.
+func (v *bgVerify) wait(t *testing.T, timeout time.Duration) result {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- v.cmd.Wait() }()
+	var res result
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			res.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("verify did not end within %s\n%s", timeout, tail(v.logText(), 4000))
+	}
+	res.stdout, res.stderr = v.out.String(), v.logText()
+	return res
 }
