@@ -142,9 +142,31 @@ const waitSay = 10 * time.Second
 
 // collect reads the outcomes recorded since the last call, passes them on
 // and returns how many there were. A check a verifier could not do fails
-// the verification, as it would in process.
+// the verification, as it would in process. Only the keys are read on
+// every call; an outcome, with its differences, is read once.
 func (v *Verifier) collect(ctx context.Context, run string, pending map[checkKey]*check, finish func(*check, outcome)) (int, error) {
-	rows, err := v.pool.Query(ctx, `SELECT table_id, chunk, outcome, error FROM caravan.checks WHERE run_id = $1`, run)
+	rows, err := v.pool.Query(ctx, `SELECT table_id, chunk FROM caravan.checks WHERE run_id = $1`, run)
+	if err != nil {
+		return 0, fmt.Errorf("verify: read the checks' outcomes: %w", err)
+	}
+	var tables []string
+	var chunks []int32
+	for rows.Next() {
+		var k checkKey
+		if err := rows.Scan(&k.table, &k.chunk); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("verify: read the checks' outcomes: %w", err)
+		}
+		if pending[k] != nil {
+			tables, chunks = append(tables, k.table), append(chunks, int32(k.chunk))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(tables) == 0 {
+		return 0, err
+	}
+	rows, err = v.pool.Query(ctx, `SELECT table_id, chunk, outcome, error FROM caravan.checks
+		WHERE run_id = $1 AND (table_id, chunk) IN (SELECT * FROM unnest($2::text[], $3::integer[]))`, run, tables, chunks)
 	if err != nil {
 		return 0, fmt.Errorf("verify: read the checks' outcomes: %w", err)
 	}
@@ -157,10 +179,7 @@ func (v *Verifier) collect(ctx context.Context, run string, pending map[checkKey
 		if err := rows.Scan(&k.table, &k.chunk, &raw, &failed); err != nil {
 			return n, fmt.Errorf("verify: read the checks' outcomes: %w", err)
 		}
-		c, ok := pending[k]
-		if !ok {
-			continue
-		}
+		c := pending[k]
 		if failed != nil {
 			return n, fmt.Errorf("verify %s: %s", c.name(), *failed)
 		}
