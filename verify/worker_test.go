@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,10 +76,17 @@ func TestWorkerRecordsEachCheckOnce(t *testing.T) {
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	counted := &readCounter{Source: src, reads: map[int]int{}}
-	go func() { done <- NewWorker(js, counted, pool, WorkerConfig{Concurrency: 2}).Run(wctx) }()
+	go func() { done <- NewWorker(js, counted, pool, WorkerConfig{Concurrency: 2, MaxDeliver: 1}).Run(wctx) }()
 	defer func() { stop(); <-done }()
-	for _, i := range []int{0, 1, 1} { // chunk 1 delivered twice
-		data, err := json.Marshal(task(i))
+	// A check that cannot be done (its table is not on the target) is
+	// recorded with its error after MaxDeliver tries, which fails the
+	// verification that collects it.
+	gone := *tp.Table
+	gone.Target.Name = "not_there"
+	broken := task(1)
+	broken.Table = &gone
+	for _, ct := range []*CheckTask{task(0), task(1), task(1), broken} { // chunk 1 delivered twice
+		data, err := json.Marshal(ct)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,11 +100,18 @@ func TestWorkerRecordsEachCheckOnce(t *testing.T) {
 	}
 	testenv.Eventually(t, time.Minute, "every check acknowledged", func() bool {
 		info, err := cons.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= 3
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= 4
 	})
 
+	var failed string
+	if err := pool.QueryRow(ctx, `SELECT error FROM caravan.checks WHERE run_id = $1 AND table_id = $2`, run, gone.ID()).Scan(&failed); err != nil {
+		t.Fatalf("the failed check's error: %v", err)
+	}
+	if !strings.Contains(failed, "not_there") {
+		t.Errorf("recorded error %q does not name the table", failed)
+	}
 	stored := map[int]outcome{}
-	rows, err := pool.Query(ctx, `SELECT chunk, outcome FROM caravan.checks WHERE run_id = $1`, run)
+	rows, err := pool.Query(ctx, `SELECT chunk, outcome FROM caravan.checks WHERE run_id = $1 AND table_id = $2`, run, tp.Table.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
