@@ -35,8 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build caravan: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	testenv.Main(m)
+	testenv.Main(m, func() { os.RemoveAll(dir) })
 }
 
 type result struct {

@@ -28,11 +28,16 @@ var (
 	initErr error
 )
 
-// Main runs a package's tests and stops a cluster it started.
-func Main(m *testing.M) {
+// Main runs a package's tests, stops a cluster it started, and runs the
+// package's own cleanups: os.Exit skips deferred calls, so a TestMain's
+// defers would never run.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
 	if cluster != nil {
 		cluster.Stop()
+	}
+	for _, c := range cleanups {
+		c()
 	}
 	os.Exit(code)
 }
