@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http/httptest"
@@ -32,24 +31,6 @@ import (
 // roles are the four roles in the order spans flow through them.
 var roles = []string{"coordinator", "extractor", "loader", "validator"}
 
-// lockedBuffer is a log sink several roles write to at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // workerRun is one run of the four roles in this test process, each a
 // separate worker: its own NATS connection, its own database pool or
 // source, its own TracerProvider and exporter. They share only the broker
@@ -59,7 +40,7 @@ type workerRun struct {
 	run      string
 	spans    map[string]*tracetest.InMemoryExporter // by role
 	registry *prometheus.Registry
-	logs     *lockedBuffer
+	logs     *testenv.SyncBuffer
 	err      error // the coordinator's
 }
 
@@ -79,7 +60,7 @@ func migrateInProcessWith(t *testing.T, srcURL, dstURL string, opts coordinator.
 	defer cancel()
 	natsURL, _ := testenv.NATS(t)
 
-	w := &workerRun{run: uuid.NewString(), spans: map[string]*tracetest.InMemoryExporter{}, registry: prometheus.NewRegistry(), logs: &lockedBuffer{}}
+	w := &workerRun{run: uuid.NewString(), spans: map[string]*tracetest.InMemoryExporter{}, registry: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	mp, err := telemetry.NewPrometheusProvider(w.registry, nil)
 	if err != nil {
 		t.Fatal(err)

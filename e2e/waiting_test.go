@@ -31,7 +31,7 @@ func TestCoordinatorSaysWhatItWaitsFor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	log, err := telemetry.NewLogger(logs, telemetry.LogJSON, "info")
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestCoordinatorSaysWhatItWaitsFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer otherPool.Close()
-	loaderLogs := &lockedBuffer{}
+	loaderLogs := &testenv.SyncBuffer{}
 	loaderLog, _ := telemetry.NewLogger(loaderLogs, telemetry.LogJSON, "info")
 	_, ljs, err := broker.Connect(natsURL, "wrong-loader")
 	if err != nil {

@@ -1,11 +1,9 @@
 package extractor
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/source/postgres"
 )
-
-// syncBuffer is a log sink the extractor's goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A task whose snapshot is gone (its coordinator stopped) fails its chunk
 // on the first delivery, saying how to finish the run, instead of being
@@ -69,7 +49,7 @@ func TestSnapshotGoneFailsChunkAtOnce(t *testing.T) {
 	}
 	defer s.Close()
 	_, js := testenv.NATS(t)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	e := New(js, s, Config{Concurrency: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})

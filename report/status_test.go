@@ -1,11 +1,9 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,23 +14,6 @@ import (
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/target"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // status --watch without a terminal prints plain lines (no escapes) while
 // the run goes, only for what changed, and stops with the run; --json
@@ -61,7 +42,7 @@ func TestWatchWithoutTerminal(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		out := &syncBuffer{}
+		out := &testenv.SyncBuffer{}
 		done := make(chan *Report, 1)
 		go func() {
 			rep, err := Status(ctx, pool, run, out, StatusOptions{Watch: true, JSON: jsonLines, Every: 20 * time.Millisecond})

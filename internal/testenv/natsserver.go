@@ -31,7 +31,7 @@ type NATSServer struct {
 	Dir  string // JetStream storage
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *lockedBuffer
+	out  *SyncBuffer
 }
 
 // StartNATSServer runs the nats-server binary with JetStream storing on
@@ -45,7 +45,7 @@ func StartNATSServer(t testing.TB, extra ...string) *NATSServer {
 	if bin == "" {
 		t.Skip("no nats-server binary: install it (apt-get install nats-server) or set CARAVAN_TEST_NATS_SERVER")
 	}
-	s := &NATSServer{Dir: t.TempDir(), done: make(chan struct{}), out: &lockedBuffer{}}
+	s := &NATSServer{Dir: t.TempDir(), done: make(chan struct{}), out: &SyncBuffer{}}
 	addr := FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	s.URL = "nats://" + addr
@@ -97,18 +97,20 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-type lockedBuffer struct {
+// SyncBuffer is a log sink several goroutines write to while a test reads
+// it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
