@@ -27,11 +27,14 @@ func TestGrafanaDashboardMatchesMetrics(t *testing.T) {
 
 	src := testenv.Database(t, "src")
 	dst := testenv.Database(t, "dst")
-	testenv.Exec(t, src, bigTable("big", 100_000)...)
+	// big is one chunk that loads for a while, and narrow's batch is
+	// rejected at once, beside it: its failed check is on /metrics for the
+	// rest of the run, not only in the moment before the process exits.
+	testenv.Exec(t, src, bigTable("big", 300_000)...)
 	testenv.Exec(t, src, `CREATE TABLE narrow (id int PRIMARY KEY, v text)`, `INSERT INTO narrow SELECT g, 'v' || g FROM generate_series(1, 100) g`)
 	testenv.Exec(t, dst, `CREATE TABLE narrow (id int PRIMARY KEY, v varchar(2))`)
 	p := startLogged(t, "migrate", "migrate", "--source-url", src, "--target-url", dst, "--run-id", uuid.NewString(), "--mode", "truncate",
-		"--chunk-rows", "10000", "--batch-rows", "1000", "--metrics-addr", "127.0.0.1:0")
+		"--chunk-rows", "1000000", "--batch-rows", "1000", "--metrics-addr", "127.0.0.1:0")
 	addr := regexp.MustCompile(`"metrics_addr":"([^"]+)"`).FindStringSubmatch(p.waitForLog(t, regexp.MustCompile(`"metrics_addr":"[^"]+"`)))[1]
 
 	// Scrape until the run ends: the union of what was exposed.
