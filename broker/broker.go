@@ -27,8 +27,9 @@ type Embedded struct {
 // StartEmbedded starts a NATS server with JetStream storing under dir,
 // listening on loopback only (a random port when port is 0, -1 for no
 // listener at all beyond in-process use is not supported by nats.go, so a
-// loopback port is used).
-func StartEmbedded(dir string, port int) (*Embedded, error) {
+// loopback port is used). The server's warnings and errors (storage
+// trouble, limits) go to log, when not nil.
+func StartEmbedded(dir string, port int, log *slog.Logger) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
@@ -46,6 +47,7 @@ func StartEmbedded(dir string, port int) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	attach(srv, log, slog.LevelWarn, nil)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()

@@ -72,3 +72,29 @@ func TestClusterKeepsThreeReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerSaysWhenARouteFails: a node whose peer cannot be reached says so
+// in caravan's log (the server's own messages used to be switched off, so a
+// cluster that never formed was silent), and a password in a route URL never
+// reaches the log.
+func TestBrokerSaysWhenARouteFails(t *testing.T) {
+	var out testenv.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	unreachable := testenv.FreeAddr(t) // nothing listens there
+	srv, err := broker.StartServer(broker.ServerConfig{Dir: t.TempDir(), Listen: testenv.FreeAddr(t), ServerName: "lonely",
+		ClusterName: "test", ClusterListen: testenv.FreeAddr(t), Routes: []string{"nats://ruser:s3cret-route@" + unreachable}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	testenv.Eventually(t, time.Minute, "an error about the unreachable route in the log", func() bool {
+		text := out.String()
+		return strings.Contains(text, "level=ERROR") && strings.Contains(text, unreachable)
+	})
+	if strings.Contains(out.String(), "s3cret-route") {
+		t.Fatalf("the route's password reached the log:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "component=nats-server") {
+		t.Fatalf("server messages not marked as the server's:\n%s", out.String())
+	}
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -36,6 +37,11 @@ type ServerConfig struct {
 	ClusterName   string
 	ClusterListen string
 	Routes        []string
+
+	// Log receives the server's own notices, warnings and errors (routes
+	// that cannot connect, storage trouble, JetStream leader changes).
+	// Nil: the server logs nothing.
+	Log *slog.Logger
 }
 
 // StartServer starts a NATS server with JetStream for other processes to
@@ -77,6 +83,7 @@ func StartServer(cfg ServerConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	attach(srv, cfg.Log, slog.LevelInfo, opts.Routes)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()

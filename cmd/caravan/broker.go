@@ -42,7 +42,7 @@ func brokerCommand() *cli.Command {
 			}
 			srv, err := broker.StartServer(broker.ServerConfig{Dir: dir, Listen: c.String("listen"), MonitorPort: c.Int("monitor-port"),
 				ServerName: c.String("server-name"), ClusterName: c.String("cluster-name"), ClusterListen: c.String("cluster-listen"),
-				Routes: splitList(c.StringSlice("routes"))})
+				Routes: splitList(c.StringSlice("routes")), Log: log})
 			if err != nil {
 				return err
 			}

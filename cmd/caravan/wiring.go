@@ -101,7 +101,7 @@ func connectBroker(c *cli.Context, name string, log *slog.Logger, use brokerUse)
 			// --broker-batches-mib); with --data-dir they are files.
 			streams.Memory = true
 		}
-		srv, err := broker.StartEmbedded(dir, 0)
+		srv, err := broker.StartEmbedded(dir, 0, log)
 		if err != nil {
 			return nil, err
 		}

@@ -126,7 +126,7 @@ func Exec(t testing.TB, dbURL string, stmts ...string) {
 // caravan's streams and shared consumers (as a coordinator makes them), and returns its URL and a JetStream client.
 func NATS(t testing.TB) (string, jetstream.JetStream) {
 	t.Helper()
-	srv, err := broker.StartEmbedded(t.TempDir(), 0)
+	srv, err := broker.StartEmbedded(t.TempDir(), 0, nil)
 	if err != nil {
 		t.Fatalf("nats: %v", err)
 	}
