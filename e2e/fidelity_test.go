@@ -137,6 +137,12 @@ var fidelitySchema = []string{
 // (ONLY) identical, and the schema-only dumps equal but for what
 // docs/ARCHITECTURE.md lists as deliberate.
 func TestMigrateSchemaFidelity(t *testing.T) {
+	// Roles belong to the whole server: drop them once both databases are
+	// gone (cleanups run last first), so a shared server is left as found.
+	admin := testenv.AdminURL(t)
+	t.Cleanup(func() {
+		testenv.Exec(t, admin, `DROP ROLE IF EXISTS caravan_fid_owner`, `DROP ROLE IF EXISTS caravan_fid_reader`)
+	})
 	src := testenv.Database(t, "src")
 	dst := testenv.Database(t, "dst")
 	testenv.Exec(t, src, fidelitySchema...)
