@@ -49,6 +49,13 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 		}
 		cfg.Options.SourceOptions[k] = v
 	}
+	if len(given) > 0 {
+		// Recorded, or a later resume without the flags would read the
+		// rest of the run the old way.
+		if err := target.SetRunSourceOptions(ctx, pool, run.ID, cfg.Options.SourceOptions); err != nil {
+			return err
+		}
+	}
 	c := New(src, pool, js, cfg)
 	if run.Status == target.RunSucceeded {
 		c.log.InfoContext(ctx, "run already succeeded: nothing to resume; start a new run to copy the source again")

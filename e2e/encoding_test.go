@@ -104,5 +104,10 @@ func TestSQLASCIISourceEncodingPolicies(t *testing.T) {
 		if s, d := rawText(t, src, "SQL_ASCII"), rawText(t, dst, "LATIN1"); s != d {
 			t.Errorf("after resume, target text is not the source converted from Latin-1: source %s, target %s", s, d)
 		}
+		// The choice is the run's now: a later resume without the flag
+		// reads the same way.
+		if enc := query[string](t, dst, `SELECT coalesce(config->'source_options'->>'source_encoding', '') FROM caravan.runs WHERE run_id = $1`, run); enc != "LATIN1" {
+			t.Errorf("the run records source encoding %q after a resume with --source-encoding LATIN1", enc)
+		}
 	})
 }

@@ -202,6 +202,16 @@ func SetRunSnapshot(ctx context.Context, pool *pgxpool.Pool, run, snapshot, cons
 	return nil
 }
 
+// SetRunSourceOptions records the source read options a resume was given
+// over the recorded ones, so the next resume reads the same way.
+func SetRunSourceOptions(ctx context.Context, pool *pgxpool.Pool, run string, opts map[string]string) error {
+	_, err := pool.Exec(ctx, `UPDATE caravan.runs SET config = jsonb_set(config, '{source_options}', $2::jsonb) WHERE run_id = $1`, run, opts)
+	if err != nil {
+		return fmt.Errorf("run %s source options: %w", run, err)
+	}
+	return nil
+}
+
 // TableState is one row of caravan.tables.
 type TableState struct {
 	Table      string

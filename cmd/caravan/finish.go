@@ -114,18 +114,44 @@ func writeReportJSON(rep *report.Report, path string) error {
 
 // resumeHint is the command line that continues a run, with the URLs
 // this process was given, redacted: a password is never printed, the user
-// puts it back (or sets it in PGPASSWORD or CARAVAN_*_URL).
+// puts it back (or sets it in PGPASSWORD or CARAVAN_*_URL). The read
+// options a run is not recorded with (SQL Server's, which decide target
+// types and text) are repeated as given: a resume must read the same way.
 func resumeHint(c *cli.Context, run string) string {
-	args := []string{"caravan", "resume", "--source-url", shellQuote(pgutil.Redact(c.String("source-url"))),
-		"--target-url", shellQuote(pgutil.Redact(c.String("target-url")))}
+	src, dst := shellQuote(pgutil.Redact(c.String("source-url"))), shellQuote(pgutil.Redact(c.String("target-url")))
+	args := []string{"caravan", "resume", "--source-url", src, "--target-url", dst}
+	tail := []string{run}
 	if u := c.String("nats-url"); u != "" && c.Command.Name == "coordinator" {
 		// The workers of the distributed run are on that broker: the
 		// coordinator resumes there.
-		args = []string{"caravan", "coordinator", "--source-url", shellQuote(pgutil.Redact(c.String("source-url"))),
-			"--target-url", shellQuote(pgutil.Redact(c.String("target-url"))), "--nats-url", shellQuote(pgutil.Redact(u)), "--resume", run}
-		return strings.Join(args, " ")
+		args = []string{"caravan", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", shellQuote(pgutil.Redact(u))}
+		tail = []string{"--resume", run}
 	}
-	return strings.Join(append(args, run), " ")
+	args = append(args, givenReadFlags(c)...)
+	return strings.Join(append(args, tail...), " ")
+}
+
+// givenReadFlags are the SQL Server read flags given to this command, as
+// command-line arguments.
+func givenReadFlags(c *cli.Context) []string {
+	var out []string
+	for _, f := range mssqlFlags {
+		name := f.Names()[0]
+		if !c.IsSet(name) {
+			continue
+		}
+		switch v := c.Value(name).(type) {
+		case bool:
+			out = append(out, fmt.Sprintf("--%s=%t", name, v))
+		case cli.StringSlice:
+			for _, s := range v.Value() {
+				out = append(out, "--"+name, shellQuote(s))
+			}
+		default:
+			out = append(out, "--"+name, shellQuote(fmt.Sprint(v)))
+		}
+	}
+	return out
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but safe
