@@ -3,10 +3,13 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/caravan-db/caravan/broker"
 	"github.com/caravan-db/caravan/internal/testenv"
@@ -58,9 +61,21 @@ func TestOnNATSServerBinary(t *testing.T) {
 	if strings.Contains(logs.String(), "changing") {
 		t.Errorf("an owner setting the same ack waits again says it changes them:\n%s", logs.String())
 	}
+	// A broker upgraded from an earlier caravan still holds its retired
+	// validator consumer: the owner removes it.
+	if _, err := js.CreateOrUpdateConsumer(ctx, proto.StreamEvents, jetstream.ConsumerConfig{Durable: "validator",
+		FilterSubject: proto.SubjectAllEvents, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
 	// Another owner with other ack waits changes them for everyone, and says so.
 	if err := broker.EnsureConsumers(ctx, js, broker.ConsumerConfig{TaskAckWait: 9 * time.Second}, log); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := js.Consumer(ctx, proto.StreamEvents, "validator"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the retired validator consumer is still there (%v)", err)
+	}
+	if !strings.Contains(logs.String(), "removed a consumer of an earlier caravan version") {
+		t.Errorf("removing the retired consumer went unsaid:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "changing a shared consumer's ack wait") || !strings.Contains(logs.String(), "from=7s to=9s") {
 		t.Errorf("changing the extractors' ack wait went unsaid:\n%s", logs.String())

@@ -248,6 +248,27 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, cfg ConsumerCo
 			return fmt.Errorf("consumer %s on %s: %w", c.name, c.stream, err)
 		}
 	}
+	return dropRetired(ctx, js, log)
+}
+
+// retiredConsumers were shared consumers of earlier versions. Left on an
+// upgraded broker they would keep a position nobody reads and show in
+// every listing of the broker's consumers, so the owner removes them.
+var retiredConsumers = []struct{ stream, name string }{
+	{proto.StreamEvents, "validator"}, // split into validator-tables and validator-fks for nats-server 2.9
+}
+
+func dropRetired(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+	for _, c := range retiredConsumers {
+		err := js.DeleteConsumer(ctx, c.stream, c.name)
+		switch {
+		case err == nil:
+			log.InfoContext(ctx, "removed a consumer of an earlier caravan version", "stream", c.stream, "consumer", c.name)
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		default:
+			return fmt.Errorf("remove retired consumer %s on %s: %w", c.name, c.stream, err)
+		}
+	}
 	return nil
 }
 
