@@ -63,3 +63,27 @@ func TestRunOutcome(t *testing.T) {
 		t.Errorf("no caravan schema: %v", err)
 	}
 }
+
+// A ledger made by an earlier version (bytes int) is widened in place, so
+// a sync's one-row record of a chunk over 2 GiB fits, and a second start
+// leaves it as it is.
+func TestEnsureStateWidensLedgerBytes(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	if _, err := p.Exec(ctx, `ALTER TABLE caravan.ledger ALTER COLUMN bytes TYPE int`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := EnsureState(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		var typ string
+		if err := p.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+			WHERE attrelid = 'caravan.ledger'::regclass AND attname = 'bytes'`).Scan(&typ); err != nil {
+			t.Fatal(err)
+		}
+		if typ != "bigint" {
+			t.Fatalf("caravan.ledger.bytes is %s after EnsureState, want bigint", typ)
+		}
+	}
+}

@@ -82,10 +82,18 @@ var stateDDL = []string{
 		attempt   int NOT NULL,
 		seq       int NOT NULL,
 		rows      int NOT NULL,
-		bytes     int NOT NULL,
+		bytes     bigint NOT NULL,
 		digest    text NOT NULL,
 		loaded_at timestamptz NOT NULL DEFAULT now(),
 		PRIMARY KEY (run_id, table_id, chunk, attempt, seq))`,
+	// A sync records a whole chunk's copy in one ledger row: more than
+	// 2 GiB does not fit an int. Checked first: ALTER ... TYPE would lock
+	// the ledger against running loaders at every start.
+	`DO $$ BEGIN
+		IF (SELECT atttypid FROM pg_attribute WHERE attrelid = 'caravan.ledger'::regclass AND attname = 'bytes') = 'int4'::regtype THEN
+			ALTER TABLE caravan.ledger ALTER COLUMN bytes TYPE bigint;
+		END IF;
+	END $$`,
 	`CREATE TABLE IF NOT EXISTS caravan.audit (
 		id           bigserial PRIMARY KEY,
 		run_id       uuid NOT NULL,
