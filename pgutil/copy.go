@@ -19,12 +19,18 @@ import (
 // COPY takes no bind parameters, so args are bound to transaction-local
 // settings first (set_config with $n) and query reads the n-th back with
 // BoundSetting(n, type): no value is ever spliced into SQL text. That is
-// why CopyRows needs a transaction.
+// why CopyRows needs a transaction. A []string argument is bound as a text
+// array, which the server renders as an array literal: read it back with
+// BoundSetting(n, type+"[]").
 func CopyRows(ctx context.Context, tx pgx.Tx, query string, args []any, emit func(line []byte) error) error {
 	if len(args) > 0 {
 		sets := make([]string, len(args))
-		for i := range args {
-			sets[i] = fmt.Sprintf("set_config('caravan.bound_%d', $%d, true)", i+1, i+1)
+		for i, a := range args {
+			param := fmt.Sprintf("$%d", i+1)
+			if _, isArray := a.([]string); isArray {
+				param += "::text[]::text"
+			}
+			sets[i] = fmt.Sprintf("set_config('caravan.bound_%d', %s, true)", i+1, param)
 		}
 		if _, err := tx.Exec(ctx, "SELECT "+strings.Join(sets, ", "), args...); err != nil {
 			return fmt.Errorf("bind bounds: %w", err)

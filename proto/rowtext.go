@@ -199,6 +199,11 @@ func RowHash(fields []Field, scratch []byte) (uint64, []byte) {
 // Add adds one row's hash.
 func (d *Digest) Add(h uint64) { d.Sum += h; d.Rows++ }
 
+// Remove takes one row's hash out again: sync proves a chunk it changed
+// from the digest read before, less the rows it replaced, plus those it
+// wrote.
+func (d *Digest) Remove(h uint64) { d.Sum -= h; d.Rows-- }
+
 // Merge adds another digest.
 func (d *Digest) Merge(o Digest) { d.Sum += o.Sum; d.Rows += o.Rows }
 

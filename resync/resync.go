@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
@@ -90,6 +91,11 @@ type job struct {
 	t      *schema.Table
 	chunks []target.ChunkState // one, or the whole table's
 	whole  bool
+	// known is a key-range chunk's digest on the target once synced: the
+	// recorded one when unchanged, the one proved as it was written
+	// otherwise; copied is how many rows were written.
+	known  proto.Digest
+	copied int64
 }
 
 type syncer struct {
@@ -99,6 +105,10 @@ type syncer struct {
 	run  *target.Run
 	opts map[string]string
 	snap string
+
+	// passed holds the tables whose every verdict passed before the
+	// sync: what those verdicts proved of their unchanged chunks stands.
+	passed map[string]bool
 
 	mu      sync.Mutex
 	touched map[string]bool // tables whose verdicts were dropped
@@ -146,6 +156,9 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 	if err != nil {
 		return nil, err
 	}
+	if s.passed, err = passed(ctx, pool, run); err != nil {
+		return nil, err
+	}
 	cfg.Log.InfoContext(ctx, "sync: comparing the run's chunks with the source", "run", run.ID, "tables", len(res.Tables), "checks", len(jobs),
 		"consistency", snap.Note)
 	if err := s.compareAll(ctx, jobs); err != nil {
@@ -154,7 +167,7 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 	if err := s.resetSequences(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.judge(ctx, res); err != nil {
+	if err := s.judge(ctx, res, jobs); err != nil {
 		return nil, err
 	}
 	status := target.RunSucceeded
@@ -378,57 +391,39 @@ func isForeignKeyViolation(err error) bool {
 }
 
 // sync compares one job's chunks with their recorded figures and copies
-// them again when any differs. It returns the chunks copied and the
-// source's rows in the job.
+// again what changed. It returns the chunks copied and the source's rows
+// in the job.
 func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
-	now := make([]proto.Digest, len(j.chunks))
-	bytes := make([]int64, len(j.chunks))
-	// A chunk compared by key range keeps each source row's key and hash as
-	// it is read, so that, when it changed, only the rows that differ from
-	// the target are copied: 0.1% of rows changed touches most chunks, but
-	// few of their rows.
-	var keyOf func(line []byte) ([]string, error)
-	var rowsByKey map[string]sourceRow
-	if !j.whole {
-		var err error
-		if keyOf, err = verify.KeyReader(j.t); err != nil {
-			return 0, 0, err
-		}
-		rowsByKey = map[string]sourceRow{}
+	if j.whole {
+		return s.syncWhole(ctx, j)
 	}
-	for i, ch := range j.chunks {
-		d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, h uint64) error {
-			bytes[i] += int64(len(line))
-			if keyOf == nil {
-				return nil
-			}
-			key, err := keyOf(line)
-			if err != nil {
-				return err
-			}
-			rowsByKey[keyID(key)] = sourceRow{key: key, hash: h}
-			return nil
-		})
+	return s.syncChunk(ctx, j)
+}
+
+// syncWhole reads a table compared whole on the source and copies all of
+// it again when any chunk's digest or count differs.
+func (s *syncer) syncWhole(ctx context.Context, j *job) (int, int64, error) {
+	var rows int64
+	changed := false
+	for _, ch := range j.chunks {
+		d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func([]byte, uint64) error { return nil })
 		if err != nil {
 			return 0, 0, err
 		}
-		now[i] = d
+		rows += d.Rows
+		changed = changed || d.Rows != ch.Rows || d.String() != ch.Digest
 	}
-	var rows int64
-	var changed []int
-	for i, ch := range j.chunks {
-		rows += now[i].Rows
-		if now[i].Rows != ch.Rows || now[i].String() != ch.Digest {
-			changed = append(changed, ch.Chunk)
-		}
-	}
-	if len(changed) == 0 {
+	if !changed {
 		return 0, rows, nil
 	}
 	if err := s.touch(ctx, j.t.ID()); err != nil {
 		return 0, 0, err
 	}
-	started := time.Now()
+	return s.replaceWhole(ctx, j, s.replacement(j), time.Now())
+}
+
+// replacement is the re-copy of a job's chunks.
+func (s *syncer) replacement(j *job) target.Replacement {
 	r := target.Replacement{Run: s.run.ID, Table: j.t.ID(), Target: j.t.Target, Cols: loadCols(j.t), Where: "TRUE"}
 	for _, ch := range j.chunks {
 		r.Chunks = append(r.Chunks, ch.Chunk)
@@ -436,88 +431,194 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 	for _, k := range j.t.PrimaryKey {
 		r.Key = append(r.Key, j.t.TargetColumn(k))
 	}
-	if j.whole {
-		return s.replaceWhole(ctx, j, r, started)
-	}
+	return r
+}
+
+// syncChunk syncs one key-range chunk row by row. The source is read once,
+// keeping each row's key and hash (memory grows with the chunk's rows, not
+// their width); a chunk whose digest and count are those recorded at its
+// last load is done. Otherwise, in one transaction under the chunk's lock,
+// the target's rows of the range are read with the same hash, diffed by
+// key, the keys that differ deleted or overwritten with the source's rows
+// (selected by key in the same snapshot), and the chunk's new digest
+// recorded. The chunk's new target content is proved in that transaction:
+// the target digest as read, less the rows replaced, plus the rows written
+// read back by key, must be the source's.
+func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	ch := j.chunks[0]
-	// The rows that differ are chosen under the chunk's lock, in the
-	// transaction that replaces them, so what the recorded digest says of
-	// the rest of the chunk still holds when it commits.
-	var differ [][]string    // keys whose rows differ, on either side
-	var want map[string]bool // the source rows to copy
-	r.Narrow = func(ctx context.Context, tx pgx.Tx) (string, []any, error) {
-		differ, want = differ[:0], map[string]bool{}
-		seen := make(map[string]bool, len(rowsByKey))
-		where, args := target.KeyRange(j.t, ch, true)
-		err := target.ReadLinesIn(ctx, tx, j.t.Target, loadCols(j.t), where, args, func(line []byte, h uint64) error {
-			key, err := keyOf(line)
-			if err != nil {
-				return err
-			}
-			id := keyID(key)
-			seen[id] = true
-			src, ok := rowsByKey[id]
-			switch {
-			case !ok:
-				differ = append(differ, key) // gone from the source
-			case src.hash != h:
-				differ, want[id] = append(differ, key), true
-			}
-			return nil
-		})
-		if err != nil {
-			return "", nil, fmt.Errorf("sync %s chunk %d: compare with the target: %w", j.t.ID(), ch.Chunk, err)
-		}
-		for id, src := range rowsByKey {
-			if !seen[id] {
-				differ, want[id] = append(differ, src.key), true // new on the source
-			}
-		}
-		w, a := keyList(j.t, differ)
-		return w, a, nil
-	}
-	var copiedRows int64
-	err := target.ReplaceChunks(ctx, s.pool, r,
-		func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
-			copiedRows = 0
-			if len(want) == 0 {
-				return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: now[0].Rows, Bytes: bytes[0], Digest: now[0].String()}}, nil
-			}
-			d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, _ uint64) error {
-				key, err := keyOf(line)
-				if err != nil || !want[keyID(key)] {
-					return err
-				}
-				copiedRows++
-				_, err = w.Write(line)
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-			if d != now[0] {
-				return nil, fmt.Errorf("sync %s chunk %d: the source's rows changed within one snapshot", j.t.ID(), ch.Chunk)
-			}
-			// The chunk's new figures are those of the source's read: the
-			// target now holds those rows.
-			return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: d.Rows, Bytes: bytes[0], Digest: d.String()}}, nil
-		})
+	keyOf, err := verify.KeyReader(j.t)
 	if err != nil {
 		return 0, 0, err
 	}
-	n := now[0].Rows
+	rowsByKey := map[string]sourceRow{}
+	var bytes int64
+	now, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, h uint64) error {
+		bytes += int64(len(line))
+		key, err := keyOf(line)
+		if err != nil {
+			return err
+		}
+		rowsByKey[keyID(key)] = sourceRow{key: key, hash: h}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if now.Rows == ch.Rows && now.String() == ch.Digest {
+		j.known = now // the target's, as its last verdict proved it
+		return 0, now.Rows, nil
+	}
+	if err := s.touch(ctx, j.t.ID()); err != nil {
+		return 0, 0, err
+	}
+	started := time.Now()
+	r := s.replacement(j)
+	var diff chunkDiff
+	r.Narrow = func(ctx context.Context, tx pgx.Tx) (string, []any, error) {
+		var err error
+		if diff, err = s.diffTarget(ctx, tx, j, keyOf, rowsByKey); err != nil {
+			return "", nil, err
+		}
+		w, a := keyList(j.t, diff.differ, arrayParam)
+		return w, a, nil
+	}
+	r.Written = func(ctx context.Context, tx pgx.Tx) error {
+		// What the target holds now: what it held, less the rows the
+		// merge may have removed or overwritten, plus those it wrote.
+		proof := diff.before
+		proof.Sum -= diff.replaced.Sum
+		proof.Rows -= diff.replaced.Rows
+		where, args := keyList(j.t, diff.want, pgutil.BoundSetting)
+		err := target.ReadLinesIn(ctx, tx, j.t.Target, loadCols(j.t), where, args, func(_ []byte, h uint64) error {
+			proof.Add(h)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("sync %s chunk %d: read back the rows written: %w", j.t.ID(), ch.Chunk, err)
+		}
+		diff.proof = proof
+		return nil
+	}
+	var copied int64
+	err = target.ReplaceChunks(ctx, s.pool, r, func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
+		var err error
+		if copied, err = s.copyRows(ctx, j, keyOf, rowsByKey, diff.want, w); err != nil {
+			return nil, err
+		}
+		// The chunk's new figures are those of the source's read: the
+		// target now holds those rows (the proof says whether it does).
+		return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: now.Rows, Bytes: bytes, Digest: now.String()}}, nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	j.known, j.copied = diff.proof, copied
+	proved := diff.proof == now
+	n := now.Rows
 	_ = target.Audit(ctx, s.pool, target.AuditEntry{Run: s.run.ID, Table: j.t.ID(), Operation: "sync_chunk", Rows: &n, Status: "ok",
 		Started: started, Metadata: map[string]any{"chunk": ch.Chunk, "whole": false, "rows_before": ch.Rows, "digest_before": ch.Digest,
-			"digest": now[0].String(), "rows_differing": len(differ), "rows_copied": copiedRows}})
-	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunks", changed, "whole", false, "rows", n,
-		"rows_differing", len(differ), "rows_copied", copiedRows)
+			"digest": now.String(), "rows_differing": len(diff.differ), "rows_copied": copied, "rows_deleted": int64(len(diff.differ)) - copied,
+			"target_digest": diff.proof.String(), "target_rows": diff.proof.Rows, "proved": proved}})
+	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunk", ch.Chunk, "rows", n,
+		"rows_differing", len(diff.differ), "rows_copied", copied, "proved", proved)
 	return 1, n, nil
 }
 
-// sourceRow is a source row of a changed chunk, as sync compares it.
+// sourceRow is a source row of a chunk, as sync compares it.
 type sourceRow struct {
 	key  []string
 	hash uint64
+}
+
+// chunkDiff is how a chunk's target rows differ from the source's.
+type chunkDiff struct {
+	before   proto.Digest // the target's rows of the range, as read
+	replaced proto.Digest // those of them whose key differs
+	differ   [][]string   // keys whose rows differ, on either side
+	want     [][]string   // keys of the source rows to write
+	proof    proto.Digest // the target's rows of the range once written
+}
+
+// diffTarget reads a chunk's key range on the target in tx, with the hash
+// the source's rows were read with, and compares the rows by key.
+func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, keyOf func([]byte) ([]string, error), rowsByKey map[string]sourceRow) (chunkDiff, error) {
+	var diff chunkDiff
+	seen := make(map[string]bool, len(rowsByKey))
+	where, args := target.KeyRange(j.t, j.chunks[0], true)
+	err := target.ReadLinesIn(ctx, tx, j.t.Target, loadCols(j.t), where, args, func(line []byte, h uint64) error {
+		diff.before.Add(h)
+		key, err := keyOf(line)
+		if err != nil {
+			return err
+		}
+		id := keyID(key)
+		seen[id] = true
+		src, ok := rowsByKey[id]
+		switch {
+		case !ok: // gone from the source
+			diff.differ = append(diff.differ, key)
+			diff.replaced.Add(h)
+		case src.hash != h:
+			diff.differ, diff.want = append(diff.differ, key), append(diff.want, key)
+			diff.replaced.Add(h)
+		}
+		return nil
+	})
+	if err != nil {
+		return chunkDiff{}, fmt.Errorf("sync %s chunk %d: compare with the target: %w", j.t.ID(), j.chunks[0].Chunk, err)
+	}
+	for id, src := range rowsByKey {
+		if !seen[id] { // new on the source
+			diff.differ, diff.want = append(diff.differ, src.key), append(diff.want, src.key)
+		}
+	}
+	return diff, nil
+}
+
+// copyRows writes the source rows of the wanted keys to w, selected by key
+// in the sync's snapshot (source.KeyReader); a source that cannot select
+// by key has the chunk read again and filtered. Every row written must be
+// the one compared: same key, same hash.
+func (s *syncer) copyRows(ctx context.Context, j *job, keyOf func([]byte) ([]string, error), rowsByKey map[string]sourceRow, want [][]string, w io.Writer) (int64, error) {
+	if len(want) == 0 {
+		return 0, nil
+	}
+	ch := j.chunks[0]
+	wanted := make(map[string]bool, len(want))
+	for _, k := range want {
+		wanted[keyID(k)] = true
+	}
+	var copied int64
+	emit := func(line []byte, h uint64) error {
+		key, err := keyOf(line)
+		if err != nil {
+			return err
+		}
+		id := keyID(key)
+		if !wanted[id] {
+			return nil
+		}
+		if rowsByKey[id].hash != h {
+			return fmt.Errorf("sync %s chunk %d: the source's row %v changed within one snapshot", j.t.ID(), ch.Chunk, key)
+		}
+		copied++
+		_, err = w.Write(line)
+		return err
+	}
+	var err error
+	if kr, ok := s.src.(source.KeyReader); ok {
+		task := coordinator.ChunkTask(j.t, ch.Chunk, 1, chunkRange(ch), s.snap, s.opts)
+		err = kr.ReadKeys(ctx, task, want, hashLines(emit))
+	} else {
+		_, err = s.read(ctx, j.t, ch.Chunk, chunkRange(ch), emit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sync %s chunk %d: read the rows that differ: %w", j.t.ID(), ch.Chunk, err)
+	}
+	if copied != int64(len(want)) {
+		return 0, fmt.Errorf("sync %s chunk %d: %d of the %d rows that differ were read again on the source", j.t.ID(), ch.Chunk, copied, len(want))
+	}
+	return copied, nil
 }
 
 // keyID identifies a row by its key values (COPY text holds no NUL).
@@ -563,26 +664,35 @@ func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement,
 }
 
 // read streams a recorded chunk from the source in the sync's snapshot,
-// digesting it as the extractor does; emit (when set) gets every line.
+// digesting it as the extractor does; emit gets every line and its hash.
 func (s *syncer) read(ctx context.Context, t *schema.Table, index int, ch source.Chunk, emit func(line []byte, h uint64) error) (proto.Digest, error) {
 	var d proto.Digest
-	var fields []proto.Field
-	var scratch []byte
 	task := coordinator.ChunkTask(t, index, 1, ch, s.snap, s.opts)
-	err := s.src.Read(ctx, task, func(line []byte) error {
-		var err error
-		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
-			return fmt.Errorf("row %d: %w", d.Rows+1, err)
-		}
-		var h uint64
-		h, scratch = proto.RowHash(fields, scratch)
+	err := s.src.Read(ctx, task, hashLines(func(line []byte, h uint64) error {
 		d.Add(h)
 		return emit(line, h)
-	})
+	}))
 	if err != nil {
 		return d, fmt.Errorf("sync %s chunk %d: read the source: %w", t.ID(), index, err)
 	}
 	return d, nil
+}
+
+// hashLines hands emit each source line with its proto.RowHash.
+func hashLines(emit func(line []byte, h uint64) error) func(line []byte) error {
+	var fields []proto.Field
+	var scratch []byte
+	var n int64
+	return func(line []byte) error {
+		n++
+		var err error
+		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
+			return fmt.Errorf("row %d: %w", n, err)
+		}
+		var h uint64
+		h, scratch = proto.RowHash(fields, scratch)
+		return emit(line, h)
+	}
 }
 
 // touch drops a table's verdicts before its first chunk is copied again:
@@ -601,10 +711,15 @@ func (s *syncer) touch(ctx context.Context, table string) error {
 	return nil
 }
 
-// judge re-judges, with the validator's checks, every table the sync
-// copied into or that has no verdict (one an interrupted sync touched),
-// after counting it on the source in the sync's snapshot.
-func (s *syncer) judge(ctx context.Context, res *Result) error {
+// judge judges, with the validator's checks and verdict levels, every
+// table the sync copied into or that has no verdict (one an interrupted
+// sync touched), after counting it on the source in the sync's snapshot.
+// A keyed table whose verdicts all passed before the sync is judged on
+// what the sync established without reading it again: each unchanged
+// chunk's target digest is the recorded one its verdicts proved, each
+// changed chunk's the one proved as it was written. Any other table is
+// read again. Tables the sync did not touch keep their verdicts.
+func (s *syncer) judge(ctx context.Context, res *Result, jobs []*job) error {
 	verdicts, err := target.Verdicts(ctx, s.pool, s.run.ID)
 	if err != nil {
 		return err
@@ -613,6 +728,12 @@ func (s *syncer) judge(ctx context.Context, res *Result) error {
 	for _, v := range verdicts {
 		if v.Level != coordinator.LevelFK {
 			judged[v.Table] = true
+		}
+	}
+	known := map[string][]proto.Digest{}
+	for _, j := range jobs {
+		if !j.whole {
+			known[j.t.ID()] = append(known[j.t.ID()], j.known)
 		}
 	}
 	val := validator.New(nil, s.pool, validator.Config{Log: s.cfg.Log})
@@ -627,7 +748,12 @@ func (s *syncer) judge(ctx context.Context, res *Result) error {
 		if err := s.count(ctx, t); err != nil {
 			return err
 		}
-		v, err := val.Judge(ctx, s.run, out.Table)
+		var v *proto.Verdict
+		if perChunk := known[out.Table]; s.passed[out.Table] && len(perChunk) == out.Chunks {
+			v, err = val.JudgeKnown(ctx, s.run, out.Table, perChunk)
+		} else {
+			v, err = val.Judge(ctx, s.run, out.Table)
+		}
 		if err != nil {
 			return err
 		}
@@ -701,8 +827,10 @@ func chunkRange(ch target.ChunkState) source.Chunk {
 }
 
 // keyList selects the rows of the given keys on the target: one text
-// array a key column, cast to the column's type. FALSE when there are none.
-func keyList(t *schema.Table, keys [][]string) (string, []any) {
+// array a key column, cast to the column's type, read by param (arrayParam
+// for a statement, pgutil.BoundSetting for a COPY). FALSE when there are
+// none.
+func keyList(t *schema.Table, keys [][]string, param func(n int, typ string) string) (string, []any) {
 	if len(keys) == 0 {
 		return "FALSE", nil
 	}
@@ -715,7 +843,7 @@ func keyList(t *schema.Table, keys [][]string) (string, []any) {
 			vals[k] = key[i]
 		}
 		arrays[i] = vals
-		unnest[i] = fmt.Sprintf("$%d::text[]::%s[]", i+1, types[i])
+		unnest[i] = param(i+1, types[i]+"[]")
 	}
 	return fmt.Sprintf("(%s) IN (SELECT * FROM unnest(%s))", strings.Join(cols, ", "), strings.Join(unnest, ", ")), arrays
 }
@@ -728,4 +856,21 @@ func keyColumns(t *schema.Table) ([]string, []string) {
 		cols[i], types[i] = schema.Quote(col.TargetName), col.Type
 	}
 	return cols, types
+}
+
+// arrayParam reads the n-th argument of a statement, a text array, as the
+// array type typ.
+func arrayParam(n int, typ string) string { return fmt.Sprintf("$%d::text[]::%s", n, typ) }
+
+// passed lists the tables of a run whose every verdict passed.
+func passed(ctx context.Context, pool *pgxpool.Pool, run *target.Run) (map[string]bool, error) {
+	verdicts, err := target.Verdicts(ctx, pool, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, t := range run.Model.Tables {
+		out[t.ID()] = validator.Passed(run, verdicts, t.ID())
+	}
+	return out, nil
 }

@@ -96,3 +96,12 @@ func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p)
 }
+
+// KeyReader is a Source that also reads chosen rows of a key-range chunk
+// by key, in the same snapshot and with the same row text as Read:
+// `caravan sync` copies only the rows of a changed chunk that differ from
+// the target. keys holds one text value per key column, as Read prints
+// them.
+type KeyReader interface {
+	ReadKeys(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(line []byte) error) error
+}

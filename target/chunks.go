@@ -343,6 +343,10 @@ type Replacement struct {
 	// in the replacing transaction: it chooses the parts of a keyed chunk
 	// that differ from what produce will write, so only those are copied.
 	Narrow func(ctx context.Context, tx pgx.Tx) (string, []any, error)
+	// Written, when set, runs in the replacing transaction once the rows
+	// are written, before the chunks are recorded: sync reads back the rows
+	// it wrote there to prove the chunk's new content.
+	Written func(ctx context.Context, tx pgx.Tx) error
 }
 
 // ReplaceChunks re-copies chunks of a loaded table in one transaction, for
@@ -393,6 +397,11 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 	}
 	if len(r.Key) > 0 {
 		if err := merge(ctx, tx, r); err != nil {
+			return fail(err)
+		}
+	}
+	if r.Written != nil {
+		if err := r.Written(ctx, tx); err != nil {
 			return fail(err)
 		}
 	}

@@ -104,7 +104,7 @@ func newWideRun(t *testing.T) *wideRun {
 func (w *wideRun) judge(t *testing.T) (*proto.Verdict, map[string]target.VerdictRow) {
 	t.Helper()
 	ctx := context.Background()
-	verdict, err := w.v.table(ctx, w.run, &proto.TableFinalized{V: proto.Version, Run: w.run.ID, Table: w.table.ID()})
+	verdict, err := w.v.table(ctx, w.run, &proto.TableFinalized{V: proto.Version, Run: w.run.ID, Table: w.table.ID()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,25 @@ import (
 // STDOUT (pgutil.CopyRows): PostgreSQL's text output under pgutil's session
 // settings is the canonical form, already escaped for COPY.
 func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
+	return s.read(ctx, task, nil, emit)
+}
+
+// ReadKeys implements source.KeyReader: the rows of the chunk whose keys
+// are among keys (each one text value per key column), read as Read reads
+// the chunk, in its order. The keys travel as text arrays bound by
+// parameter, cast to the key columns' types.
+func (s *Source) ReadKeys(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(line []byte) error) error {
+	if task.Range != proto.RangeKey || len(task.Key) == 0 {
+		return fmt.Errorf("read %s chunk %d by key: the chunk is not a key range", task.Source, task.Chunk)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.read(ctx, task, keys, emit)
+}
+
+// read streams a chunk's rows, only those of keys when keys is not nil.
+func (s *Source) read(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(line []byte) error) error {
 	tx, err := s.readTx(ctx, task.Snapshot)
 	var gone *snapshotGoneError
 	if errors.As(err, &gone) {
@@ -27,7 +46,10 @@ func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line
 	}
 	defer tx.Rollback(ctx)
 
-	q, args := chunkQuery(task)
+	q, args, err := chunkQuery(task, keys)
+	if err != nil {
+		return source.Permanent(fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err))
+	}
 	check, err := s.newTextCheck(task, tx.Conn().PgConn().ParameterStatus("server_encoding"))
 	if err != nil {
 		return source.Permanent(fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err))
@@ -76,17 +98,25 @@ func (s *Source) Count(ctx context.Context, t *schema.Table, snapshot string) (i
 	return n, snapshot != "", nil
 }
 
-// chunkQuery selects a chunk's rows in a deterministic order.
-func chunkQuery(task *proto.ChunkTask) (string, []any) {
+// chunkQuery selects a chunk's rows in a deterministic order; with keys,
+// only the rows of those keys.
+func chunkQuery(task *proto.ChunkTask, keys [][]string) (string, []any, error) {
 	from := schema.QuoteOnly(schema.Name{Schema: task.Source.Schema, Name: task.Source.Name})
 	cols := strings.Join(quotedCols(task.Cols), ", ")
 	var where, order string
 	var args []any
 	switch task.Range {
 	case proto.RangeKey:
-		keys := quotedCols(task.Key)
-		where, args = pgutil.RangePredicateWith(keys, task.KeyTypes, task.Lo, task.Hi, pgutil.BoundSetting)
-		order = strings.Join(keys, ", ")
+		keyCols := quotedCols(task.Key)
+		where, args = pgutil.RangePredicateWith(keyCols, task.KeyTypes, task.Lo, task.Hi, pgutil.BoundSetting)
+		order = strings.Join(keyCols, ", ")
+		if keys != nil {
+			in, inArgs, err := keyIn(keyCols, task.KeyTypes, keys, len(args))
+			if err != nil {
+				return "", nil, err
+			}
+			where, args = where+" AND "+in, append(args, inArgs...)
+		}
 	case proto.RangePhysical:
 		where, args = pgutil.RangePredicateWith([]string{"ctid"}, []string{"tid"}, task.Lo, task.Hi, pgutil.BoundSetting)
 		order = "ctid"
@@ -94,5 +124,31 @@ func chunkQuery(task *proto.ChunkTask) (string, []any) {
 		// tableoid first: a partitioned table's ctids repeat across partitions.
 		where, order = "TRUE", "tableoid, ctid"
 	}
-	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", cols, from, where, order), args
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", cols, from, where, order), args, nil
+}
+
+// keyIn selects the rows of the given keys: one text array a key column,
+// bound after the first `after` arguments and cast to the column's type
+// (an index scan of = ANY for a one-column key).
+func keyIn(cols, types []string, keys [][]string, after int) (string, []any, error) {
+	if len(types) != len(cols) {
+		return "", nil, fmt.Errorf("%d key columns but %d key types", len(cols), len(types))
+	}
+	arrays := make([]any, len(cols))
+	reads := make([]string, len(cols))
+	for i := range cols {
+		vals := make([]string, len(keys))
+		for k, key := range keys {
+			if len(key) != len(cols) {
+				return "", nil, fmt.Errorf("a key of %d values for %d key columns", len(key), len(cols))
+			}
+			vals[k] = key[i]
+		}
+		arrays[i] = vals
+		reads[i] = pgutil.BoundSetting(after+i+1, types[i]+"[]")
+	}
+	if len(cols) == 1 {
+		return fmt.Sprintf("%s = ANY(%s)", cols[0], reads[0]), arrays, nil
+	}
+	return fmt.Sprintf("(%s) IN (SELECT * FROM unnest(%s))", strings.Join(cols, ", "), strings.Join(reads, ", ")), arrays, nil
 }
