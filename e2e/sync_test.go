@@ -109,6 +109,32 @@ func TestSyncCopiesOnlyChangedChunks(t *testing.T) {
 	if got := syncedChunks(t, dst, run, "public.items"); !slices.Equal(got, want) {
 		t.Errorf("sync copied chunks %v of items again, want exactly %v\n%s", got, want, res.stdout)
 	}
+	// Row-granular: each changed chunk wrote only the rows that differ, and
+	// proved its new content as it wrote it.
+	rows := func(chunk int64) string {
+		return query[string](t, dst, `SELECT concat_ws(' ', metadata->>'rows_differing', metadata->>'rows_copied', metadata->>'rows_deleted',
+				metadata->>'target_rows', metadata->>'proved')
+			FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = 'public.items' AND (metadata->>'chunk')::int = $2`, run, chunk)
+	}
+	chunkRows := func(chunk int64) int64 {
+		return query[int64](t, dst, `SELECT rows FROM caravan.chunks WHERE run_id = $1 AND table_id = 'public.items' AND chunk = $2`, run, chunk)
+	}
+	emptiedBefore := query[int64](t, dst, `SELECT (metadata->>'rows_before')::int FROM caravan.audit
+		WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = 'public.items' AND (metadata->>'chunk')::int = $2`, run, emptied)
+	for _, c := range []struct {
+		what  string
+		chunk int64
+		want  string // rows differing, copied, deleted, on the target after, proved
+	}{
+		{"one row updated", chunkOf(t, dst, run, 10), fmt.Sprintf("1 1 0 %d true", chunkRows(chunkOf(t, dst, run, 10)))},
+		{"a key range deleted", chunkOf(t, dst, run, int(from)), fmt.Sprintf("61 0 61 %d true", chunkRows(chunkOf(t, dst, run, int(from))))},
+		{"every row deleted", emptied, fmt.Sprintf("%d 0 %d 0 true", emptiedBefore, emptiedBefore)},
+		{"keys inserted above the last bound", last, fmt.Sprintf("101 101 0 %d true", chunkRows(last))},
+	} {
+		if got := rows(c.chunk); got != c.want {
+			t.Errorf("%s: chunk %d rows differing, copied, deleted, on the target, proved = %q, want %q", c.what, c.chunk, got, c.want)
+		}
+	}
 	if got := syncedChunks(t, dst, run, "public.notes"); len(got) == 0 {
 		t.Errorf("sync did not copy the changed keyless table again\n%s", res.stdout)
 	}

@@ -34,7 +34,6 @@ import (
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/validator"
-	"github.com/caravan-db/caravan/verify"
 )
 
 // Config shapes a sync.
@@ -406,7 +405,7 @@ func (s *syncer) syncWhole(ctx context.Context, j *job) (int, int64, error) {
 	var rows int64
 	changed := false
 	for _, ch := range j.chunks {
-		d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func([]byte, uint64) error { return nil })
+		d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func([]byte, []proto.Field, uint64) error { return nil })
 		if err != nil {
 			return 0, 0, err
 		}
@@ -446,19 +445,23 @@ func (s *syncer) replacement(j *job) target.Replacement {
 // read back by key, must be the source's.
 func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	ch := j.chunks[0]
-	keyOf, err := verify.KeyReader(j.t)
+	k, err := newKeyer(j.t)
 	if err != nil {
 		return 0, 0, err
 	}
-	rowsByKey := map[string]sourceRow{}
+	src := &chunkRows{index: make(map[string]int, ch.Rows)}
 	var bytes int64
-	now, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, h uint64) error {
+	now, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, fields []proto.Field, h uint64) error {
 		bytes += int64(len(line))
-		key, err := keyOf(line)
+		id, err := k.id(line, fields)
 		if err != nil {
 			return err
 		}
-		rowsByKey[keyID(key)] = sourceRow{key: key, hash: h}
+		if _, twice := src.index[string(id)]; twice {
+			return fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
+		}
+		src.index[string(id)] = len(src.rows)
+		src.rows = append(src.rows, sourceRow{hash: h})
 		return nil
 	})
 	if err != nil {
@@ -476,10 +479,10 @@ func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	var diff chunkDiff
 	r.Narrow = func(ctx context.Context, tx pgx.Tx) (string, []any, error) {
 		var err error
-		if diff, err = s.diffTarget(ctx, tx, j, keyOf, rowsByKey); err != nil {
+		if diff, err = s.diffTarget(ctx, tx, j, k, src); err != nil {
 			return "", nil, err
 		}
-		w, a := keyList(j.t, diff.differ, arrayParam)
+		w, a := keyList(j.t, keysOf(diff.differ), arrayParam)
 		return w, a, nil
 	}
 	r.Written = func(ctx context.Context, tx pgx.Tx) error {
@@ -488,7 +491,7 @@ func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 		proof := diff.before
 		proof.Sum -= diff.replaced.Sum
 		proof.Rows -= diff.replaced.Rows
-		where, args := keyList(j.t, diff.want, pgutil.BoundSetting)
+		where, args := keyList(j.t, keysOf(diff.want), pgutil.BoundSetting)
 		err := target.ReadLinesIn(ctx, tx, j.t.Target, loadCols(j.t), where, args, func(_ []byte, h uint64) error {
 			proof.Add(h)
 			return nil
@@ -502,7 +505,7 @@ func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	var copied int64
 	err = target.ReplaceChunks(ctx, s.pool, r, func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
 		var err error
-		if copied, err = s.copyRows(ctx, j, keyOf, rowsByKey, diff.want, w); err != nil {
+		if copied, err = s.copyRows(ctx, j, k, src, diff.want, w); err != nil {
 			return nil, err
 		}
 		// The chunk's new figures are those of the source's read: the
@@ -524,52 +527,130 @@ func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	return 1, n, nil
 }
 
-// sourceRow is a source row of a chunk, as sync compares it.
+// chunkRows are a chunk's source rows as sync compares them: per row its
+// key and hash, never its values, so memory grows with the chunk's rows,
+// not with their width.
+type chunkRows struct {
+	index map[string]int // key id (keyer) -> position in rows
+	rows  []sourceRow
+}
+
 type sourceRow struct {
-	key  []string
 	hash uint64
+	seen bool // on the target too
+}
+
+// keyer identifies rows by key: the key's values, unescaped, joined by
+// NUL (which COPY text cannot hold).
+type keyer struct {
+	table  string
+	at     []int // the key columns' positions among the load columns
+	last   int   // the greatest of at
+	fields []proto.Field
+	buf    []byte
+}
+
+func newKeyer(t *schema.Table) (*keyer, error) {
+	k := &keyer{table: t.ID(), last: -1}
+	load := t.LoadColumns()
+	for _, name := range t.PrimaryKey {
+		at := slices.IndexFunc(load, func(c *schema.Column) bool { return c.Name == name })
+		if at < 0 {
+			return nil, fmt.Errorf("sync %s: key column %q is not loaded", t.ID(), name)
+		}
+		k.at, k.last = append(k.at, at), max(k.last, at)
+	}
+	return k, nil
+}
+
+// id returns a row's key id, valid until the next call. fields is the row
+// already split, or nil: then only the line's fields up to the last key
+// column are split (a tab in a COPY line always ends a field).
+func (k *keyer) id(line []byte, fields []proto.Field) ([]byte, error) {
+	if fields == nil {
+		end, n := 0, 0
+		for end < len(line) && line[end] != '\n' {
+			if line[end] == '\t' {
+				if n == k.last {
+					break
+				}
+				n++
+			}
+			end++
+		}
+		var err error
+		if k.fields, err = proto.SplitRow(k.fields[:0], line[:end]); err != nil {
+			return nil, fmt.Errorf("sync %s: %w", k.table, err)
+		}
+		fields = k.fields
+	}
+	k.buf = k.buf[:0]
+	for i, p := range k.at {
+		if p >= len(fields) || fields[p].Null {
+			return nil, fmt.Errorf("sync %s: a row without its key (column %d)", k.table, p)
+		}
+		if i > 0 {
+			k.buf = append(k.buf, 0)
+		}
+		k.buf = append(k.buf, fields[p].Value...)
+	}
+	return k.buf, nil
+}
+
+// keysOf turns key ids back into key values, one text a key column.
+func keysOf(ids []string) [][]string {
+	out := make([][]string, len(ids))
+	for i, id := range ids {
+		out[i] = strings.Split(id, "\x00")
+	}
+	return out
 }
 
 // chunkDiff is how a chunk's target rows differ from the source's.
 type chunkDiff struct {
 	before   proto.Digest // the target's rows of the range, as read
 	replaced proto.Digest // those of them whose key differs
-	differ   [][]string   // keys whose rows differ, on either side
-	want     [][]string   // keys of the source rows to write
+	differ   []string     // ids of the keys whose rows differ, on either side
+	want     []string     // ids of the keys of the source rows to write
 	proof    proto.Digest // the target's rows of the range once written
 }
 
 // diffTarget reads a chunk's key range on the target in tx, with the hash
 // the source's rows were read with, and compares the rows by key.
-func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, keyOf func([]byte) ([]string, error), rowsByKey map[string]sourceRow) (chunkDiff, error) {
+func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, k *keyer, src *chunkRows) (chunkDiff, error) {
 	var diff chunkDiff
-	seen := make(map[string]bool, len(rowsByKey))
+	for i := range src.rows {
+		src.rows[i].seen = false // a chunk a foreign key refused is compared again
+	}
 	where, args := target.KeyRange(j.t, j.chunks[0], true)
 	err := target.ReadLinesIn(ctx, tx, j.t.Target, loadCols(j.t), where, args, func(line []byte, h uint64) error {
 		diff.before.Add(h)
-		key, err := keyOf(line)
+		id, err := k.id(line, nil)
 		if err != nil {
 			return err
 		}
-		id := keyID(key)
-		seen[id] = true
-		src, ok := rowsByKey[id]
+		at, ok := src.index[string(id)]
 		switch {
 		case !ok: // gone from the source
-			diff.differ = append(diff.differ, key)
+			diff.differ = append(diff.differ, string(id))
 			diff.replaced.Add(h)
-		case src.hash != h:
-			diff.differ, diff.want = append(diff.differ, key), append(diff.want, key)
-			diff.replaced.Add(h)
+		case src.rows[at].seen:
+			return fmt.Errorf("key %q twice on the target", id)
+		default:
+			src.rows[at].seen = true
+			if src.rows[at].hash != h {
+				diff.differ, diff.want = append(diff.differ, string(id)), append(diff.want, string(id))
+				diff.replaced.Add(h)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return chunkDiff{}, fmt.Errorf("sync %s chunk %d: compare with the target: %w", j.t.ID(), j.chunks[0].Chunk, err)
 	}
-	for id, src := range rowsByKey {
-		if !seen[id] { // new on the source
-			diff.differ, diff.want = append(diff.differ, src.key), append(diff.want, src.key)
+	for id, at := range src.index {
+		if !src.rows[at].seen { // new on the source
+			diff.differ, diff.want = append(diff.differ, id), append(diff.want, id)
 		}
 	}
 	return diff, nil
@@ -579,27 +660,23 @@ func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, keyOf func([
 // in the sync's snapshot (source.KeyReader); a source that cannot select
 // by key has the chunk read again and filtered. Every row written must be
 // the one compared: same key, same hash.
-func (s *syncer) copyRows(ctx context.Context, j *job, keyOf func([]byte) ([]string, error), rowsByKey map[string]sourceRow, want [][]string, w io.Writer) (int64, error) {
+func (s *syncer) copyRows(ctx context.Context, j *job, k *keyer, src *chunkRows, want []string, w io.Writer) (int64, error) {
 	if len(want) == 0 {
 		return 0, nil
 	}
 	ch := j.chunks[0]
 	wanted := make(map[string]bool, len(want))
-	for _, k := range want {
-		wanted[keyID(k)] = true
+	for _, id := range want {
+		wanted[id] = true
 	}
 	var copied int64
-	emit := func(line []byte, h uint64) error {
-		key, err := keyOf(line)
-		if err != nil {
+	emit := func(line []byte, fields []proto.Field, h uint64) error {
+		id, err := k.id(line, fields)
+		if err != nil || !wanted[string(id)] {
 			return err
 		}
-		id := keyID(key)
-		if !wanted[id] {
-			return nil
-		}
-		if rowsByKey[id].hash != h {
-			return fmt.Errorf("sync %s chunk %d: the source's row %v changed within one snapshot", j.t.ID(), ch.Chunk, key)
+		if src.rows[src.index[string(id)]].hash != h {
+			return fmt.Errorf("sync %s chunk %d: the source's row of key %q changed within one snapshot", j.t.ID(), ch.Chunk, id)
 		}
 		copied++
 		_, err = w.Write(line)
@@ -608,7 +685,7 @@ func (s *syncer) copyRows(ctx context.Context, j *job, keyOf func([]byte) ([]str
 	var err error
 	if kr, ok := s.src.(source.KeyReader); ok {
 		task := coordinator.ChunkTask(j.t, ch.Chunk, 1, chunkRange(ch), s.snap, s.opts)
-		err = kr.ReadKeys(ctx, task, want, hashLines(emit))
+		err = kr.ReadKeys(ctx, task, keysOf(want), hashLines(emit))
 	} else {
 		_, err = s.read(ctx, j.t, ch.Chunk, chunkRange(ch), emit)
 	}
@@ -621,9 +698,6 @@ func (s *syncer) copyRows(ctx context.Context, j *job, keyOf func([]byte) ([]str
 	return copied, nil
 }
 
-// keyID identifies a row by its key values (COPY text holds no NUL).
-func keyID(key []string) string { return strings.Join(key, "\x00") }
-
 // replaceWhole copies a table compared whole again, every chunk of it.
 func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement, started time.Time) (int, int64, error) {
 	var copied []target.ChunkCopy
@@ -632,7 +706,7 @@ func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement,
 			copied = copied[:0]
 			for _, ch := range j.chunks {
 				var n int64
-				d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, _ uint64) error {
+				d, err := s.read(ctx, j.t, ch.Chunk, chunkRange(ch), func(line []byte, _ []proto.Field, _ uint64) error {
 					n += int64(len(line))
 					_, err := w.Write(line)
 					return err
@@ -664,13 +738,14 @@ func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement,
 }
 
 // read streams a recorded chunk from the source in the sync's snapshot,
-// digesting it as the extractor does; emit gets every line and its hash.
-func (s *syncer) read(ctx context.Context, t *schema.Table, index int, ch source.Chunk, emit func(line []byte, h uint64) error) (proto.Digest, error) {
+// digesting it as the extractor does; emit gets every line, split, and
+// its hash.
+func (s *syncer) read(ctx context.Context, t *schema.Table, index int, ch source.Chunk, emit func(line []byte, fields []proto.Field, h uint64) error) (proto.Digest, error) {
 	var d proto.Digest
 	task := coordinator.ChunkTask(t, index, 1, ch, s.snap, s.opts)
-	err := s.src.Read(ctx, task, hashLines(func(line []byte, h uint64) error {
+	err := s.src.Read(ctx, task, hashLines(func(line []byte, fields []proto.Field, h uint64) error {
 		d.Add(h)
-		return emit(line, h)
+		return emit(line, fields, h)
 	}))
 	if err != nil {
 		return d, fmt.Errorf("sync %s chunk %d: read the source: %w", t.ID(), index, err)
@@ -678,8 +753,9 @@ func (s *syncer) read(ctx context.Context, t *schema.Table, index int, ch source
 	return d, nil
 }
 
-// hashLines hands emit each source line with its proto.RowHash.
-func hashLines(emit func(line []byte, h uint64) error) func(line []byte) error {
+// hashLines hands emit each source line with its fields and its
+// proto.RowHash (valid during the call).
+func hashLines(emit func(line []byte, fields []proto.Field, h uint64) error) func(line []byte) error {
 	var fields []proto.Field
 	var scratch []byte
 	var n int64
@@ -691,7 +767,7 @@ func hashLines(emit func(line []byte, h uint64) error) func(line []byte) error {
 		}
 		var h uint64
 		h, scratch = proto.RowHash(fields, scratch)
-		return emit(line, h)
+		return emit(line, fields, h)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 )
 
@@ -42,5 +43,39 @@ func TestDrift(t *testing.T) {
 	}
 	if d := Drift(was, was); len(d) != 0 {
 		t.Errorf("a schema drifts from itself: %v", d)
+	}
+}
+
+// TestKeyerSplitsOnlyUpToTheKey: a row's key id is the same whether the
+// row was split whole or only up to its last key column, with escapes
+// undone and key columns anywhere among the columns.
+func TestKeyerSplitsOnlyUpToTheKey(t *testing.T) {
+	tbl := table("t", []string{"b", "a"}, "a integer", "note text", "b text", "tail text")
+	k, err := newKeyer(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte("7\tx\\ty\tp\\\\q\\tr\tlong tail\n")
+	fields, err := proto.SplitRow(nil, line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := k.id(line, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wholeID := string(whole)
+	prefix, err := k.id(line, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "p\\q\tr\x007"; wholeID != want || string(prefix) != want {
+		t.Errorf("key ids %q (whole row), %q (prefix), want %q", wholeID, prefix, want)
+	}
+	if got := keysOf([]string{wholeID}); len(got) != 1 || len(got[0]) != 2 || got[0][0] != "p\\q\tr" || got[0][1] != "7" {
+		t.Errorf("keysOf gave %q", got)
+	}
+	if _, err := k.id([]byte("7\tx\t\\N\tz\n"), nil); err == nil {
+		t.Error("a NULL key was accepted")
 	}
 }
