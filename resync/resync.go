@@ -12,6 +12,7 @@
 package resync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -357,7 +358,7 @@ func (s *syncer) compareAll(ctx context.Context, jobs []*job) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Workers)
-	for _, j := range jobs {
+	for _, j := range largestFirst(jobs) {
 		g.Go(func() error { return attempt(gctx, j) })
 	}
 	if err := g.Wait(); err != nil {
@@ -380,6 +381,22 @@ func (s *syncer) compareAll(ctx context.Context, jobs []*job) error {
 		}
 	}
 	return nil
+}
+
+// largestFirst orders the checks by the bytes their chunks held when
+// loaded, largest first: a large chunk started last would leave the other
+// workers idle while it runs alone.
+func largestFirst(jobs []*job) []*job {
+	size := func(j *job) int64 {
+		var n int64
+		for _, ch := range j.chunks {
+			n += ch.Bytes
+		}
+		return n
+	}
+	out := slices.Clone(jobs)
+	slices.SortStableFunc(out, func(a, b *job) int { return cmp.Compare(size(b), size(a)) })
+	return out
 }
 
 // isForeignKeyViolation says whether err is PostgreSQL refusing a row for
