@@ -288,3 +288,36 @@ func TestSyncCopiesOnlyChangedRows(t *testing.T) {
 	}
 	assertRunAgrees(t, dst, run, res.code, "succeeded")
 }
+
+// TestSyncProofCatchesATargetThatAlters: the verdicts of a synced chunk
+// come from the proof made as it was written, not from a read of the
+// table afterwards, so the proof must see what the target really keeps: a
+// target trigger that alters the rows sync writes fails the digest level,
+// naming the chunk, and the run.
+func TestSyncProofCatchesATargetThatAlters(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src,
+		`CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL)`,
+		`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 3000) g`)
+	run := uuid.NewString()
+	res := caravan(t, 3*time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--run-id", run, "--chunk-rows", "1000")
+	if res.code != 0 {
+		t.Fatalf("migrate exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	testenv.Exec(t, dst,
+		`CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$`,
+		`CREATE TRIGGER shout BEFORE INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION shout()`)
+	testenv.Exec(t, src, `UPDATE items SET name = 'renamed' WHERE id = 1500`)
+	chunk := chunkOf(t, dst, run, 1500)
+
+	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
+	if res.code != 2 {
+		t.Fatalf("sync into a target that alters rows exited %d, want 2\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	mustContain(t, res.stdout, "public.items: 1 of 3 chunks changed", "FAILED validation", fmt.Sprintf("digest: chunk %d", chunk))
+	if got := query[string](t, dst, `SELECT metadata->>'proved' FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk'`, run); got != "false" {
+		t.Errorf("the chunk's audit row says proved = %s", got)
+	}
+	assertRunAgrees(t, dst, run, res.code, "failed")
+}
