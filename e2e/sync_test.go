@@ -263,7 +263,11 @@ func TestSyncCopiesOnlyChangedRows(t *testing.T) {
 	dst := testenv.Database(t, "dst")
 	testenv.Exec(t, src,
 		`CREATE TABLE big (id integer, line smallint, v text, PRIMARY KEY (id, line))`,
-		`INSERT INTO big SELECT g, g % 3, 'v' || g FROM generate_series(1, 5000) g`)
+		`INSERT INTO big SELECT g, g % 3, 'v' || g FROM generate_series(1, 5000) g`,
+		// An identity column that is not the key: PostgreSQL refuses to
+		// UPDATE a GENERATED ALWAYS column to anything but DEFAULT.
+		`CREATE TABLE tagged (code text PRIMARY KEY, seq bigint GENERATED ALWAYS AS IDENTITY, label text)`,
+		`INSERT INTO tagged (code, label) SELECT 'c' || g, 'l' || g FROM generate_series(1, 200) g`)
 	run := uuid.NewString()
 	res := caravan(t, 3*time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--run-id", run, "--chunk-rows", "100000")
 	if res.code != 0 {
@@ -275,12 +279,18 @@ func TestSyncCopiesOnlyChangedRows(t *testing.T) {
 	testenv.Exec(t, src,
 		`UPDATE big SET v = 'changed' WHERE id = 10`,
 		`DELETE FROM big WHERE id = 2500`,
-		`INSERT INTO big VALUES (6000, 1, 'new')`)
+		`INSERT INTO big VALUES (6000, 1, 'new')`,
+		`UPDATE tagged SET label = 'relabelled' WHERE code = 'c7'`,
+		`INSERT INTO tagged (code, label) VALUES ('c999', 'new')`)
 	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
 	if res.code != 0 {
 		t.Fatalf("sync exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
 	}
 	assertSameContent(t, src, dst, "big")
+	assertSameContent(t, src, dst, "tagged")
+	if mode := query[string](t, dst, `SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'tagged'::regclass AND attname = 'seq'`); mode != "a" {
+		t.Errorf("tagged.seq is identity %q after sync, want ALWAYS (a)", mode)
+	}
 	got := query[string](t, dst, `SELECT concat_ws(' ', metadata->>'rows_differing', metadata->>'rows_copied')
 		FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = 'public.big'`, run)
 	if got != "3 2" {

@@ -446,8 +446,15 @@ func (s *syncer) replacement(j *job) target.Replacement {
 	for _, ch := range j.chunks {
 		r.Chunks = append(r.Chunks, ch.Chunk)
 	}
+	key := map[string]bool{}
 	for _, k := range j.t.PrimaryKey {
 		r.Key = append(r.Key, j.t.TargetColumn(k))
+		key[k] = true
+	}
+	for _, c := range j.t.Columns {
+		if c.Identity != nil && c.Identity.Always && !key[c.Name] {
+			r.Always = append(r.Always, j.t.TargetColumn(c.Name))
+		}
 	}
 	return r
 }

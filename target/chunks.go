@@ -335,6 +335,10 @@ type Replacement struct {
 	// Key holds the target's key columns; empty for a keyless table, which
 	// is replaced whole (TRUNCATE).
 	Key []string
+	// Always holds the target's GENERATED ALWAYS identity columns that are
+	// not key columns: PostgreSQL updates those only to DEFAULT, so the
+	// update of a changed row lifts ALWAYS for its transaction.
+	Always []string
 	// Where selects the replaced rows of a keyed table (their key range, or
 	// TRUE), with Args.
 	Where string
@@ -488,13 +492,31 @@ func merge(ctx context.Context, tx pgx.Tx, r Replacement) error {
 		// row rewrites one row, not the chunk (and its index entries, WAL
 		// and a dead version of every row).
 		differ := "ROW(" + strings.Join(was, ", ") + ") IS DISTINCT FROM ROW(" + strings.Join(now, ", ") + ")"
+		if err := identityBy(ctx, tx, t, r.Always, "BY DEFAULT"); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "UPDATE ONLY "+t+" d SET "+strings.Join(set, ", ")+" FROM pg_temp.caravan_sync s WHERE "+on+" AND "+differ); err != nil {
 			return fmt.Errorf("update the rows the source still has: %w", err)
+		}
+		if err := identityBy(ctx, tx, t, r.Always, "ALWAYS"); err != nil {
+			return err
 		}
 	}
 	if _, err := tx.Exec(ctx, "INSERT INTO "+t+" ("+strings.Join(cols, ", ")+") OVERRIDING SYSTEM VALUE SELECT "+strings.Join(from, ", ")+
 		" FROM pg_temp.caravan_sync s WHERE NOT EXISTS (SELECT 1 FROM ONLY "+t+" d WHERE "+on+")"); err != nil {
 		return fmt.Errorf("insert the rows new on the source: %w", err)
+	}
+	return nil
+}
+
+// identityBy switches identity columns between GENERATED ALWAYS and BY
+// DEFAULT (how, one of the two); inside the merge's transaction, so no
+// other session ever sees the columns changed.
+func identityBy(ctx context.Context, tx pgx.Tx, table string, cols []string, how string) error {
+	for _, c := range cols {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ALTER COLUMN "+schema.Quote(c)+" SET GENERATED "+how); err != nil {
+			return fmt.Errorf("identity column %s: set generated %s: %w", c, strings.ToLower(how), err)
+		}
 	}
 	return nil
 }
