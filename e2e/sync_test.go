@@ -241,6 +241,11 @@ func TestSyncInterruptedConverges(t *testing.T) {
 	if n := query[int64](t, dst, `SELECT count(*) FROM notes`); n != 400 {
 		t.Errorf("the interrupted sync changed notes (%d rows): its copy is not one transaction", n)
 	}
+	// Half synced is not "succeeded": the run says it was interrupted
+	// until a sync finishes it.
+	if st := query[string](t, dst, `SELECT status FROM caravan.runs WHERE run_id = $1`, run); st != "interrupted" {
+		t.Errorf("after an interrupted sync the run is %q, want interrupted", st)
+	}
 
 	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
 	if res.code != 0 {

@@ -117,7 +117,7 @@ type syncer struct {
 }
 
 // Run syncs a finished run's target with the source.
-func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config) (*Result, error) {
+func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config) (_ *Result, err error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
@@ -150,6 +150,18 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 	if err := checkDrift(ctx, src, run, opts); err != nil {
 		return nil, err
 	}
+	// From here the target changes and verdicts are dropped: the run is
+	// live (loading, with a heartbeat) until the sync has judged it, so a
+	// sync that stops half-way never leaves it reading "succeeded".
+	if err := target.SetRunStatus(ctx, pool, run.ID, target.RunLoading, ""); err != nil {
+		return nil, err
+	}
+	defer target.KeepAlive(ctx, pool, run.ID, cfg.Log)()
+	defer func() {
+		if err != nil {
+			stopped(context.WithoutCancel(ctx), pool, run.ID, ctx.Err() != nil, err, cfg.Log)
+		}
+	}()
 	s := &syncer{src: src, pool: pool, cfg: cfg, run: run, opts: opts.SourceOptions, snap: snap.ID, touched: map[string]bool{}}
 	res := &Result{Consistency: snap.Note}
 	started := time.Now()
@@ -185,6 +197,20 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 	return res, nil
 }
 
+// stopped records a sync that did not finish: interrupted when it was told
+// to stop, failed otherwise, saying that a sync run again finishes it.
+func stopped(ctx context.Context, pool *pgxpool.Pool, run string, interrupted bool, cause error, log *slog.Logger) {
+	var err error
+	if interrupted {
+		_, err = target.InterruptRun(ctx, pool, run)
+	} else {
+		err = target.SetRunStatus(ctx, pool, run, target.RunFailed, "sync stopped: "+cause.Error()+" (run caravan sync again)")
+	}
+	if err != nil {
+		log.WarnContext(ctx, "sync: could not record that it stopped", "run", run, "err", err)
+	}
+}
+
 // finishedRun loads a migrate run whose tables are all finalized: sync
 // compares with what a run loaded, not with a half-loaded table.
 func finishedRun(ctx context.Context, pool *pgxpool.Pool, id string) (*target.Run, error) {
@@ -199,7 +225,8 @@ func finishedRun(ctx context.Context, pool *pgxpool.Pool, id string) (*target.Ru
 		return nil, source.Permanent(fmt.Errorf("run %s stopped before its plan was recorded: nothing to sync", run.ID))
 	}
 	if slices.Contains([]string{target.RunPlanning, target.RunLoading, target.RunValidating}, run.Status) && !run.Abandoned {
-		return nil, source.Permanent(fmt.Errorf("run %s is still %s: sync it once it has finished", run.ID, run.Status))
+		return nil, source.Permanent(fmt.Errorf("run %s is still %s: sync it once it has finished (a run whose process died counts as abandoned %s after its last heartbeat)",
+			run.ID, run.Status, target.AbandonedAfter))
 	}
 	states, err := target.Tables(ctx, pool, run.ID)
 	if err != nil {

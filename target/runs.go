@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -179,6 +180,35 @@ func Heartbeat(ctx context.Context, pool *pgxpool.Pool, run string) error {
 		return fmt.Errorf("run %s heartbeat: %w", run, err)
 	}
 	return nil
+}
+
+// KeepAlive stamps the run's heartbeat every HeartbeatEvery until the
+// returned stop is called, so `caravan status` can tell a run being worked
+// on from one whose process died (abandoned). A beat that fails (the target
+// away) is only logged: the next one tries again, and a target away for
+// long enough makes the run look abandoned, which it then is.
+func KeepAlive(ctx context.Context, pool *pgxpool.Pool, run string, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(HeartbeatEvery)
+		defer tick.Stop()
+		for {
+			if err := Heartbeat(ctx, pool, run); err != nil && ctx.Err() == nil {
+				log.DebugContext(ctx, "heartbeat", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // InterruptRun marks a live run interrupted (its process was told to
