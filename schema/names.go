@@ -119,6 +119,9 @@ func (p NamePolicy) Apply(db *Database) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("name collisions on the target:\n  %s", strings.Join(problems, "\n  "))
 	}
+	if db.Translate != nil {
+		db.Translate(db)
+	}
 	return nil
 }
 

@@ -28,6 +28,10 @@ type Database struct {
 	Sequences []*Sequence
 	// Objects are created after every table is loaded, in order.
 	Objects []*Object
+	// Views are created with the tables, in order, before any row is
+	// copied: a source's views translated to target names (SQL Server's).
+	// One the target refuses is moved to Unmigrated before the run starts.
+	Views []*Object
 	// Privileges give the run's objects their source owners and grants,
 	// after the objects, when the run asks for them.
 	Privileges []*Privilege
@@ -42,6 +46,10 @@ type Database struct {
 	Warnings []string
 	// Policy is the name policy Apply used; DDL maps names through it.
 	Policy NamePolicy
+	// Translate, when the source sets it, is the source's work that needs
+	// the target names: it turns SQL text it kept (SQL Server views) into
+	// target SQL. Apply calls it once every name is mapped.
+	Translate func(db *Database) `json:"-"`
 }
 
 // ParentsFirst orders the tables so that every table comes after the

@@ -205,6 +205,9 @@ type Object struct {
 	Mapped bool
 	// Roles are the roles it names (a policy's): the target must have them.
 	Roles []string
+	// Needs names the objects of the same list it uses (created before
+	// it): when one of them is not created, neither is this one.
+	Needs []string `json:",omitempty"`
 }
 
 // RowSecuritySQL switches row-level security on where the source has it,

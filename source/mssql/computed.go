@@ -342,20 +342,25 @@ func (p *computedParser) isnull() (typed, error) {
 	if err != nil {
 		return a, err
 	}
-	fits := false
-	switch a.class {
-	case classInt:
-		fits = b.class == classInt && b.prec <= a.prec
-	case classDec:
-		fits = (b.class == classDec || b.class == classInt) && b.scale <= a.scale && b.prec-b.scale <= a.prec-a.scale
-	case classStr:
-		fits = b.class == classStr && (a.length < 0 || (b.length >= 0 && b.length <= a.length)) && (a.unicode || !b.unicode)
-	}
-	if !fits {
+	if !isnullFits(a, b) {
 		return a, fmt.Errorf("ISNULL's replacement does not fit its first argument's type")
 	}
 	a.sql, a.literal = "COALESCE("+a.sql+", "+b.sql+")", false
 	return a, nil
+}
+
+// isnullFits says whether ISNULL(a, b) keeps b's value as it is when it
+// converts it to a's type.
+func isnullFits(a, b typed) bool {
+	switch a.class {
+	case classInt:
+		return b.class == classInt && b.prec <= a.prec
+	case classDec:
+		return (b.class == classDec || b.class == classInt) && b.scale <= a.scale && b.prec-b.scale <= a.prec-a.scale
+	case classStr:
+		return b.class == classStr && (a.length < 0 || (b.length >= 0 && b.length <= a.length)) && (a.unicode || !b.unicode)
+	}
+	return false
 }
 
 func (p *computedParser) coalesce() (typed, error) {

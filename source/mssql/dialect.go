@@ -385,3 +385,9 @@ func (d dialect) objects(c *catalogRows) []objectRow {
 func (d dialect) describe(note string) string {
 	return fmt.Sprintf("%s. %s", d, note)
 }
+
+// viewDefinition is the CREATE VIEW text the view translator reads: the
+// module's text as SQL Server keeps it. Babelfish's sys.sql_modules
+// differences, if any, are mended here, so viewsql.go reads SQL Server's
+// text only.
+func (d dialect) viewDefinition(text string) string { return text }

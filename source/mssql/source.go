@@ -174,6 +174,8 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 		return nil, fmt.Errorf("discover %s: %w", s.database, err)
 	}
 	db.Unmigrated = append(db.Unmigrated, inventory(rows, filter)...)
+	// views are translated once the run's names are known
+	db.Translate = func(db *schema.Database) { translateViews(rows, s.d, db) }
 	db.Unmigrated = append(db.Unmigrated, migrateSequences(rows, filter, db)...)
 	for k := range s.opts.TypeOverrides {
 		if !overrideUsed(db, k) {
