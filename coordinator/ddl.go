@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
 )
@@ -81,8 +82,20 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 	if err := execAll(ctx, tx, plan.DB.SequenceOwners()); err != nil {
 		return err
 	}
+	refused, err := c.createViews(ctx, tx, plan.DB)
+	if err != nil {
+		return err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("create tables: %w", err)
+	}
+	for _, v := range plan.DB.Views {
+		c.audit(ctx, target.AuditEntry{Operation: "create_view", Status: "ok", Started: started,
+			Metadata: map[string]any{"name": v.Name, "sql": v.SQL}})
+	}
+	for _, u := range refused {
+		c.audit(ctx, target.AuditEntry{Operation: "not_migrated", Status: "accepted", Started: started,
+			Metadata: map[string]any{"kind": u.Kind, "name": u.Name, "reason": u.Reason, "accepted_by": c.cfg.Options.AcceptedBy(u)}})
 	}
 	for _, t := range plan.DB.Tables {
 		c.tables[t.ID()] = &tableState{t: t, created: created[t.ID()]}
@@ -94,6 +107,58 @@ func (c *Coordinator) createTables(ctx context.Context, plan *Plan) error {
 			Metadata: map[string]any{"source": t.Source.String(), "mode": mode, "unlogged": t.Unlogged(unlogged) && created[t.ID()]}})
 	}
 	return nil
+}
+
+// createViews creates the views translated from the source (db.Views) with
+// the tables, before any row is copied: they do not slow the load, and a
+// view the target refuses is known before anything is copied. Each is
+// tried in a savepoint, in order (views on views after the views they
+// use); one refused, or that uses one refused, joins db.Unmigrated with
+// the target's error, and the run refuses to start unless the user
+// accepts it (--accept-unmigrated), as for what planning lists. Accepted,
+// the run's recorded model says so (the report reads it). CREATE OR
+// REPLACE: with --mode truncate the views of an earlier run are there.
+func (c *Coordinator) createViews(ctx context.Context, tx pgx.Tx, db *schema.Database) ([]*schema.Unmigrated, error) {
+	if len(db.Views) == 0 {
+		return nil, nil
+	}
+	var refused []*schema.Unmigrated
+	failed := map[string]bool{}
+	kept := db.Views[:0]
+	for _, v := range db.Views {
+		reason := ""
+		for _, n := range v.Needs {
+			if failed[n] {
+				reason = "it uses view " + n + ", which is not migrated"
+				break
+			}
+		}
+		if reason == "" {
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return execAll(ctx, sp, v.SQL) })
+			if pgutil.IsTransient(err) {
+				return nil, fmt.Errorf("create view %s: %w", v.Name, err)
+			}
+			if err != nil {
+				reason = "PostgreSQL refused its translation: " + err.Error()
+			}
+		}
+		if reason == "" {
+			kept = append(kept, v)
+			continue
+		}
+		failed[v.Name] = true
+		c.log.WarnContext(ctx, "view not created", "view", v.Name, "reason", reason)
+		refused = append(refused, &schema.Unmigrated{Kind: v.Kind, Name: v.Name, Reason: reason})
+	}
+	if len(refused) == 0 {
+		return nil, nil
+	}
+	db.Views = kept
+	db.Unmigrated = append(db.Unmigrated, refused...)
+	if err := c.cfg.Options.CheckUnmigrated(db); err != nil {
+		return nil, err
+	}
+	return refused, target.SetRunModel(ctx, tx, c.cfg.Run, db)
 }
 
 // createExtensions creates the source's extensions the target lacks. One

@@ -217,6 +217,28 @@ func NamePolicy(src source.Source, opts Options) schema.NamePolicy {
 	return p
 }
 
+// ViewFates says, for each view of the plan, what the run does with it:
+// "created as PostgreSQL view" (a source's view translated, created with
+// the tables), "created after the load" (a PostgreSQL source's own), or
+// "not migrated: <reason>".
+func (p *Plan) ViewFates() []string {
+	var out []string
+	for _, v := range p.DB.Views {
+		out = append(out, fmt.Sprintf("%s %s: created as PostgreSQL view", v.Kind, v.Name))
+	}
+	for _, o := range p.DB.Objects {
+		if o.Kind == "view" || o.Kind == "materialized view" {
+			out = append(out, fmt.Sprintf("%s %s: created after the load", o.Kind, o.Name))
+		}
+	}
+	for _, u := range p.DB.Unmigrated {
+		if u.Kind == "view" || u.Kind == "materialized view" {
+			out = append(out, fmt.Sprintf("%s %s: not migrated: %s", u.Kind, u.Name, u.Reason))
+		}
+	}
+	return out
+}
+
 // DDL renders every statement that creates the plan's objects, for display.
 func (p *Plan) DDL(unlogged bool) []string {
 	var out []string
@@ -242,6 +264,9 @@ func (p *Plan) DDL(unlogged bool) []string {
 		}
 	}
 	out = append(out, p.DB.SequenceOwners()...)
+	for _, v := range p.DB.Views {
+		out = append(out, v.SQL...)
+	}
 	for _, t := range p.DB.Tables {
 		out = append(out, schema.Finalize(t, p.DB.Policy)...)
 	}

@@ -113,6 +113,20 @@ func CreateRun(ctx context.Context, pool *pgxpool.Pool, r *Run) error {
 	return nil
 }
 
+// SetRunModel records a run's model again, in the caller's transaction:
+// setup learns what the target refused (a view) only once it tries, and
+// the report and resume read the model.
+func SetRunModel(ctx context.Context, tx pgx.Tx, run string, db *schema.Database) error {
+	model, err := json.Marshal(db)
+	if err != nil {
+		return fmt.Errorf("record run %s model: %w", run, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE caravan.runs SET model = $2 WHERE run_id = $1`, run, model); err != nil {
+		return fmt.Errorf("record run %s model: %w", run, err)
+	}
+	return nil
+}
+
 // ErrNoRun is returned when a run id is not in caravan.runs.
 var ErrNoRun = errors.New("no such run")
 

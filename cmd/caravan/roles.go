@@ -265,6 +265,12 @@ func printPlan(plan *coordinator.Plan, consistency string, readOpts map[string]s
 	for _, stmt := range plan.DDL(unlogged) {
 		fmt.Fprintf(w, "%s;\n", stmt)
 	}
+	if fates := plan.ViewFates(); len(fates) > 0 {
+		fmt.Fprintln(w, "\n-- views")
+		for _, f := range fates {
+			fmt.Fprintf(w, "--   %s\n", f)
+		}
+	}
 	if len(plan.DB.Unmigrated) > 0 {
 		fmt.Fprintln(w, "\n-- not migrated (a run refuses to start until each is accepted with --accept-unmigrated KIND:NAME)")
 		for _, u := range plan.DB.Unmigrated {
