@@ -9,14 +9,16 @@ import (
 
 // The lexer of view definitions: T-SQL's lexical rules, so that nothing in
 // a comment, a string or a quoted name is mistaken for SQL. Identifiers
-// come out unquoted ([a]]b] is a]b, "a""b" is a"b: QUOTED_IDENTIFIER is on
-// for every module SQL Server stores, see viewSQLSet), strings with their
-// quotes and N prefix as written, comments (-- and nested /* */) dropped.
+// come out unquoted ([a]]b] is a]b, "a""b" is a"b, marked: a module created
+// with QUOTED_IDENTIFIER OFF reads it as a string, and the translator
+// refuses it), strings with their quotes and N prefix as written, comments
+// (-- and nested /* */) dropped.
 
 type vtok struct {
 	kind    tokKind
 	text    string // identifier without quotes; literal as written; operator
 	quoted  bool   // [name] or "name": never a keyword
+	dquoted bool   // "name": a string instead under QUOTED_IDENTIFIER OFF
 	unicode bool   // N'string'
 }
 
@@ -76,7 +78,7 @@ func lexTSQL(s string) ([]vtok, error) {
 				b.WriteByte(s[j])
 				j++
 			}
-			toks = append(toks, vtok{kind: tokIdent, text: b.String(), quoted: true})
+			toks = append(toks, vtok{kind: tokIdent, text: b.String(), quoted: true, dquoted: c == '"'})
 			i = j + 1
 		case c == '\'' || ((c == 'N' || c == 'n') && i+1 < len(s) && s[i+1] == '\''):
 			start := i

@@ -178,6 +178,11 @@ func (s *viewSet) build(v *viewState) error {
 		return err
 	}
 	v.target = schema.Name{Schema: s.policy.Schema(v.name.Schema), Name: s.policy.Ident(v.name.Name)}
+	for _, t := range toks {
+		if t.dquoted {
+			return fmt.Errorf("\"%s\" is not translated: a name or a string depending on the QUOTED_IDENTIFIER the view was created with", t.text)
+		}
+	}
 	p := &vparser{set: s, toks: toks, view: v}
 	v.sql, v.cols, err = p.createView()
 	return err
@@ -581,10 +586,13 @@ func (p *vparser) selectCore(outer bool) (string, []relCol, bool, error) {
 			if err := comparable(e, "ORDER BY with TOP"); err != nil {
 				return "", nil, false, err
 			}
+			// SQL Server sorts NULL first, PostgreSQL last: TOP would
+			// keep other rows
 			if p.accept("DESC") {
-				e.sql += " DESC"
+				e.sql += " DESC NULLS LAST"
 			} else {
 				p.accept("ASC")
+				e.sql += " NULLS FIRST"
 			}
 			keys = append(keys, e.sql)
 			if !p.acceptOp(",") {

@@ -71,7 +71,8 @@ func TestViewTranslation(t *testing.T) {
 		{def: "create view v as select Id, ISNULL(FirstName, N'?') AS Name, GETDATE() AS Now, NEWID() AS G from Customers",
 			want: `SELECT "customers"."id" AS "id", COALESCE("customers"."firstname", '?') AS "name", LOCALTIMESTAMP(3) AS "now", gen_random_uuid() AS "g" FROM "public"."customers"`},
 		{def: "CREATE VIEW dbo.v WITH SCHEMABINDING AS SELECT TOP (5) o.Id, Total = o.Qty * o.Price FROM dbo.Orders o ORDER BY o.Qty DESC, Total",
-			want: `SELECT "o"."id" AS "id", "o"."qty" * "o"."price" AS "total" FROM "public"."orders" AS "o" ORDER BY "o"."qty" DESC, "total" LIMIT 5`},
+			want: `SELECT "o"."id" AS "id", "o"."qty" * "o"."price" AS "total" FROM "public"."orders" AS "o" ORDER BY "o"."qty" DESC NULLS LAST, "total" NULLS FIRST LIMIT 5`},
+		{def: `CREATE VIEW dbo.v AS SELECT "Id" FROM dbo.Customers`, refused: "QUOTED_IDENTIFIER"},
 		{def: "CREATE VIEW dbo.v AS\n-- big spenders\n/* nested /* comment */ still */ SELECT c.Id, COUNT(*) AS n, SUM(o.Qty) AS q FROM dbo.Customers c JOIN dbo.Orders o ON o.CustomerId = c.Id LEFT OUTER JOIN sales.Orders s ON s.Id = o.Id WHERE o.Qty BETWEEN 1 AND 10 AND s.Id IS NULL GROUP BY c.Id HAVING COUNT(*) > 1",
 			want: `SELECT "c"."id" AS "id", count(*) AS "n", sum("o"."qty") AS "q" FROM "public"."customers" AS "c" JOIN "public"."orders" AS "o" ON "o"."customerid" = "c"."id" LEFT JOIN "sales"."orders" AS "s" ON "s"."id" = "o"."id" WHERE "o"."qty" BETWEEN 1 AND 10 AND "s"."id" IS NULL GROUP BY "c"."id" HAVING count(*) > 1`},
 		{def: "CREATE VIEW dbo.v AS SELECT Id, CASE WHEN Credit > 100.5 THEN N'big' WHEN Credit IS NULL THEN NULL ELSE N'small' END AS Size, LEN(LastName) AS L, CHARINDEX('x', Code) AS P, CAST(Born AS date) AS D, CONVERT(varchar(30), Id) AS S, YEAR(Born) AS Y FROM dbo.Customers WHERE Id IN (1, 2, 3) AND NOT Score < 0.5",
@@ -177,13 +178,14 @@ func TestTranslatedViewsOnPostgres(t *testing.T) {
 	sfx := fmt.Sprint(time.Now().UnixNano() % 1_000_000_000)
 	policy := schema.NamePolicy{Case: schema.CaseLower, SchemaMap: map[string]string{"dbo": "vw_" + sfx, "sales": "vws_" + sfx}}
 	rows := viewCatalog(map[string]string{
-		"dbo.Names":  "CREATE VIEW dbo.Names AS SELECT c.Id, c.FirstName + N' ' + ISNULL(c.LastName, '') AS [Full Name], LEN(c.LastName) AS L, CHARINDEX('b', c.Code) AS P FROM dbo.Customers AS c",
-		"dbo.Totals": "CREATE VIEW dbo.Totals WITH SCHEMABINDING AS SELECT o.CustomerId, COUNT(*) AS N, SUM(o.Qty * o.Price) AS Amount FROM dbo.Orders AS o WHERE o.Qty BETWEEN 1 AND 100 GROUP BY o.CustomerId",
-		"dbo.Best":   "CREATE VIEW dbo.Best AS SELECT TOP (1) t.CustomerId, t.Amount FROM dbo.Totals t ORDER BY t.Amount DESC",
-		"dbo.Kinds":  "CREATE VIEW dbo.Kinds AS SELECT Id, CASE WHEN Credit IS NULL THEN N'none' WHEN Credit > 100 THEN N'big' ELSE N'small' END AS Kind, CAST(Born AS date) AS Day, YEAR(Born) AS Y, 7 / 2 AS Half, -7 % 3 AS M FROM dbo.Customers UNION ALL SELECT Id, N'order', CAST(OrderedAt AS date), 0, 0, 0 FROM dbo.Orders",
+		"dbo.Names":     "CREATE VIEW dbo.Names AS SELECT c.Id, c.FirstName + N' ' + ISNULL(c.LastName, '') AS [Full Name], LEN(c.LastName) AS L, CHARINDEX('b', c.Code) AS P FROM dbo.Customers AS c",
+		"dbo.Totals":    "CREATE VIEW dbo.Totals WITH SCHEMABINDING AS SELECT o.CustomerId, COUNT(*) AS N, SUM(o.Qty * o.Price) AS Amount FROM dbo.Orders AS o WHERE o.Qty BETWEEN 1 AND 100 GROUP BY o.CustomerId",
+		"dbo.Best":      "CREATE VIEW dbo.Best AS SELECT TOP (1) t.CustomerId, t.Amount FROM dbo.Totals t ORDER BY t.Amount DESC",
+		"dbo.FirstBorn": "CREATE VIEW dbo.FirstBorn AS SELECT TOP 1 Id, Born FROM dbo.Customers ORDER BY Born",
+		"dbo.Kinds":     "CREATE VIEW dbo.Kinds AS SELECT Id, CASE WHEN Credit IS NULL THEN N'none' WHEN Credit > 100 THEN N'big' ELSE N'small' END AS Kind, CAST(Born AS date) AS Day, YEAR(Born) AS Y, 7 / 2 AS Half, -7 % 3 AS M FROM dbo.Customers UNION ALL SELECT Id, N'order', CAST(OrderedAt AS date), 0, 0, 0 FROM dbo.Orders",
 	})
 	db := translateCatalog(t, rows, policy)
-	if len(db.Views) != 4 {
+	if len(db.Views) != 5 {
 		for _, u := range db.Unmigrated {
 			t.Log(u.Key(), u.Reason)
 		}
@@ -218,7 +220,9 @@ func TestTranslatedViewsOnPostgres(t *testing.T) {
 		"names":  "1|Ann Lee  |3|2,2|Bo ||0,3|Cy Ng|2|2",
 		"totals": "1|2|22.25,2|1|300.00",
 		"best":   "2|300.00",
-		"kinds":  "10|order|2024-05-06|0|0|0,11|order|2024-05-07|0|0|0,12|order|2024-01-01|0|0|0,13|order|2024-01-02|0|0|0,1|big|2001-02-03|2001|3|-1,2|none|1999-12-31|1999|3|-1,3|small|||3|-1",
+		// SQL Server sorts NULL first
+		"firstborn": "3|",
+		"kinds":     "10|order|2024-05-06|0|0|0,11|order|2024-05-07|0|0|0,12|order|2024-01-01|0|0|0,13|order|2024-01-02|0|0|0,1|big|2001-02-03|2001|3|-1,2|none|1999-12-31|1999|3|-1,3|small|||3|-1",
 	} {
 		var got string
 		q := fmt.Sprintf(`SELECT string_agg(line, ',' ORDER BY line COLLATE "C") FROM (SELECT concat_ws('|', VARIADIC ARRAY(SELECT coalesce(value, '') FROM json_each_text(row_to_json(v)))) AS line FROM vw_%s.%s AS v) AS l`, sfx, view)
