@@ -87,6 +87,7 @@ type catalogObject struct {
 }
 
 type viewState struct {
+	inRun      bool // listed by the inventory: a view of the run's schemas
 	name       schema.Name
 	definition string
 	busy, done bool
@@ -131,10 +132,12 @@ func translateViews(rows *catalogRows, d dialect, db *schema.Database) {
 		add(catalogObject{kind: "sequence", name: schema.Name{Schema: s.Schema, Name: s.Name}})
 	}
 	for _, u := range db.Unmigrated {
-		if u.Kind != "view" {
-			continue
+		if v := set.views[u.Name]; u.Kind == "view" && v != nil {
+			v.inRun = true
 		}
-		if v := set.views[u.Name]; v != nil {
+	}
+	for _, u := range db.Unmigrated {
+		if v := set.views[u.Name]; u.Kind == "view" && v != nil {
 			if err := set.translate(v); err != nil {
 				u.Reason = "its query is not translated: " + err.Error()
 			}
@@ -955,6 +958,8 @@ func (p *vparser) resolve(parts []string) (*rel, schema.Name, error) {
 			r.cols = append(r.cols, relCol{name: c.Name, target: c.TargetName, e: columnClass(c)})
 		}
 		return r, t.Target, nil
+	case o.kind == "view" && !o.view.inRun:
+		return nil, schema.Name{}, fmt.Errorf("it uses view %s, which is not part of this run", o.name)
 	case o.kind == "view":
 		if err := p.set.translate(o.view); err != nil {
 			return nil, schema.Name{}, fmt.Errorf("it uses view %s, which is not migrated", o.name)

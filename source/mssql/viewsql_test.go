@@ -138,7 +138,8 @@ func TestViewTranslation(t *testing.T) {
 
 // Views on views are translated after the views they use and say so
 // (Needs); a view on a refused view is refused, naming it; names follow
-// the run's policy (here: case kept).
+// the run's policy (here: case kept); a view outside the run's schemas is
+// not created for one inside.
 func TestViewsOnViews(t *testing.T) {
 	rows := viewCatalog(map[string]string{
 		"dbo.Top":   "CREATE VIEW dbo.[Top] AS SELECT m.Id, m.Total FROM dbo.Mid AS m WHERE m.Total > 10",
@@ -147,7 +148,19 @@ func TestViewsOnViews(t *testing.T) {
 		"dbo.Bad":   "CREATE VIEW dbo.Bad AS SELECT o.Id FROM dbo.Orders o CROSS APPLY (SELECT 1 AS x) a",
 		"dbo.OnBad": "CREATE VIEW dbo.OnBad AS SELECT Id FROM dbo.Bad",
 	})
-	db := translateCatalog(t, rows, schema.NamePolicy{Case: schema.CasePreserve})
+	rows.Tables = append(rows.Tables, tableRow{ObjectID: 9, Schema: "other", Name: "T"})
+	rows.Objects = append(rows.Objects, objectRow{Type: "V", Schema: "other", Name: "Far", Definition: "CREATE VIEW other.Far AS SELECT 1 AS x"},
+		objectRow{Type: "V", Schema: "dbo", Name: "OnFar", Definition: "CREATE VIEW dbo.OnFar AS SELECT x FROM other.Far"})
+	filter := schema.Filter{Include: []string{"dbo.*", "sales.*"}}
+	db, err := buildModel(rows, filter, Options{}, schema.NamePolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Unmigrated = inventory(rows, filter)
+	db.Translate = func(db *schema.Database) { translateViews(rows, dialect{}, db) }
+	if err := (schema.NamePolicy{Case: schema.CasePreserve}).Apply(db); err != nil {
+		t.Fatal(err)
+	}
 	var order []string
 	for _, v := range db.Views {
 		order = append(order, v.Name+fmt.Sprint(v.Needs))
@@ -162,7 +175,8 @@ func TestViewsOnViews(t *testing.T) {
 	for _, u := range db.Unmigrated {
 		reasons[u.Key()] = u.Reason
 	}
-	if !strings.Contains(reasons["view:dbo.OnBad"], "it uses view dbo.Bad, which is not migrated") || !strings.Contains(reasons["view:dbo.Bad"], "CROSS APPLY") {
+	if !strings.Contains(reasons["view:dbo.OnBad"], "it uses view dbo.Bad, which is not migrated") || !strings.Contains(reasons["view:dbo.Bad"], "CROSS APPLY") ||
+		!strings.Contains(reasons["view:dbo.OnFar"], "it uses view other.Far, which is not part of this run") {
 		t.Errorf("refusals: %v", reasons)
 	}
 }
