@@ -174,8 +174,11 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 		return nil, fmt.Errorf("discover %s: %w", s.database, err)
 	}
 	db.Unmigrated = append(db.Unmigrated, inventory(rows, filter)...)
-	// views are translated once the run's names are known
-	db.Translate = func(db *schema.Database) { translateViews(rows, s.d, db) }
+	// SQL text is translated again once the run's names are known
+	db.Translate = func(db *schema.Database) {
+		s.expressionsUnder(rows, filter, db)
+		translateViews(rows, s.d, db)
+	}
 	db.Unmigrated = append(db.Unmigrated, migrateSequences(rows, filter, db)...)
 	for k := range s.opts.TypeOverrides {
 		if !overrideUsed(db, k) {
@@ -183,6 +186,35 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 		}
 	}
 	return db, nil
+}
+
+// expressionsUnder translates the checks, index filters and generated
+// columns again under the run's name policy: Discover names their columns
+// under DefaultNames, and a run may choose another case (--name-case).
+// The same catalog rows built the model once, so they build it again.
+func (s *Source) expressionsUnder(rows *catalogRows, filter schema.Filter, db *schema.Database) {
+	if db.Policy.Case == s.DefaultNames().Case {
+		return
+	}
+	again, err := buildModel(rows, filter, s.opts, db.Policy)
+	if err != nil {
+		return
+	}
+	for _, t := range db.Tables {
+		a := again.Table(t.Source)
+		if a == nil || len(a.Indexes) != len(t.Indexes) {
+			continue
+		}
+		t.Checks = a.Checks
+		for i, ix := range t.Indexes {
+			ix.Where = a.Indexes[i].Where
+		}
+		for _, c := range t.Columns {
+			if ac := a.Column(c.Name); ac != nil {
+				c.Generated = ac.Generated
+			}
+		}
+	}
 }
 
 func overrideUsed(db *schema.Database, key string) bool {

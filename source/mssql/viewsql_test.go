@@ -248,3 +248,38 @@ func TestTranslatedViewsOnPostgres(t *testing.T) {
 		}
 	}
 }
+
+// Checks, filtered-index predicates and generated columns name the
+// columns caravan creates under the run's --name-case, not the source's
+// default (lower case).
+func TestExpressionsUnderTheRunsNames(t *testing.T) {
+	rows := &catalogRows{
+		Tables: []tableRow{{ObjectID: 1, Schema: "dbo", Name: "Items"}},
+		Columns: []columnRow{{ObjectID: 1, ColumnID: 1, Name: "Id", BaseType: "int", MaxLength: 4, Precision: 10},
+			{ObjectID: 1, ColumnID: 2, Name: "Qty", BaseType: "int", MaxLength: 4, Precision: 10, Nullable: true},
+			{ObjectID: 1, ColumnID: 3, Name: "Twice", BaseType: "int", MaxLength: 4, Precision: 10, Nullable: true, Computed: true, ComputedDef: "([Qty]*(2))"}},
+		Indexes: []indexRow{{ObjectID: 1, IndexID: 1, Name: "PK", Type: 1, Unique: true, PrimaryKey: true, KeyOrdinal: 1, Column: "Id"},
+			{ObjectID: 1, IndexID: 2, Name: "IX", Type: 2, KeyOrdinal: 1, Column: "Qty", Filter: "([Qty]>(5))"}},
+		Checks: []checkRow{{ParentID: 1, Name: "CK", Definition: "([Qty]>=(0))"}},
+	}
+	s := &Source{opts: Options{Computed: ComputedGenerated}}
+	for policy, want := range map[string]string{schema.CasePreserve: `"Qty"`, "": `"qty"`} {
+		db, err := buildModel(rows, schema.Filter{}, s.opts, s.DefaultNames())
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Translate = func(db *schema.Database) { s.expressionsUnder(rows, schema.Filter{}, db) }
+		p := s.DefaultNames()
+		if policy != "" {
+			p.Case = policy
+		}
+		if err := p.Apply(db); err != nil {
+			t.Fatal(err)
+		}
+		tb := db.Tables[0]
+		got := tb.Checks[0].Expr + " | " + tb.Indexes[0].Where + " | " + tb.Column("Twice").Generated
+		if strings.Count(got, want) != 3 {
+			t.Errorf("--name-case %q: %s; want every column named %s", policy, got, want)
+		}
+	}
+}
