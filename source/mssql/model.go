@@ -56,6 +56,9 @@ func buildModel(rows *catalogRows, filter schema.Filter, opts Options, names sch
 		if t == nil || r.ColumnSet || r.DefaultDef == "" {
 			continue
 		}
+		if _, ok := nextValueFor(r.DefaultDef); ok {
+			continue // sequenceDefaults, once the sequences' target names are known
+		}
 		c := t.Column(r.Name)
 		k, _ := parsePGType(c.Type)
 		pg, note, ok := translateDefault(r.DefaultDef, types[r.ObjectID][r.Name].Type, k)

@@ -126,3 +126,58 @@ func (r sequenceRow) definition() string {
 	return fmt.Sprintf("-- %s\nCREATE SEQUENCE %s.%s AS %s START WITH %s INCREMENT BY %s MINVALUE %s MAXVALUE %s %s;",
 		last, quoteIdent(r.Schema), quoteIdent(r.Name), r.Type, r.Start, r.Increment, r.Min, r.Max, cycle)
 }
+
+// nextValueFor reads a default NEXT VALUE FOR [schema].[sequence] (as
+// sys.default_constraints keeps it, in parentheses): the sequence's name,
+// last part first.
+func nextValueFor(def string) ([]string, bool) {
+	toks, err := lexTSQL(stripParens(def))
+	if err != nil || len(toks) < 4 || !toks[0].is("NEXT") || !toks[1].is("VALUE") || !toks[2].is("FOR") {
+		return nil, false
+	}
+	var parts []string
+	for i := 3; i < len(toks); i += 2 {
+		if toks[i].kind != tokIdent || (i+1 < len(toks) && toks[i+1].text != ".") {
+			return nil, false
+		}
+		parts = append([]string{toks[i].text}, parts...)
+	}
+	return parts, len(parts) <= 2
+}
+
+// sequenceDefaults gives a column whose default is NEXT VALUE FOR a
+// sequence the run creates the default nextval of that sequence, under
+// its target name; a default on any other sequence is dropped, warned.
+func sequenceDefaults(rows *catalogRows, db *schema.Database) {
+	created := map[schema.Name]bool{}
+	for _, s := range db.Sequences {
+		created[s.Name] = true
+	}
+	byID := map[int64]schema.Name{}
+	for _, t := range rows.Tables {
+		byID[t.ObjectID] = schema.Name{Schema: t.Schema, Name: t.Name}
+	}
+	for _, r := range rows.Columns {
+		parts, ok := nextValueFor(r.DefaultDef)
+		t := db.Table(byID[r.ObjectID])
+		if !ok || t == nil || t.Column(r.Name) == nil {
+			continue
+		}
+		// the catalog's sequence of that name (unqualified: only when one
+		// schema has a sequence so named)
+		var seq schema.Name
+		matches := 0
+		for _, s := range rows.Sequences {
+			if strings.EqualFold(s.Name, parts[0]) && (len(parts) == 1 || strings.EqualFold(s.Schema, parts[1])) {
+				seq, matches = schema.Name{Schema: s.Schema, Name: s.Name}, matches+1
+			}
+		}
+		found := matches == 1
+		target := schema.Name{Schema: db.Policy.Schema(seq.Schema), Name: db.Policy.Ident(seq.Name)}
+		if !found || !created[target] {
+			db.Warnings = append(db.Warnings, fmt.Sprintf("table %s column %q: default %s dropped: the run does not create that sequence", t.Source, r.Name, r.DefaultDef))
+			continue
+		}
+		t.Column(r.Name).Default = "nextval(" + schema.QuoteLiteral(schema.QuoteName(target)) + "::regclass)"
+	}
+}

@@ -70,3 +70,34 @@ func TestMigrateSequencesFromCatalogRows(t *testing.T) {
 		t.Errorf("a run of dbo left %v unmigrated, want dbo.Huge alone", left)
 	}
 }
+
+// A default NEXT VALUE FOR a sequence the run creates becomes nextval of
+// that sequence under its target name; one on a sequence the run does not
+// create is dropped with a warning.
+func TestNextValueForDefaults(t *testing.T) {
+	rows := &catalogRows{
+		Tables: []tableRow{{ObjectID: 1, Schema: "dbo", Name: "Tickets"}},
+		Columns: []columnRow{{ObjectID: 1, ColumnID: 1, Name: "No", BaseType: "bigint", MaxLength: 8, Precision: 19, DefaultDef: "(NEXT VALUE FOR [dbo].[TicketNo])"},
+			{ObjectID: 1, ColumnID: 2, Name: "Other", BaseType: "int", MaxLength: 4, Precision: 10, Nullable: true, DefaultDef: "(NEXT VALUE FOR [Huge])"}},
+		Objects: []objectRow{{Type: "SO", Schema: "dbo", Name: "TicketNo"}, {Type: "SO", Schema: "dbo", Name: "Huge"}},
+		Sequences: []sequenceRow{{Schema: "dbo", Name: "TicketNo", Type: "bigint", Start: "1", Increment: "1", Min: "1", Max: "9223372036854775807"},
+			{Schema: "dbo", Name: "Huge", Type: "decimal", Start: "1", Increment: "1", Min: "1", Max: "99999999999999999999"}},
+	}
+	db, err := buildModel(rows, schema.Filter{}, Options{}, lowerPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Unmigrated = migrateSequences(rows, schema.Filter{}, db)
+	db.Translate = func(db *schema.Database) { sequenceDefaults(rows, db) }
+	policy := schema.NamePolicy{Case: schema.CasePreserve, SchemaMap: map[string]string{"dbo": "app"}}
+	if err := policy.Apply(db); err != nil {
+		t.Fatal(err)
+	}
+	tb := db.Tables[0]
+	if got := tb.Column("No").Default; got != `nextval('"app"."TicketNo"'::regclass)` {
+		t.Errorf("default %q", got)
+	}
+	if tb.Column("Other").Default != "" || !strings.Contains(strings.Join(db.Warnings, "\n"), `column "Other": default (NEXT VALUE FOR [Huge]) dropped`) {
+		t.Errorf("default %q, warnings %v", tb.Column("Other").Default, db.Warnings)
+	}
+}

@@ -177,6 +177,7 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	// SQL text is translated again once the run's names are known
 	db.Translate = func(db *schema.Database) {
 		s.expressionsUnder(rows, filter, db)
+		sequenceDefaults(rows, db)
 		translateViews(rows, s.d, db)
 	}
 	db.Unmigrated = append(db.Unmigrated, migrateSequences(rows, filter, db)...)
