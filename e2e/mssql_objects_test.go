@@ -44,6 +44,7 @@ func TestSQLServerObjectsNotLostBySurprise(t *testing.T) {
 		"CREATE FUNCTION §.twice (@x int) RETURNS int AS BEGIN RETURN @x * 2 END",
 		"CREATE TRIGGER §.items_tr ON §.items AFTER INSERT AS SELECT 1",
 		"CREATE SEQUENCE §.ticket AS bigint START WITH 100 INCREMENT BY 10",
+		"CREATE TYPE §.lines AS TABLE (id int NOT NULL, note nvarchar(10) NULL)",
 		"SELECT NEXT VALUE FOR §.ticket",
 		"SELECT NEXT VALUE FOR §.ticket",
 	} {
@@ -53,22 +54,22 @@ func TestSQLServerObjectsNotLostBySurprise(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, stmt := range []string{"DROP TRIGGER §.items_tr", "DROP VIEW §.tricky", "DROP VIEW §.later", "DROP VIEW §.named", "DROP PROCEDURE §.touch", "DROP FUNCTION §.twice",
-			"DROP SEQUENCE §.ticket", "DROP TABLE §.items", "DROP SCHEMA §"} {
+			"DROP SEQUENCE §.ticket", "DROP TYPE §.lines", "DROP TABLE §.items", "DROP SCHEMA §"} {
 			_, _ = ms.ExecContext(ctx, q(stmt))
 		}
 	})
-	objects := []string{"view:" + sch + ".tricky", "procedure:" + sch + ".touch", "function:" + sch + ".twice", "trigger:" + sch + ".items_tr"}
+	objects := []string{"view:" + sch + ".tricky", "procedure:" + sch + ".touch", "function:" + sch + ".twice", "trigger:" + sch + ".items_tr", "table type:" + sch + ".lines"}
 
 	dir := t.TempDir()
 	res := caravan(t, 2*time.Minute, "plan", "--source-url", msURL, "--include", sch+".*", "--objects-dir", dir)
 	if res.code != 0 {
 		t.Fatalf("plan exited %d\n%s", res.code, tail(res.stderr, 3000))
 	}
-	mustContain(t, res.stdout, append([]string{"-- not migrated", "CREATE SEQUENCE IF NOT EXISTS", "4 definitions written",
+	mustContain(t, res.stdout, append([]string{"-- not migrated", "CREATE SEQUENCE IF NOT EXISTS", "5 definitions written",
 		"view " + sch + ".named: created as PostgreSQL view", "view " + sch + ".later: created as PostgreSQL view",
 		"view " + sch + ".tricky: not migrated: its query is not translated: LIKE"}, objects...)...)
 	for file, text := range map[string]string{sch + ".tricky.sql": "LIKE N'a%'", sch + ".touch.sql": "UPDATE", sch + ".twice.sql": "RETURN @x * 2",
-		sch + ".items_tr.sql": "AFTER INSERT"} {
+		sch + ".items_tr.sql": "AFTER INSERT", sch + ".lines.sql": "AS TABLE (\n    [id] int NOT NULL,\n    [note] nvarchar(10) NULL\n)"} {
 		data, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil || !strings.Contains(string(data), text) {
 			t.Errorf("--objects-dir %s: %q, %v; want it to hold %q", file, data, err, text)
@@ -87,11 +88,11 @@ func TestSQLServerObjectsNotLostBySurprise(t *testing.T) {
 	}
 
 	res = caravan(t, 3*time.Minute, append(args, "--computed", "generated", "--accept-unmigrated", "view:"+sch+".*", "--accept-unmigrated", "procedure:*",
-		"--accept-unmigrated", "function:*", "--accept-unmigrated", "trigger:*")...)
+		"--accept-unmigrated", "function:*", "--accept-unmigrated", "trigger:*", "--accept-unmigrated", "table type:*")...)
 	if res.code != 0 {
 		t.Fatalf("migrate exited %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, tail(res.stderr, 6000))
 	}
-	mustContain(t, res.stdout, append([]string{"not migrated (4"}, sch+".tricky", sch+".items_tr")...)
+	mustContain(t, res.stdout, append([]string{"not migrated (5"}, sch+".tricky", sch+".items_tr")...)
 	if n := query[int64](t, dst, fmt.Sprintf(`SELECT count(*) FROM %q.items`, sch)); n != 3 {
 		t.Errorf("items: %d rows, want 3", n)
 	}
@@ -111,8 +112,8 @@ func TestSQLServerObjectsNotLostBySurprise(t *testing.T) {
 	if got := query[string](t, dst, fmt.Sprintf(`SELECT string_agg(coalesce(doubled::text, 'NULL') || '/' || coalesce(absolute::text, 'NULL'), ',' ORDER BY id) FROM %q.items`, sch)); got != "10/5,NULL/NULL,-14/7" {
 		t.Errorf("computed values on the target: %s", got)
 	}
-	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE operation = 'not_migrated'`); n != 4 {
-		t.Errorf("%d not_migrated audit rows, want 4", n)
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE operation = 'not_migrated'`); n != 5 {
+		t.Errorf("%d not_migrated audit rows, want 5", n)
 	}
 	// The sequence continues where the source's does.
 	var next int64

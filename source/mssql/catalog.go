@@ -238,6 +238,9 @@ func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error
 		return nil, err
 	}
 	c.Objects = d.objects(&c)
+	if err := readTableTypes(ctx, q, &c); err != nil {
+		return nil, err
+	}
 	if err := readSequences(ctx, q, d, &c); err != nil {
 		return nil, err
 	}

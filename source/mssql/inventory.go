@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/caravan-db/caravan/schema"
 )
@@ -51,6 +52,70 @@ SELECT CAST(N'SV' AS nvarchar(2)), CAST(SCHEMA_NAME(t.schema_id) AS nvarchar(128
 FROM sys.tables AS t
 WHERE OBJECTPROPERTY(t.object_id, 'TableTemporalType') = 2 AND ` + userTable + `
 ORDER BY 1, 2, 3`
+
+// tableTypeColumnsSQL reads the columns of user-defined table types, by
+// their system type, so a table type's listing carries a CREATE TYPE the
+// person rewriting it can read (OBJECT_DEFINITION has none for types).
+const tableTypeColumnsSQL = `SELECT CAST(SCHEMA_NAME(tt.schema_id) AS nvarchar(128)), CAST(tt.name AS nvarchar(128)), CAST(c.name AS nvarchar(128)),
+  CAST(TYPE_NAME(c.system_type_id) AS nvarchar(128)), CAST(c.max_length AS int), CAST(c.precision AS int), CAST(c.scale AS int), c.is_nullable
+FROM sys.table_types AS tt
+JOIN sys.columns AS c ON c.object_id = tt.type_table_object_id
+ORDER BY 1, 2, c.column_id`
+
+// readTableTypes fills in the definition of each table type listed: only
+// when there is one, so an engine without table types is not asked.
+func readTableTypes(ctx context.Context, q queryer, c *catalogRows) error {
+	types := map[schema.Name]*objectRow{}
+	for i, o := range c.Objects {
+		if o.Type == "TT" && o.Definition == "" {
+			types[schema.Name{Schema: o.Schema, Name: o.Name}] = &c.Objects[i]
+		}
+	}
+	if len(types) == 0 {
+		return nil
+	}
+	cols := map[schema.Name][]string{}
+	err := scanAll(ctx, q, tableTypeColumnsSQL, "table types", func(r *sql.Rows) error {
+		var n schema.Name
+		var col, base string
+		var maxLen, prec, scale int
+		var nullable bool
+		if err := r.Scan(&n.Schema, &n.Name, &col, &base, &maxLen, &prec, &scale, &nullable); err != nil {
+			return err
+		}
+		cols[n] = append(cols[n], tableTypeColumn(col, base, maxLen, prec, scale, nullable))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for n, o := range types {
+		o.Definition = tableTypeDefinition(n, cols[n])
+	}
+	return nil
+}
+
+// tableTypeColumn spells one column of a table type in T-SQL.
+func tableTypeColumn(name, base string, maxLen, prec, scale int, nullable bool) string {
+	typ := base
+	if t, err := typeFromCatalog(base, maxLen, prec, scale, ""); err == nil {
+		typ = t.String()
+	}
+	null := " NOT NULL"
+	if nullable {
+		null = " NULL"
+	}
+	return quoteIdent(name) + " " + typ + null
+}
+
+// tableTypeDefinition is a table type's CREATE TYPE, columns only.
+func tableTypeDefinition(n schema.Name, cols []string) string {
+	if len(cols) == 0 {
+		return ""
+	}
+	return "-- built from the catalog: columns only (keys, checks and defaults of the type are not shown)\n" +
+		"CREATE TYPE " + quoteIdent(n.Schema) + "." + quoteIdent(n.Name) + " AS TABLE (\n    " + strings.Join(cols, ",\n    ") + "\n);"
+}
 
 func readObjects(ctx context.Context, q queryer, c *catalogRows) error {
 	return scanAll(ctx, q, objectsSQL, "objects", func(r *sql.Rows) error {

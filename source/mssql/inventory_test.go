@@ -77,3 +77,22 @@ func TestInventoryFromCatalogRows(t *testing.T) {
 		t.Errorf("a run of dbo.Orders lists %v", keys)
 	}
 }
+
+// A table type is listed with a CREATE TYPE built from its catalog
+// columns, for --objects-dir.
+func TestTableTypeDefinition(t *testing.T) {
+	n := schema.Name{Schema: "dbo", Name: "Order]List"}
+	got := tableTypeDefinition(n, []string{
+		tableTypeColumn("Id", "int", 4, 10, 0, false),
+		tableTypeColumn("Note", "nvarchar", 100, 0, 0, true),
+		tableTypeColumn("Amount", "decimal", 9, 12, 2, true),
+	})
+	want := "-- built from the catalog: columns only (keys, checks and defaults of the type are not shown)\n" +
+		"CREATE TYPE [dbo].[Order]]List] AS TABLE (\n    [Id] int NOT NULL,\n    [Note] nvarchar(50) NULL,\n    [Amount] decimal(12,2) NULL\n);"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if tableTypeDefinition(n, nil) != "" {
+		t.Error("a type without columns read has a definition")
+	}
+}
