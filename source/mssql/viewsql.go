@@ -1382,6 +1382,9 @@ func (p *vparser) primary(scope []*rel) (vexpr, error) {
 			return vexpr{sql: "LOCALTIMESTAMP(3)", class: vTime, tname: "datetime"}, nil
 		}
 		if isKeyword(t) {
+			if p.pos+1 < len(p.toks) && p.toks[p.pos+1].text == "(" {
+				return vexpr{}, fmt.Errorf("function %s is not translated", strings.ToUpper(t.text))
+			}
 			return vexpr{}, p.unexpected("unexpected")
 		}
 		if strings.HasPrefix(t.text, "@") {

@@ -112,6 +112,7 @@ func TestViewTranslation(t *testing.T) {
 		{def: "CREATE VIEW dbo.v AS SELECT AVG(Qty) AS n FROM dbo.Orders", refused: "AVG"},
 		{def: "CREATE VIEW dbo.v AS SELECT Id FROM dbo.Customers WHERE Active = 1", refused: "different types"},
 		{def: "", refused: "WITH ENCRYPTION"},
+		{def: "CREATE VIEW dbo.v AS SELECT LEFT(LastName, 2) AS x FROM dbo.Customers", refused: "function LEFT is not translated"},
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
