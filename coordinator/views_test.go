@@ -96,3 +96,18 @@ func testQuery[T any](t *testing.T, pool *pgxpool.Pool, q string, args ...any) T
 	}
 	return v
 }
+
+// plan says for each view what the run does with it.
+func TestViewFates(t *testing.T) {
+	p := &Plan{DB: &schema.Database{
+		Views:      []*schema.Object{{Kind: "view", Name: "dbo.ok"}},
+		Objects:    []*schema.Object{{Kind: "materialized view", Name: "public.mv"}, {Kind: "function", Name: "public.f()"}},
+		Unmigrated: []*schema.Unmigrated{{Kind: "view", Name: "dbo.no", Reason: "its query is not translated: CROSS APPLY is not translated"}, {Kind: "trigger", Name: "dbo.tr"}},
+	}}
+	got := strings.Join(p.ViewFates(), "\n")
+	want := "view dbo.ok: created as PostgreSQL view\nmaterialized view public.mv: created after the load\n" +
+		"view dbo.no: not migrated: its query is not translated: CROSS APPLY is not translated"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
