@@ -29,7 +29,10 @@ type objectRow struct {
 	Definition string
 }
 
-// objectsSQL reads the objects the inventory reports. The temporal type is
+// objectsSQL reads the objects the inventory reports. Table types come
+// from sys.table_types, by the name users gave them: sys.objects knows
+// them by their internal table (TT_<name>_<id>), which Babelfish marks
+// is_ms_shipped. The temporal type is
 // read through OBJECTPROPERTY, which is NULL on servers older than 2016
 // instead of failing on a missing column.
 // Every column is cast to one type in every branch: Babelfish types a
@@ -42,7 +45,10 @@ const objectsSQL = `SELECT CAST(RTRIM(o.type) AS nvarchar(2)), CAST(SCHEMA_NAME(
       FROM sys.synonyms AS s WHERE s.object_id = o.object_id)
     ELSE OBJECT_DEFINITION(o.object_id) END, N'') AS nvarchar(max))
 FROM sys.objects AS o
-WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO', 'TT')
+WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO')
+UNION ALL
+SELECT CAST(N'TT' AS nvarchar(2)), CAST(SCHEMA_NAME(tt.schema_id) AS nvarchar(128)), CAST(tt.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)), CAST(N'' AS nvarchar(max))
+FROM sys.table_types AS tt WHERE tt.is_user_defined = 1
 UNION ALL
 SELECT CAST(N'PS' AS nvarchar(2)), CAST(N'' AS nvarchar(128)), CAST(ps.name AS nvarchar(128)), CAST(N'' AS nvarchar(300)), CAST(N'' AS nvarchar(max)) FROM sys.partition_schemes AS ps
 UNION ALL
