@@ -82,6 +82,17 @@ func TestViewsCreatedWithTheTables(t *testing.T) {
 		t.Errorf("%d not_migrated audit rows, want 2", n)
 	}
 
+	// a table reloaded on resume is emptied under its views (TRUNCATE)
+	if _, err := pool.Exec(ctx, `INSERT INTO public.t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := target.RestartTable(ctx, pool, c.cfg.Run, p.DB.Tables[0].Target, p.DB.Tables[0].ID(), true); err != nil {
+		t.Fatalf("reload a table under views: %v", err)
+	}
+	if n := testQuery[int64](t, pool, `SELECT count(*) FROM public.onv1`); n != 0 {
+		t.Errorf("%d rows through the views after the reload", n)
+	}
+
 	// the tables are emptied, the views replaced
 	if _, _, err := run(Options{Mode: ModeTruncate, AcceptUnmigrated: []string{"view:*"}}); err != nil {
 		t.Fatalf("a second run over the views: %v", err)
