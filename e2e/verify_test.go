@@ -62,7 +62,9 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 		`INSERT INTO notes SELECT g % 50, 'note ' || g FROM generate_series(1, 400) g`,
 		`INSERT INTO notes VALUES (7, 'note 7')`,
 		`CREATE TABLE gone (id integer PRIMARY KEY)`,
-		`INSERT INTO gone SELECT generate_series(1, 10)`)
+		`INSERT INTO gone SELECT generate_series(1, 10)`,
+		`CREATE TABLE shaped (id integer PRIMARY KEY, a text, b text)`,
+		`INSERT INTO shaped SELECT g, 'a' || g, 'b' || g FROM generate_series(1, 20) g`)
 	pgDumpInto(t, src, dst)
 
 	run := uuid.NewString()
@@ -70,7 +72,7 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("verify of identical databases exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
 	}
-	mustContain(t, res.stdout, "identical: 4 tables", "public.items: identical, 5000 rows (5 of 5 chunks checked, 0 differed)")
+	mustContain(t, res.stdout, "identical: 5 tables", "public.items: identical, 5000 rows (5 of 5 chunks checked, 0 differed)")
 	assertRunAgrees(t, dst, run, res.code, "succeeded")
 	if st := caravan(t, time.Minute, "status", "--target-url", dst, run); st.code != 0 {
 		t.Errorf("status of the verify run exited %d\n%s", st.code, st.stdout)
@@ -97,7 +99,9 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 		`INSERT INTO notes VALUES (12, 'note 12')`,
 		`UPDATE notes SET body = 'edited' WHERE n = 20 AND body = 'note 20'`,
 		// a table not there at all is a difference, not an error
-		`DROP TABLE gone`)
+		`DROP TABLE gone`,
+		// so are other columns: named, the rows not compared
+		`ALTER TABLE shaped DROP COLUMN b, ADD COLUMN c integer`)
 
 	run = uuid.NewString()
 	res = caravan(t, 3*time.Minute, "verify", "--source-url", src, "--target-url", dst, "--chunk-rows", "1000", "--run-id", run)
@@ -125,7 +129,8 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("differences in %d tables, want %d:\n%s", len(got), len(want), res.stdout)
 	}
-	mustContain(t, res.stdout, "DIFFERENT: 4 of 4 tables differ", "public.gone: not on the target (the source has 10 rows)")
+	mustContain(t, res.stdout, "DIFFERENT: 5 of 5 tables differ", "public.gone: not on the target (the source has 10 rows)",
+		"public.shaped: other columns on the target: missing b; not on the source c (rows not compared; the source has 20 rows)")
 	assertRunAgrees(t, dst, run, res.code, "failed")
 	st := caravan(t, time.Minute, "status", "--target-url", dst, run)
 	if st.code != 2 {

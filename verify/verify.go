@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
@@ -96,13 +98,19 @@ type Table struct {
 	Whole       string
 	// Absent: the table is not on the target at all (SourceRows is the
 	// source's count of it).
-	Absent  bool
+	Absent bool
+	// Columns says how the target's columns differ from those the source's
+	// rows would be loaded into ("" when the same): such a table's rows
+	// are not compared, its content cannot be the source's.
+	Columns string
 	Diffs   []Diff
 	Seconds float64
 }
 
 // OK says whether the table is identical (as far as it was checked).
-func (t *Table) OK() bool { return !t.Absent && len(t.Diffs) == 0 && t.SourceRows == t.TargetRows }
+func (t *Table) OK() bool {
+	return !t.Absent && t.Columns == "" && len(t.Diffs) == 0 && t.SourceRows == t.TargetRows
+}
 
 // Summary is one line on the table: counts of each kind of difference.
 func (t *Table) Summary() string {
@@ -112,6 +120,9 @@ func (t *Table) Summary() string {
 	}
 	if t.Absent {
 		return fmt.Sprintf("not on the target (the source has %d rows)", t.SourceRows)
+	}
+	if t.Columns != "" {
+		return fmt.Sprintf("other columns on the target: %s (rows not compared; the source has %d rows)", t.Columns, t.SourceRows)
 	}
 	how := fmt.Sprintf("%d of %d chunks checked, %d differed", t.Checked, t.Chunks, t.Differed)
 	if t.SubRanges > 0 {
@@ -214,6 +225,15 @@ func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) 
 		if absent, err := v.absent(ctx, tp.Table); err != nil || absent {
 			if err == nil {
 				t.Absent = true
+				t.SourceRows, _, err = v.src.Count(ctx, tp.Table, snap.ID)
+			}
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if t.Columns, err = v.columnsDiffer(ctx, tp.Table); err != nil || t.Columns != "" {
+			if err == nil {
 				t.SourceRows, _, err = v.src.Count(ctx, tp.Table, snap.ID)
 			}
 			if err != nil {
@@ -355,6 +375,42 @@ func (v *Verifier) absent(ctx context.Context, t *schema.Table) (bool, error) {
 		return false, fmt.Errorf("verify %s: look for it on the target: %w", t.ID(), err)
 	}
 	return !exists, nil
+}
+
+// columnsDiffer compares the target table's columns with those the
+// source's rows load into, by target name: a column missing would make
+// every read of the target fail, an extra one makes the table not the
+// source's. It names the differences, or returns "".
+func (v *Verifier) columnsDiffer(ctx context.Context, t *schema.Table) (string, error) {
+	rows, err := v.pool.Query(ctx, `SELECT attname FROM pg_attribute
+		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`, schema.QuoteName(t.Target))
+	if err != nil {
+		return "", fmt.Errorf("verify %s: read its columns on the target: %w", t.ID(), err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("verify %s: read its columns on the target: %w", t.ID(), err)
+	}
+	want := loadCols(t)
+	var missing, extra []string
+	for _, c := range want {
+		if !slices.Contains(have, c) {
+			missing = append(missing, c)
+		}
+	}
+	for _, c := range have {
+		if !slices.Contains(want, c) {
+			extra = append(extra, c)
+		}
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(missing, ", "))
+	}
+	if len(extra) > 0 {
+		parts = append(parts, "not on the source "+strings.Join(extra, ", "))
+	}
+	return strings.Join(parts, "; "), nil
 }
 
 // byChunk says whether a table is checked chunk by chunk: its chunks are
