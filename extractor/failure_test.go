@@ -82,7 +82,7 @@ func TestSnapshotGoneFailsChunkAtOnce(t *testing.T) {
 		if err := proto.Unmarshal(msg.Data(), &failed); err != nil {
 			t.Fatal(err)
 		}
-		if want := "snapshot gone: finish with caravan resume " + run; !strings.Contains(failed.Error, want) || failed.Table != "public.t" {
+		if want := "a migration: finish it with caravan resume " + run; !strings.Contains(failed.Error, want) || failed.Table != "public.t" {
 			t.Errorf("snapshot %s: chunk failed with %q, want it to say %q", snap, failed.Error, want)
 		}
 	}

@@ -39,7 +39,8 @@ func (s *Source) read(ctx context.Context, task *proto.ChunkTask, keys [][]strin
 	var gone *snapshotGoneError
 	if errors.As(err, &gone) {
 		// Every chunk of the run fails the same way: say what to do.
-		return source.Permanent(fmt.Errorf("snapshot gone: finish with caravan resume %s (%w)", task.Run, gone))
+		// The task does not say which command made it: name both ways on.
+		return source.Permanent(fmt.Errorf("snapshot gone: the process holding run %s's snapshot stopped; a migration: finish it with caravan resume %[1]s; a verification: run caravan verify again (%[2]w)", task.Run, gone))
 	}
 	if err != nil {
 		return fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err)
