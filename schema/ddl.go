@@ -139,14 +139,26 @@ func Comments(t *Table) []string {
 // primary key, unique constraints, indexes, checks, comments. Sequence and
 // identity restarts need the loaded data's maximum and are separate
 // (SequenceResets).
+//
+// A named primary key of a table that is not partitioned is built as a
+// unique index first, then attached: CREATE INDEX locks out writers only,
+// so the validator's read of the loaded table runs beside the build,
+// where ADD PRIMARY KEY would hold every reader off until its index is
+// built. Attaching is a catalog change (the key columns are NOT NULL
+// already). A partitioned table cannot attach an index as its key.
 func Finalize(t *Table, policy NamePolicy) []string {
 	var out []string
 	if len(t.PrimaryKey) > 0 && !t.KeyInherited {
-		name := ""
-		if pk := orIdent(t.PrimaryKeyTarget, t.PrimaryKeyName, policy); pk != "" {
-			name = "CONSTRAINT " + Quote(pk) + " "
+		pk := orIdent(t.PrimaryKeyTarget, t.PrimaryKeyName, policy)
+		switch {
+		case pk != "" && !t.Partitioned():
+			out = append(out, fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)", Quote(pk), QuoteName(t.Target), t.quotedCols(t.PrimaryKey)),
+				fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", QuoteName(t.Target), Quote(pk), Quote(pk)))
+		case pk != "":
+			out = append(out, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)", QuoteName(t.Target), Quote(pk), t.quotedCols(t.PrimaryKey)))
+		default:
+			out = append(out, fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", QuoteName(t.Target), t.quotedCols(t.PrimaryKey)))
 		}
-		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD %sPRIMARY KEY (%s)", QuoteName(t.Target), name, t.quotedCols(t.PrimaryKey)))
 	}
 	for _, u := range t.Uniques {
 		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", QuoteName(t.Target), Quote(orIdent(u.TargetName, u.Name, policy)), t.indexCols(u.Columns)))
