@@ -19,15 +19,19 @@ import (
 // now that the data is in, sequences restarted past the data, and the
 // table made LOGGED if it was loaded UNLOGGED. A table caravan did not
 // create (mode truncate) keeps its own DDL; only its sequences move.
-func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
+//
+// It runs apart from the loop (startClosing) and says whether the table
+// failed; the loop records the outcome. Every step is safe to take again: an error (the target
+// away) or a resumed run finalizes the table from the start.
+func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) (failed bool, err error) {
 	ctx, span := c.tracer.Start(ctx, "finalize table")
 	defer span.End()
 	t := ts.t
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusLoaded, ""); err != nil {
-		return err
+		return false, err
 	}
 	if err := c.countSource(ctx, t); err != nil {
-		return err
+		return false, err
 	}
 	var stmts []string
 	if ts.created {
@@ -41,7 +45,7 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 		started := time.Now()
 		_, err := c.pool.Exec(ctx, stmt)
 		if pgutil.IsTransient(err) {
-			return fmt.Errorf("finalize %s: %w", t.ID(), err) // tried again once the target is back
+			return false, fmt.Errorf("finalize %s: %w", t.ID(), err) // tried again once the target is back
 		}
 		if alreadyDone(err) {
 			err = nil // an earlier try got this far before the target went away
@@ -60,19 +64,19 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 		failure = c.resetSequences(ctx, t)
 	}
 	if failure != "" {
-		ts.failed = true
 		if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFailed, failure); err != nil {
-			return err
+			return false, err
 		}
 		c.log.ErrorContext(ctx, "finalize failed", "table", t.ID(), "err", failure)
-		return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure})
+		return true, broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized,
+			&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure})
 	}
-	ts.finalized = true
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFinalized, ""); err != nil {
-		return err
+		return false, err
 	}
 	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
-	return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
+	return false, broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized,
+		&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
 }
 
 // countSource records the source's own count of a loaded table for the
