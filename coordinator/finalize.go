@@ -20,7 +20,8 @@ import (
 // table made LOGGED if it was loaded UNLOGGED. A table caravan did not
 // create (mode truncate) keeps its own DDL; only its sequences move.
 //
-// It runs apart from the loop (startClosing) and says whether the table
+// Once the source's count is recorded, TableLoaded lets the validator judge
+// the table's content while the keys are built. It runs apart from the loop (startClosing) and says whether the table
 // failed; the loop records the outcome. Every step is safe to take again: an error (the target
 // away) or a resumed run finalizes the table from the start.
 func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) (failed bool, err error) {
@@ -31,6 +32,9 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) (failed
 		return false, err
 	}
 	if err := c.countSource(ctx, t); err != nil {
+		return false, err
+	}
+	if err := broadcast(ctx, c.js, c.cfg.Run, proto.EventTableLoaded, &proto.TableLoaded{V: proto.Version, Run: c.cfg.Run, Table: t.ID()}); err != nil {
 		return false, err
 	}
 	var stmts []string
@@ -69,14 +73,14 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) (failed
 		}
 		c.log.ErrorContext(ctx, "finalize failed", "table", t.ID(), "err", failure)
 		return true, broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized,
-			&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure})
+			&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure, Content: true})
 	}
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFinalized, ""); err != nil {
 		return false, err
 	}
 	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
 	return false, broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized,
-		&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
+		&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Content: true})
 }
 
 // countSource records the source's own count of a loaded table for the
