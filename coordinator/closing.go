@@ -17,20 +17,30 @@ type closeResult struct {
 // failed when some failed) apart from the loop, which goes on reading
 // events and the ledger meanwhile: a key build of a large table takes
 // minutes, and the small tables loaded beside it need not wait for it.
-// advance starts at most FinalizeParallel at once; the table's state
-// changes only in the loop (tableClosed).
+// advance starts one while fewer than FinalizeParallel are building
+// indexes; the table's state changes only in the loop (tableClosed).
 func (c *Coordinator) startClosing(ctx context.Context, ts *tableState, chunksFailed bool) {
-	c.finalizing[ts.t.ID()] = true
+	id := ts.t.ID()
+	c.finalizing[id], c.building[id] = true, true
 	c.closers.Add(1)
 	go func() {
 		defer c.closers.Done()
 		r := closeResult{ts: ts, failed: chunksFailed}
+		built := func() {
+			select {
+			case c.built <- id:
+			case <-ctx.Done():
+			}
+		}
 		if chunksFailed {
 			r.err = c.failTable(ctx, ts)
 		} else {
-			r.failed, r.err = c.finalizeTable(ctx, ts)
+			r.failed, r.err = c.finalizeTable(ctx, ts, built)
 		}
-		c.closed <- r // buffered for every table in flight: never blocks
+		select {
+		case c.closed <- r:
+		case <-ctx.Done(): // the loop is gone
+		}
 	}()
 }
 
@@ -40,6 +50,7 @@ func (c *Coordinator) startClosing(ctx context.Context, ts *tableState, chunksFa
 // advance (every step of it can be taken twice).
 func (c *Coordinator) tableClosed(r closeResult) error {
 	delete(c.finalizing, r.ts.t.ID())
+	delete(c.building, r.ts.t.ID())
 	if r.err != nil {
 		return r.err
 	}

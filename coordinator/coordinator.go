@@ -34,8 +34,8 @@ type Config struct {
 	// QuietAfter is how long nothing may move before the coordinator says
 	// what it waits for (and how often it says it again).
 	QuietAfter time.Duration
-	// FinalizeParallel is how many tables are finalized at once (keys,
-	// indexes, checks), each apart from the loop that tracks the run.
+	// FinalizeParallel is how many tables build their keys and indexes at
+	// once, each apart from the loop that tracks the run.
 	FinalizeParallel int
 	Tracer           trace.TracerProvider
 	Log              *slog.Logger
@@ -65,8 +65,11 @@ type Coordinator struct {
 	fkVerdict      *proto.Verdict
 	wait           waiting
 	// finalizing holds the tables being finalized (or closed as failed)
-	// apart from the loop; each reports to closed when done.
+	// apart from the loop, building those still building indexes; each
+	// reports to built, then to closed.
 	finalizing map[string]bool
+	building   map[string]bool
+	built      chan string
 	closed     chan closeResult
 	closers    sync.WaitGroup
 }
@@ -97,11 +100,11 @@ func New(src source.Source, pool *pgxpool.Pool, js jetstream.JetStream, cfg Conf
 	cfg.Metrics = cfg.Metrics.Role("coordinator")
 	return &Coordinator{cfg: cfg, src: src, pool: pool, js: js, tracer: telemetry.Tracer(cfg.Tracer),
 		log: cfg.Log.With("run", cfg.Run), tables: map[string]*tableState{},
-		finalizing: map[string]bool{}, closed: make(chan closeResult, cfg.FinalizeParallel)}
+		finalizing: map[string]bool{}, building: map[string]bool{}, built: make(chan string), closed: make(chan closeResult)}
 }
 
-// DefaultFinalizeParallel is how many tables are finalized at once unless
-// configured: one key build beside another, on a target that is also
+// DefaultFinalizeParallel is how many tables build their keys and indexes
+// at once unless configured: one key build beside another, on a target that is also
 // loading and validating.
 const DefaultFinalizeParallel = 2
 

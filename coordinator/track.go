@@ -60,6 +60,8 @@ func (c *Coordinator) track(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+		case id := <-c.built:
+			delete(c.building, id) // the next table may start building
 		case r := <-c.closed:
 			if err := c.tableClosed(r); err != nil && !c.bearable(ctx, err) {
 				return err
@@ -224,7 +226,7 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		if ts == nil || ts.finalized || ts.failed || c.finalizing[p.Table] || p.Loaded+p.Failed < p.Chunks || c.childrenPending(ts.t) {
 			continue
 		}
-		if len(c.finalizing) >= c.cfg.FinalizeParallel {
+		if len(c.building) >= c.cfg.FinalizeParallel {
 			break // the next table starts when one of these reports back
 		}
 		c.startClosing(ctx, ts, p.Failed > 0)

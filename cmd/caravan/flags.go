@@ -98,7 +98,7 @@ var (
 	}
 	// coordinatorFlags schedule the coordinator's own work on the target.
 	coordinatorFlags = []cli.Flag{
-		num("finalize-parallel", "tables finalized at once (keys, indexes, checks built after the load)", coordinator.DefaultFinalizeParallel),
+		num("finalize-parallel", "tables whose keys and indexes are built at once after their load", coordinator.DefaultFinalizeParallel),
 	}
 	extractorFlags = []cli.Flag{
 		num("extractors", "chunks read at once in this process", 2),
