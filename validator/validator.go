@@ -73,7 +73,9 @@ func (v *Validator) Run(ctx context.Context) error {
 	for _, c := range []struct {
 		name        string
 		concurrency int
-	}{{proto.ConsumerValidatorLoaded, v.cfg.Concurrency}, {proto.ConsumerValidatorTables, v.cfg.Concurrency}, {proto.ConsumerValidatorFKs, 1}} {
+	}{{proto.ConsumerValidatorTables, v.cfg.Concurrency}, {proto.ConsumerValidatorFKs, 1}, {proto.ConsumerValidatorLoaded, v.cfg.Concurrency}} {
+		// validator-loaded last: a coordinator older than table_loaded
+		// never creates it, and its runs are judged on table_finalized.
 		cons, err := broker.Bind(ctx, v.js, proto.StreamEvents, c.name, v.cfg.Log)
 		if err != nil {
 			return fmt.Errorf("validator: %w", err)
