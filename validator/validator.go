@@ -1,7 +1,7 @@
-// Package validator is the validator role: when a table is finalized it
-// proves the table against what the extractors read (row counts, primary
-// keys, per-chunk content digests) and, once foreign keys exist, counts
-// orphans per foreign key. Verdicts go to caravan.verdicts and the events
+// Package validator is the validator role: when a table is loaded it
+// proves the table's content against what the extractors read (row counts,
+// the digest of every row), once it is finalized its primary keys, and,
+// once foreign keys exist, counts orphans per foreign key. Verdicts go to caravan.verdicts and the events
 // stream, where the coordinator waits for them.
 package validator
 
