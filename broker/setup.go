@@ -231,6 +231,7 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, cfg ConsumerCo
 	}{
 		{proto.StreamTasks, proto.ConsumerExtractors, work(proto.SubjectAllTasks, cfg.TaskAckWait)},
 		{proto.StreamBatches, proto.ConsumerLoaders, work(proto.SubjectAllBatches, cfg.BatchAckWait)},
+		{proto.StreamEvents, proto.ConsumerValidatorLoaded, events(proto.EventTableLoaded)},
 		{proto.StreamEvents, proto.ConsumerValidatorTables, events(proto.EventTableFinalized)},
 		{proto.StreamEvents, proto.ConsumerValidatorFKs, events(proto.EventForeignKeys)},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,9 +34,12 @@ type Config struct {
 	// QuietAfter is how long nothing may move before the coordinator says
 	// what it waits for (and how often it says it again).
 	QuietAfter time.Duration
-	Tracer     trace.TracerProvider
-	Log        *slog.Logger
-	Metrics    *telemetry.Metrics // nil records nothing
+	// FinalizeParallel is how many tables build their keys and indexes at
+	// once, each apart from the loop that tracks the run.
+	FinalizeParallel int
+	Tracer           trace.TracerProvider
+	Log              *slog.Logger
+	Metrics          *telemetry.Metrics // nil records nothing
 }
 
 // Coordinator runs one run.
@@ -60,6 +64,14 @@ type Coordinator struct {
 	validatingSaid bool
 	fkVerdict      *proto.Verdict
 	wait           waiting
+	// finalizing holds the tables being finalized (or closed as failed)
+	// apart from the loop, building those still building indexes; each
+	// reports to built, then to closed.
+	finalizing map[string]bool
+	building   map[string]bool
+	built      chan string
+	closed     chan closeResult
+	closers    sync.WaitGroup
 }
 
 type tableState struct {
@@ -79,13 +91,22 @@ func New(src source.Source, pool *pgxpool.Pool, js jetstream.JetStream, cfg Conf
 	if cfg.QuietAfter <= 0 {
 		cfg.QuietAfter = defaultQuietAfter
 	}
+	if cfg.FinalizeParallel <= 0 {
+		cfg.FinalizeParallel = DefaultFinalizeParallel
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
 	cfg.Metrics = cfg.Metrics.Role("coordinator")
 	return &Coordinator{cfg: cfg, src: src, pool: pool, js: js, tracer: telemetry.Tracer(cfg.Tracer),
-		log: cfg.Log.With("run", cfg.Run), tables: map[string]*tableState{}}
+		log: cfg.Log.With("run", cfg.Run), tables: map[string]*tableState{},
+		finalizing: map[string]bool{}, building: map[string]bool{}, built: make(chan string), closed: make(chan closeResult)}
 }
+
+// DefaultFinalizeParallel is how many tables build their keys and indexes
+// at once unless configured: one key build beside another, on a target that is also
+// loading and validating.
+const DefaultFinalizeParallel = 2
 
 // Run plans, starts and tracks a new run until every table is judged.
 func (c *Coordinator) Run(ctx context.Context) (err error) {

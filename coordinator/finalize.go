@@ -19,29 +19,73 @@ import (
 // now that the data is in, sequences restarted past the data, and the
 // table made LOGGED if it was loaded UNLOGGED. A table caravan did not
 // create (mode truncate) keeps its own DDL; only its sequences move.
-func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
+//
+// Once the source's count is recorded, TableLoaded lets the validator judge
+// the table's content while the indexes are built. built is called once
+// they are: what is left (attaching the key, constraints) mostly waits for
+// the validator's read of the table to end, and need not hold a place
+// among the --finalize-parallel builds. It runs apart from the loop
+// (startClosing) and says whether the table failed; the loop records the
+// outcome. Every step is safe to take again: an error (the target away) or
+// a resumed run finalizes the table from the start.
+func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState, built func()) (failed bool, err error) {
 	ctx, span := c.tracer.Start(ctx, "finalize table")
 	defer span.End()
 	t := ts.t
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusLoaded, ""); err != nil {
-		return err
+		return false, err
 	}
 	if err := c.countSource(ctx, t); err != nil {
-		return err
+		return false, err
 	}
-	var stmts []string
+	if err := broadcast(ctx, c.js, c.cfg.Run, proto.EventTableLoaded, &proto.TableLoaded{V: proto.Version, Run: c.cfg.Run, Table: t.ID()}); err != nil {
+		return false, err
+	}
+	var build, attach []string
 	if ts.created {
+		build, attach = schema.FinalizeSteps(t, c.db.Policy)
 		if t.Unlogged(c.cfg.Options.Unlogged) {
-			stmts = append(stmts, "ALTER TABLE "+schema.QuoteName(t.Target)+" SET LOGGED")
+			build = append([]string{"ALTER TABLE " + schema.QuoteName(t.Target) + " SET LOGGED"}, build...)
 		}
-		stmts = append(stmts, schema.Finalize(t, c.db.Policy)...)
 	}
-	var failure string
+	failure, err := c.execFinalize(ctx, t, build)
+	if err != nil {
+		return false, err
+	}
+	built()
+	if failure == "" {
+		if failure, err = c.execFinalize(ctx, t, attach); err != nil {
+			return false, err
+		}
+	}
+	if failure == "" {
+		failure = c.resetSequences(ctx, t)
+	}
+	if failure != "" {
+		if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFailed, failure); err != nil {
+			return false, err
+		}
+		c.log.ErrorContext(ctx, "finalize failed", "table", t.ID(), "err", failure)
+		return true, broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized,
+			&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure, Content: true})
+	}
+	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFinalized, ""); err != nil {
+		return false, err
+	}
+	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
+	return false, broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized,
+		&proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Content: true})
+}
+
+// execFinalize runs finalize statements in order, each an audit row, and
+// returns the first failure; an error is an outage, after which the table
+// is finalized again.
+func (c *Coordinator) execFinalize(ctx context.Context, t *schema.Table, stmts []string) (string, error) {
 	for _, stmt := range stmts {
 		started := time.Now()
 		_, err := c.pool.Exec(ctx, stmt)
 		if pgutil.IsTransient(err) {
-			return fmt.Errorf("finalize %s: %w", t.ID(), err) // tried again once the target is back
+			return "", fmt.Errorf("finalize %s: %w", t.ID(), err) // tried again once the target is back
 		}
 		if alreadyDone(err) {
 			err = nil // an earlier try got this far before the target went away
@@ -49,30 +93,13 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState) error {
 		entry := target.AuditEntry{Table: t.ID(), Operation: "finalize", Status: "ok", Started: started, Metadata: map[string]any{"sql": stmt}}
 		if err != nil {
 			entry.Status, entry.Error = "failed", err.Error()
-			failure = fmt.Sprintf("%s: %v", firstLine(stmt), err)
 		}
 		c.audit(ctx, entry)
 		if err != nil {
-			break
+			return fmt.Sprintf("%s: %v", firstLine(stmt), err), nil
 		}
 	}
-	if failure == "" {
-		failure = c.resetSequences(ctx, t)
-	}
-	if failure != "" {
-		ts.failed = true
-		if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFailed, failure); err != nil {
-			return err
-		}
-		c.log.ErrorContext(ctx, "finalize failed", "table", t.ID(), "err", failure)
-		return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID(), Error: failure})
-	}
-	ts.finalized = true
-	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, t.ID(), target.StatusFinalized, ""); err != nil {
-		return err
-	}
-	c.log.InfoContext(ctx, "table finalized", "table", t.ID())
-	return broadcast(ctx, c.js, c.cfg.Run, proto.EventTableFinalized, &proto.TableFinalized{V: proto.Version, Run: c.cfg.Run, Table: t.ID()})
+	return "", nil
 }
 
 // countSource records the source's own count of a loaded table for the

@@ -113,7 +113,7 @@ func Resume(ctx context.Context, src source.Source, pool *pgxpool.Pool, js jetst
 		}
 		ts := &tableState{t: t, created: st.Created}
 		c.tables[st.Table] = ts
-		v := tableVerdict(run.ID, st.Table, verdicts)
+		v := tableVerdict(run.ID, st.Table, verdicts, cfg.Options.Validation)
 		switch {
 		case st.Status == target.StatusFinalized && v != nil && v.OK:
 			ts.finalized, ts.verdict = true, v
@@ -232,8 +232,13 @@ func (c *Coordinator) restartTable(ctx context.Context, t *schema.Table) error {
 	return nil
 }
 
-func tableVerdict(run, table string, rows []target.VerdictRow) *proto.Verdict {
+// tableVerdict is a table's verdict from its recorded rows: failed when
+// any level failed, passed only when every level the run asks for passed
+// (a table's content and keys are judged apart, so a coordinator killed
+// between the two leaves some levels recorded), nil otherwise.
+func tableVerdict(run, table string, rows []target.VerdictRow, levels []string) *proto.Verdict {
 	var v *proto.Verdict
+	have := map[string]bool{}
 	for _, r := range rows {
 		if r.Table != table || r.Level == LevelFK {
 			continue
@@ -241,8 +246,16 @@ func tableVerdict(run, table string, rows []target.VerdictRow) *proto.Verdict {
 		if v == nil {
 			v = &proto.Verdict{V: proto.Version, Run: run, Table: table, Level: LevelTable, OK: true}
 		}
+		have[r.Level] = true
 		if !r.OK {
 			v.OK = false
+		}
+	}
+	if v != nil && v.OK {
+		for _, l := range levels {
+			if l != LevelFK && l != "none" && !have[l] {
+				return nil // judged in part: asked again
+			}
 		}
 	}
 	return v

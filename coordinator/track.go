@@ -22,6 +22,11 @@ import (
 // polled every PollEvery besides, so a batch report lost with a dying
 // loader delays the run by a poll at most.
 func (c *Coordinator) track(ctx context.Context) error {
+	// Tables being finalized stop with the loop: what they left undone is
+	// done again by a resume (their status still says loaded).
+	defer c.closers.Wait()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	cons, err := broker.EventConsumer(ctx, c.js, "coordinator", c.cfg.Run)
 	if err != nil {
 		return err
@@ -55,6 +60,12 @@ func (c *Coordinator) track(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+		case id := <-c.built:
+			delete(c.building, id) // the next table may start building
+		case r := <-c.closed:
+			if err := c.tableClosed(r); err != nil && !c.bearable(ctx, err) {
+				return err
+			}
 		case msg := <-events:
 			// Take what else is waiting too before the next ledger query.
 			for more := true; more; {
@@ -190,8 +201,8 @@ const (
 	LevelFK    = "fk"
 )
 
-// advance marks complete chunks, finalizes complete tables and, once every
-// table is done, the foreign keys.
+// advance marks complete chunks, starts finalizing complete tables and,
+// once every table is done, creates the foreign keys.
 func (c *Coordinator) advance(ctx context.Context) error {
 	done, err := target.CompleteChunks(ctx, c.pool, c.cfg.Run)
 	if err != nil {
@@ -212,18 +223,13 @@ func (c *Coordinator) advance(ctx context.Context) error {
 	}
 	for _, p := range counts {
 		ts := c.tables[p.Table]
-		if ts == nil || ts.finalized || ts.failed || p.Loaded+p.Failed < p.Chunks || c.childrenPending(ts.t) {
+		if ts == nil || ts.finalized || ts.failed || c.finalizing[p.Table] || p.Loaded+p.Failed < p.Chunks || c.childrenPending(ts.t) {
 			continue
 		}
-		if p.Failed > 0 {
-			if err := c.failTable(ctx, ts); err != nil {
-				return err
-			}
-			continue
+		if len(c.building) >= c.cfg.FinalizeParallel {
+			break // the next table starts when one of these reports back
 		}
-		if err := c.finalizeTable(ctx, ts); err != nil {
-			return err
-		}
+		c.startClosing(ctx, ts, p.Failed > 0)
 	}
 	if !c.fksDone && c.allTablesDone() {
 		c.releaseSnapshot(ctx) // nothing more is read from the source
@@ -269,7 +275,8 @@ func (c *Coordinator) allTablesDone() bool {
 }
 
 // failTable closes a table whose chunks failed; the validator records the
-// verdict that names the rejected rows.
+// verdict that names the rejected rows. It runs apart from the loop
+// (startClosing), which marks the table failed once it returns nil.
 func (c *Coordinator) failTable(ctx context.Context, ts *tableState) error {
 	chunks, err := target.Chunks(ctx, c.pool, c.cfg.Run, ts.t.ID())
 	if err != nil {
@@ -285,7 +292,6 @@ func (c *Coordinator) failTable(ctx context.Context, ts *tableState) error {
 	if err := c.countSource(ctx, ts.t); err != nil {
 		return err
 	}
-	ts.failed = true
 	if err := target.SetTableStatus(ctx, c.pool, c.cfg.Run, ts.t.ID(), target.StatusFailed, msg); err != nil {
 		return err
 	}

@@ -82,6 +82,9 @@ func (c *Coordinator) waitingFor(ctx context.Context) ([]string, error) {
 	if failed > 0 {
 		out = append(out, fmt.Sprintf("%d chunks failed: their tables close once their other chunks are done", failed))
 	}
+	if now := c.finalizingNow(); len(now) > 0 {
+		out = append(out, "keys, indexes and checks of "+strings.Join(now, ", ")+" (being built on the target)")
+	}
 	if judged := c.unjudged(); len(judged) > 0 {
 		out = append(out, fmt.Sprintf("verdicts on %s (%s)", strings.Join(judged, ", "), c.consumerState(ctx, proto.StreamEvents, proto.ConsumerValidatorTables, "validator")))
 	}

@@ -45,7 +45,7 @@ func TestDistributedOnStockNATSServer(t *testing.T) {
 	// Workers started before any coordinator wait for their consumers, and
 	// say so.
 	for _, p := range startWorkers(t, src, dst, srv.URL) {
-		p.waitForLog(t, regexp.MustCompile(`waiting for a coordinator.*"consumer":"(extractors|loaders|validator-tables)"`))
+		p.waitForLog(t, regexp.MustCompile(`waiting for a coordinator.*"consumer":"(extractors|loaders|validator-loaded|validator-tables)"`))
 	}
 	res := caravan(t, 3*time.Minute, "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL,
 		"--run-id", run, "--chunk-rows", "300", "--batch-rows", "100")

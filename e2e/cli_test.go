@@ -19,7 +19,7 @@ func TestPlanTouchesNothing(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("plan exited %d: %s", res.code, res.stderr)
 	}
-	mustContain(t, res.stdout, "-- consistency: one exported snapshot", "-- mapping", `"Odd Schema"."Table ""Quoted"" Ünïcødé"`, "CREATE TABLE", `ADD CONSTRAINT "all_types_pkey" PRIMARY KEY ("id")`,
+	mustContain(t, res.stdout, "-- consistency: one exported snapshot", "-- mapping", `"Odd Schema"."Table ""Quoted"" Ünïcødé"`, "CREATE TABLE", `CREATE UNIQUE INDEX "all_types_pkey" ON "public"."all_types" ("id")`, `ADD CONSTRAINT "all_types_pkey" PRIMARY KEY USING INDEX "all_types_pkey"`,
 		"FOREIGN KEY", "NOT VALID", "-- chunks", "public.skewed: ")
 	if strings.Contains(res.stdout, "events_log") {
 		t.Error("--exclude events_* did not exclude events_log")

@@ -203,6 +203,82 @@ func TestResumeAfterCoordinatorKilled(t *testing.T) {
 	assertExactlyOnce(t, src, dst, run, "big", "heap")
 }
 
+// TestCoordinatorKilledMidFinalize holds one table's key build (a lock it
+// waits for) and sees a table loaded after it finalized meanwhile: the
+// coordinator is not stuck behind one table. Then it kills the coordinator
+// in the middle of that finalization. The resumed run finalizes the table
+// again (its status still says loaded) and ends with every row there once.
+func TestCoordinatorKilledMidFinalize(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src, bigTable("big", 150_000)...)
+	testenv.Exec(t, src, bigTable("small", 500)...)
+	run := uuid.NewString()
+	first := start(t, "migrate", "migrate", "--source-url", src, "--target-url", dst, "--run-id", run,
+		"--chunk-rows", "10000", "--batch-rows", "1000", "--data-dir", t.TempDir())
+	testenv.Eventually(t, 2*time.Minute, "the target tables created", func() bool {
+		return countOr0(dst, `SELECT count(*) FROM pg_class WHERE oid IN (to_regclass('public.big'), to_regclass('public.small'))`) == 2
+	})
+	lock := func(stmt string) pgx.Tx {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	// ROW EXCLUSIVE lets the loaders' COPY in and holds the key build
+	// (CREATE INDEX takes SHARE) off; SHARE holds the COPY into small off
+	// until big's key build waits.
+	holdBig := lock(`LOCK TABLE public.big IN ROW EXCLUSIVE MODE`)
+	holdSmall := lock(`LOCK TABLE public.small IN SHARE MODE`)
+	if n := countOr0(dst, `SELECT count(*) FROM caravan.tables WHERE run_id = $1 AND table_id = 'public.big' AND status = 'finalized'`, run) +
+		countOr0(dst, `SELECT count(*) FROM caravan.ledger WHERE run_id = $1 AND table_id = 'public.small'`, run); n != 0 {
+		t.Fatal("big finalized or small loaded before the locks were taken: the test proves nothing")
+	}
+	testenv.Eventually(t, 3*time.Minute, "big's key build waiting", func() bool {
+		return countOr0(dst, `SELECT count(*) FROM caravan.tables WHERE run_id = $1 AND table_id = 'public.big' AND status = 'loaded'`, run) == 1 &&
+			countOr0(dst, `SELECT count(*) FROM pg_locks WHERE relation = 'public.big'::regclass AND NOT granted`) > 0
+	})
+	if err := holdSmall.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, "small finalized while big's key build waits", func() bool {
+		return countOr0(dst, `SELECT count(*) FROM caravan.tables WHERE run_id = $1 AND table_id = 'public.small' AND status = 'finalized'`, run) == 1
+	})
+	if n := countOr0(dst, `SELECT count(*) FROM caravan.tables WHERE run_id = $1 AND table_id = 'public.big' AND status = 'loaded'`, run); n != 1 {
+		t.Fatal("big's finalization went through the lock")
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	// The killed coordinator's key build may still finish on the server
+	// once the lock goes: the resumed run takes it as done.
+	if err := holdBig.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := caravan(t, 5*time.Minute, "resume", "--source-url", src, "--target-url", dst, run)
+	if res.code != 0 {
+		t.Fatalf("resume exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	assertSameContent(t, src, dst, "big", "small")
+	assertExactlyOnce(t, src, dst, run, "big", "small")
+	if n := query[int64](t, dst, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.big'::regclass AND contype = 'p'`); n != 1 {
+		t.Errorf("big has %d primary keys, want 1", n)
+	}
+}
+
 // TestTargetCrashMidRun crashes the target PostgreSQL (immediate shutdown,
 // then crash recovery) while batches are being committed. Loaders, the
 // coordinator and the validator wait for it to come back, and the run ends

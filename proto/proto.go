@@ -43,6 +43,9 @@ const (
 	// every event would wade through each batch_loaded.
 	ConsumerValidatorTables = "validator-tables"
 	ConsumerValidatorFKs    = "validator-fks"
+	// ConsumerValidatorLoaded takes table_loaded: a table's content is
+	// judged while its keys are still being built.
+	ConsumerValidatorLoaded = "validator-loaded"
 	// ConsumerVerifiers is the work queue of every verification's checks.
 	ConsumerVerifiers = "verifiers"
 )
@@ -61,6 +64,7 @@ const (
 	EventBatchLoaded    = "batch_loaded"
 	EventBatchRejected  = "batch_rejected" // the dead-letter subject
 	EventChunkFailed    = "chunk_failed"
+	EventTableLoaded    = "table_loaded"
 	EventTableFinalized = "table_finalized"
 	EventForeignKeys    = "foreign_keys"
 	EventVerdict        = "verdict"
@@ -240,12 +244,24 @@ type ChunkFailed struct {
 	Error   string `msgpack:"error"`
 }
 
+// TableLoaded says every chunk of a table is loaded and the source's own
+// count recorded: its content can be judged, before its keys and indexes
+// exist (the coordinator builds them meanwhile).
+type TableLoaded struct {
+	V     int    `msgpack:"v"`
+	Run   string `msgpack:"run"`
+	Table string `msgpack:"table"`
+}
+
 // TableFinalized says a table's data, indexes, keys and sequences are in place.
 type TableFinalized struct {
 	V     int    `msgpack:"v"`
 	Run   string `msgpack:"run"`
 	Table string `msgpack:"table"`
 	Error string `msgpack:"error,omitempty"`
+	// Content: a TableLoaded was published for this load, and the content
+	// levels (count, digest) are judged on it; this event adds the rest.
+	Content bool `msgpack:"content,omitempty"`
 }
 
 // ForeignKeysCreated says every foreign key of the run was created.
@@ -313,6 +329,8 @@ func versionOf(v any) int {
 	case *BatchLoaded:
 		return m.V
 	case *BatchRejected:
+		return m.V
+	case *TableLoaded:
 		return m.V
 	case *TableFinalized:
 		return m.V

@@ -136,33 +136,54 @@ func Comments(t *Table) []string {
 }
 
 // Finalize returns the statements that complete a loaded table, in order:
-// primary key, unique constraints, indexes, checks, comments. Sequence and
-// identity restarts need the loaded data's maximum and are separate
-// (SequenceResets).
+// FinalizeSteps' builds, then its attachments.
 func Finalize(t *Table, policy NamePolicy) []string {
-	var out []string
+	build, attach := FinalizeSteps(t, policy)
+	return append(build, attach...)
+}
+
+// FinalizeSteps returns the statements that complete a loaded table in two
+// steps. build builds the primary key's and the other indexes, under locks
+// that let the table be read meanwhile; attach then takes an exclusive lock
+// (waiting for the readers of the table to finish) to add the primary key,
+// unique constraints, checks, identity back to ALWAYS, and comments.
+// Sequence and identity restarts need the loaded data's maximum and are
+// separate (SequenceResets).
+//
+// A named primary key of a table that is not partitioned is built as a
+// unique index, then attached: CREATE INDEX locks out writers only, so the
+// validator's read of the loaded table runs beside the build, where ADD
+// PRIMARY KEY would hold every reader off until its index is built.
+// Attaching is a catalog change (the key columns are NOT NULL already). A
+// partitioned table cannot attach an index as its key.
+func FinalizeSteps(t *Table, policy NamePolicy) (build, attach []string) {
 	if len(t.PrimaryKey) > 0 && !t.KeyInherited {
-		name := ""
-		if pk := orIdent(t.PrimaryKeyTarget, t.PrimaryKeyName, policy); pk != "" {
-			name = "CONSTRAINT " + Quote(pk) + " "
+		pk := orIdent(t.PrimaryKeyTarget, t.PrimaryKeyName, policy)
+		switch {
+		case pk != "" && !t.Partitioned():
+			build = append(build, fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)", Quote(pk), QuoteName(t.Target), t.quotedCols(t.PrimaryKey)))
+			attach = append(attach, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", QuoteName(t.Target), Quote(pk), Quote(pk)))
+		case pk != "":
+			attach = append(attach, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)", QuoteName(t.Target), Quote(pk), t.quotedCols(t.PrimaryKey)))
+		default:
+			attach = append(attach, fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", QuoteName(t.Target), t.quotedCols(t.PrimaryKey)))
 		}
-		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD %sPRIMARY KEY (%s)", QuoteName(t.Target), name, t.quotedCols(t.PrimaryKey)))
-	}
-	for _, u := range t.Uniques {
-		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", QuoteName(t.Target), Quote(orIdent(u.TargetName, u.Name, policy)), t.indexCols(u.Columns)))
 	}
 	for _, ix := range t.Indexes {
-		out = append(out, t.createIndex(ix, policy))
+		build = append(build, t.createIndex(ix, policy))
+	}
+	for _, u := range t.Uniques {
+		attach = append(attach, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", QuoteName(t.Target), Quote(orIdent(u.TargetName, u.Name, policy)), t.indexCols(u.Columns)))
 	}
 	for _, c := range t.Checks {
-		out = append(out, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", QuoteName(t.Target), Quote(policy.Ident(c.Name)), c.Expr))
+		attach = append(attach, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", QuoteName(t.Target), Quote(policy.Ident(c.Name)), c.Expr))
 	}
 	for _, c := range t.Columns {
 		if c.Identity != nil && c.Identity.Always {
-			out = append(out, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET GENERATED ALWAYS", QuoteName(t.Target), Quote(c.TargetName)))
+			attach = append(attach, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET GENERATED ALWAYS", QuoteName(t.Target), Quote(c.TargetName)))
 		}
 	}
-	return append(out, Comments(t)...)
+	return build, append(attach, Comments(t)...)
 }
 
 func (t *Table) createIndex(ix *Index, policy NamePolicy) string {

@@ -19,20 +19,25 @@ import (
 const chunkParallelism = 2
 
 // tableCheck holds what the checks of one table share, notably the
-// per-chunk target digests, which both the keys and digest levels read and
-// which cost a scan of the table: they are computed once.
+// target digests (of the whole table, and per chunk when needed), each a
+// scan of the table: they are computed once.
 type tableCheck struct {
 	v          *Validator
 	t          *schema.Table
 	chunks     []target.ChunkState
 	sourceRows int64 // what the extractors read
-	// readsChunks: the digest level reads every chunk back, and the count
-	// is taken from that read.
-	readsChunks bool
+	// readsTable: the run asks for the digest level, which reads the whole
+	// table back; the count is taken from that read.
+	readsTable bool
+	// indexed, when not nil, waits until the table is finalized (its key
+	// built, so a chunk's range can be read alone) and says whether it is;
+	// nil: the table is as finalized as it will be.
+	indexed func(context.Context) (bool, error)
 	// counted is the source's own count (nil when it could not be taken),
 	// how says how it was taken (target.CountSnapshot, CountLive) or why not.
 	counted  *int64
 	how      string
+	whole    *proto.Digest  // nil until computed
 	perChunk []proto.Digest // nil until computed
 }
 
@@ -61,6 +66,99 @@ func (c *tableCheck) chunkDigests(ctx context.Context) ([]proto.Digest, error) {
 	}
 	c.perChunk = out
 	return out, nil
+}
+
+// tableDigest digests the whole target table. It needs no index, so it
+// runs while the keys are built: with no WHERE, or, where the chunks' key
+// ranges cover the whole key space, as chunkParallelism reads of
+// consecutive chunks' ranges at once. Before the key exists each of those
+// is a sequential scan of the heap that prints and hashes only its own
+// rows: the heap is read twice, the costly part (each value's output
+// function, the hash) is shared between two backends and two goroutines.
+func (c *tableCheck) tableDigest(ctx context.Context) (proto.Digest, error) {
+	if c.whole != nil {
+		return *c.whole, nil
+	}
+	if c.perChunk != nil && coversKeySpace(c.chunks) {
+		// Each chunk's digest is known (caravan sync proved them as it
+		// wrote): over ranges that cover the key space they add up to the
+		// table's.
+		var d proto.Digest
+		for _, p := range c.perChunk {
+			d.Merge(p)
+		}
+		c.whole = &d
+		return d, nil
+	}
+	parts := [][]target.ChunkState{c.chunks}
+	if c.rangeSafe() && coversKeySpace(c.chunks) {
+		parts = split(c.chunks, chunkParallelism)
+	}
+	got := make([]proto.Digest, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	cols := loadCols(c.t)
+	for i, part := range parts {
+		g.Go(func() error {
+			where, args := "TRUE", []any(nil)
+			if len(parts) > 1 {
+				where, args = target.KeyRange(c.t, target.ChunkState{Lo: part[0].Lo, Hi: part[len(part)-1].Hi}, true)
+			}
+			var err error
+			got[i], err = target.ReadDigest(gctx, c.v.pool, c.t.Target, cols, where, args...)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return proto.Digest{}, err
+	}
+	var d proto.Digest
+	for _, p := range got {
+		d.Merge(p)
+	}
+	c.whole = &d
+	return d, nil
+}
+
+// split cuts chunks into at most n runs of consecutive chunks, as even in
+// rows as the chunks allow: each cut falls before or after the chunk that
+// crosses its share, whichever lands nearer.
+func split(chunks []target.ChunkState, n int) [][]target.ChunkState {
+	weight := func(ch target.ChunkState) float64 { return float64(max(ch.Rows, 1)) }
+	var total float64
+	for _, ch := range chunks {
+		total += weight(ch)
+	}
+	var out [][]target.ChunkState
+	start, acc := 0, 0.0
+	for i, ch := range chunks {
+		w := weight(ch)
+		goal := total * float64(len(out)+1) / float64(n)
+		if len(out) < n-1 && i > start && acc+w > goal && goal-acc < acc+w-goal {
+			out, start = append(out, chunks[start:i]), i
+			goal = total * float64(len(out)+1) / float64(n)
+		}
+		acc += w
+		if len(out) < n-1 && acc >= goal && i < len(chunks)-1 {
+			out, start = append(out, chunks[start:i+1]), i+1
+		}
+	}
+	return append(out, chunks[start:])
+}
+
+// coversKeySpace checks what reading a table by its chunks' ranges relies
+// on rather than trusting the plan: the first chunk open below, the last
+// open above, and each chunk starting at the previous one's end, so each
+// row of the table, whatever its key, falls in exactly one range.
+func coversKeySpace(chunks []target.ChunkState) bool {
+	if len(chunks) == 0 || chunks[0].Lo != nil || chunks[len(chunks)-1].Hi != nil {
+		return false
+	}
+	for i := 1; i < len(chunks); i++ {
+		if !slices.Equal(chunks[i].Lo, chunks[i-1].Hi) || chunks[i].Lo == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // count compares the target's rows with the rows the extractors read and
@@ -100,47 +198,24 @@ func (c *tableCheck) count(ctx context.Context) (target.VerdictRow, error) {
 	return r, nil
 }
 
-// targetRows counts the target table's rows. When the digest level reads
-// every chunk back anyway, the chunks' row counts are the count: the
-// chunks' key ranges cover the whole key space, lower bound of the first
-// and upper bound of the last open, each next one starting where the last
-// ended, so each row falls in exactly one. That spares the table a scan
-// (on a freshly loaded table, the costliest: it sets every hint bit).
+// targetRows counts the target table's rows: from the digest level's read
+// of the whole table when the run asks for it, so the table is read once.
 func (c *tableCheck) targetRows(ctx context.Context) (int64, error) {
-	if c.readsChunks && c.rangeSafe() && coversKeySpace(c.chunks) {
-		got, err := c.chunkDigests(ctx)
-		if err != nil {
-			return 0, err
-		}
-		var n int64
-		for _, d := range got {
-			n += d.Rows
-		}
-		return n, nil
+	if c.readsTable {
+		d, err := c.tableDigest(ctx)
+		return d.Rows, err
 	}
 	var n int64
 	err := c.v.pool.QueryRow(ctx, "SELECT count(*) FROM "+schema.QuoteOnly(c.t.Target)).Scan(&n)
 	return n, err
 }
 
-// coversKeySpace checks what targetRows relies on rather than trusting the
-// plan: the first chunk open below, the last open above, and each chunk
-// starting at the previous one's end.
-func coversKeySpace(chunks []target.ChunkState) bool {
-	if len(chunks) == 0 || chunks[0].Lo != nil || chunks[len(chunks)-1].Hi != nil {
-		return false
-	}
-	for i := 1; i < len(chunks); i++ {
-		if !slices.Equal(chunks[i].Lo, chunks[i-1].Hi) || chunks[i].Lo == nil {
-			return false
-		}
-	}
-	return true
-}
-
 // keys looks for duplicate primary keys and, where chunk ranges can be
-// re-selected on the target, for chunks whose range holds more or fewer
-// rows than were read (missing keys).
+// re-selected on the target and the digest level does not read the table,
+// for chunks whose range holds more or fewer rows than were read (missing
+// keys). With the digest level, the table's digest and count equal to
+// what was read, and no key twice, already prove every row read is on the
+// target once: counting each chunk's range again would prove nothing more.
 func (c *tableCheck) keys(ctx context.Context) (target.VerdictRow, error) {
 	t := c.t
 	r := target.VerdictRow{OK: true, SourceRows: &c.sourceRows}
@@ -164,7 +239,7 @@ func (c *tableCheck) keys(ctx context.Context) (target.VerdictRow, error) {
 			problems = append(problems, fmt.Sprintf("%d duplicate keys", dups))
 		}
 	}
-	if c.rangeSafe() {
+	if c.rangeSafe() && !c.readsTable {
 		got, err := c.chunkDigests(ctx)
 		if err != nil {
 			return target.VerdictRow{}, err
@@ -189,53 +264,63 @@ func (c *tableCheck) primaryKeyEnforced(ctx context.Context) (bool, error) {
 	return ok, err
 }
 
-// digest recomputes the content digest on the target. Where PostgreSQL
-// orders keys as the source does, each chunk is compared alone, naming the
-// chunk that differs; otherwise the whole table is (digests add up).
+// digest recomputes the content digest on the target: the whole table in
+// one read, against the sum of the chunks' digests (digests add up). Only
+// when they differ, and where PostgreSQL orders keys as the source does,
+// is each chunk's range read apart to name the chunks that differ (once
+// the table is finalized: a range read wants the key's index).
 func (c *tableCheck) digest(ctx context.Context) (target.VerdictRow, error) {
 	r := target.VerdictRow{OK: true, SourceRows: &c.sourceRows}
 	var total proto.Digest
+	var failedChunks bool
 	for _, ch := range c.chunks {
 		sum, err := proto.ParseDigest(ch.Digest)
 		if err != nil {
 			return target.VerdictRow{}, fmt.Errorf("chunk %d digest: %w", ch.Chunk, err)
 		}
 		total.Merge(proto.Digest{Sum: sum, Rows: ch.Rows})
+		failedChunks = failedChunks || ch.Status == target.StatusFailed
 	}
-	if c.rangeSafe() {
-		got, err := c.chunkDigests(ctx)
-		if err != nil {
-			return target.VerdictRow{}, err
-		}
-		var problems []string
-		var rows int64
-		for i, ch := range c.chunks {
-			rows += got[i].Rows
-			if ch.Status == target.StatusFailed {
-				// Its load verdict says why; a digest of what never fully
-				// arrived would only add noise.
-				r.OK = false
-				problems = append(problems, fmt.Sprintf("chunk %d %s: not loaded", ch.Chunk, rangeText(ch)))
-				continue
-			}
-			if got[i].String() != ch.Digest || got[i].Rows != ch.Rows {
-				r.OK = false
-				problems = append(problems, fmt.Sprintf("chunk %d %s: content differs (source digest %s over %d rows, target %s over %d)",
-					ch.Chunk, rangeText(ch), ch.Digest, ch.Rows, got[i], got[i].Rows))
-			}
-		}
-		r.Detail = strings.Join(problems, "; ")
-		r.TargetRows = &rows
-		return r, nil
-	}
-	got, err := target.ReadDigest(ctx, c.v.pool, c.t.Target, loadCols(c.t), "TRUE")
+	got, err := c.tableDigest(ctx)
 	if err != nil {
 		return target.VerdictRow{}, err
 	}
 	r.TargetRows = &got.Rows
-	if got.Sum != total.Sum || got.Rows != total.Rows {
-		r.OK = false
-		r.Detail = fmt.Sprintf("table content differs: source digest %s over %d rows, target %s over %d", total, total.Rows, got, got.Rows)
+	if got.Sum == total.Sum && got.Rows == total.Rows && !failedChunks {
+		return r, nil
+	}
+	r.OK = false
+	r.Detail = fmt.Sprintf("table content differs: source digest %s over %d rows, target %s over %d", total, total.Rows, got, got.Rows)
+	if !c.rangeSafe() {
+		return r, nil
+	}
+	if c.indexed != nil {
+		indexed, err := c.indexed(ctx)
+		if err != nil || !indexed {
+			return r, err // never finalized: its chunks are not read apart
+		}
+	}
+	perChunk, err := c.chunkDigests(ctx)
+	if err != nil {
+		return target.VerdictRow{}, err
+	}
+	var problems []string
+	for i, ch := range c.chunks {
+		if ch.Status == target.StatusFailed {
+			// Its load verdict says why; a digest of what never fully
+			// arrived would only add noise.
+			problems = append(problems, fmt.Sprintf("chunk %d %s: not loaded", ch.Chunk, rangeText(ch)))
+			continue
+		}
+		if perChunk[i].String() != ch.Digest || perChunk[i].Rows != ch.Rows {
+			problems = append(problems, fmt.Sprintf("chunk %d %s: content differs (source digest %s over %d rows, target %s over %d)",
+				ch.Chunk, rangeText(ch), ch.Digest, ch.Rows, perChunk[i], perChunk[i].Rows))
+		}
+	}
+	if len(problems) > 0 {
+		// Else the difference lies outside every chunk's range (a row the
+		// plan's ranges do not cover): the table-wide detail says it.
+		r.Detail = strings.Join(problems, "; ")
 	}
 	return r, nil
 }

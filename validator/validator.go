@@ -1,7 +1,7 @@
-// Package validator is the validator role: when a table is finalized it
-// proves the table against what the extractors read (row counts, primary
-// keys, per-chunk content digests) and, once foreign keys exist, counts
-// orphans per foreign key. Verdicts go to caravan.verdicts and the events
+// Package validator is the validator role: when a table is loaded it
+// proves the table's content against what the extractors read (row counts,
+// the digest of every row), once it is finalized its primary keys, and,
+// once foreign keys exist, counts orphans per foreign key. Verdicts go to caravan.verdicts and the events
 // stream, where the coordinator waits for them.
 package validator
 
@@ -61,10 +61,10 @@ func New(js jetstream.JetStream, pool *pgxpool.Pool, cfg Config) *Validator {
 		known: target.NewKnownRuns(pool), worker: broker.WorkerID()}
 }
 
-// Run works until ctx ends. The validator binds to two consumers created
-// by the side that owns the consumers: finalized tables, served at the
-// configured concurrency, and created foreign keys (one per run), served
-// one at a time.
+// Run works until ctx ends. The validator binds to three consumers created
+// by the side that owns the consumers: loaded tables (their content) and
+// finalized tables (the rest), each served at the configured concurrency,
+// and created foreign keys (one per run), served one at a time.
 func (v *Validator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -73,7 +73,9 @@ func (v *Validator) Run(ctx context.Context) error {
 	for _, c := range []struct {
 		name        string
 		concurrency int
-	}{{proto.ConsumerValidatorTables, v.cfg.Concurrency}, {proto.ConsumerValidatorFKs, 1}} {
+	}{{proto.ConsumerValidatorTables, v.cfg.Concurrency}, {proto.ConsumerValidatorFKs, 1}, {proto.ConsumerValidatorLoaded, v.cfg.Concurrency}} {
+		// validator-loaded last: a coordinator older than table_loaded
+		// never creates it, and its runs are judged on table_finalized.
 		cons, err := broker.Bind(ctx, v.js, proto.StreamEvents, c.name, v.cfg.Log)
 		if err != nil {
 			return fmt.Errorf("validator: %w", err)
@@ -141,6 +143,12 @@ func (v *Validator) serve(ctx context.Context, msg jetstream.Msg) {
 func (v *Validator) giveUp(ctx context.Context, msg jetstream.Msg, cause error) error {
 	verdict := &proto.Verdict{V: proto.Version, OK: false, Detail: "could not validate: " + cause.Error()}
 	switch proto.EventKind(msg.Subject()) {
+	case proto.EventTableLoaded:
+		var ev proto.TableLoaded
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		verdict.Run, verdict.Table, verdict.Level = ev.Run, ev.Table, "table"
 	case proto.EventTableFinalized:
 		var ev proto.TableFinalized
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
@@ -166,6 +174,20 @@ func (v *Validator) giveUp(ctx context.Context, msg jetstream.Msg, cause error) 
 func (v *Validator) handle(ctx context.Context, msg jetstream.Msg) error {
 	ctx = telemetry.Extract(ctx, msg.Headers())
 	switch proto.EventKind(msg.Subject()) {
+	case proto.EventTableLoaded:
+		var ev proto.TableLoaded
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil
+		}
+		run, err := v.run(ctx, ev.Run)
+		if err != nil || run == nil {
+			return err
+		}
+		verdict, err := v.content(ctx, run, ev.Table)
+		if err != nil || verdict == nil {
+			return err
+		}
+		return broker.Publish(ctx, v.js, proto.EventSubject(ev.Run, proto.EventVerdict), verdict, telemetry.Header(ctx))
 	case proto.EventTableFinalized:
 		var ev proto.TableFinalized
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
@@ -175,13 +197,18 @@ func (v *Validator) handle(ctx context.Context, msg jetstream.Msg) error {
 		if err != nil || run == nil {
 			return err
 		}
-		// A table is judged once: an event delivered again (a resumed
-		// coordinator asks anew) gets the verdict already recorded.
-		verdict, err := v.judged(ctx, run, ev.Table)
-		if err == nil && verdict == nil {
-			verdict, err = v.table(ctx, run, &ev, nil)
+		var verdict *proto.Verdict
+		if ev.Content {
+			verdict, err = v.rest(ctx, run, &ev)
+		} else {
+			// A table is judged once: an event delivered again (a resumed
+			// coordinator asks anew) gets the verdict already recorded.
+			verdict, err = v.judged(ctx, run, ev.Table)
+			if err == nil && verdict == nil {
+				verdict, err = v.table(ctx, run, &ev, nil)
+			}
 		}
-		if err != nil {
+		if err != nil || verdict == nil {
 			return err
 		}
 		return broker.Publish(ctx, v.js, proto.EventSubject(ev.Run, proto.EventVerdict), verdict, telemetry.Header(ctx))
@@ -236,16 +263,150 @@ func levels(run *target.Run) map[string]bool {
 
 // table judges one finalized table at every level the run asked for.
 func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableFinalized, known []proto.Digest) (*proto.Verdict, error) {
-	ctx, span := v.tracer.Start(ctx, "validate table", trace.WithAttributes(attribute.String("caravan.table", ev.Table)))
+	results, err := v.check(ctx, run, ev.Table, ev.Error, levels(run), nil, known)
+	if err != nil {
+		return nil, err
+	}
+	verdict := &proto.Verdict{V: proto.Version, Run: run.ID, Table: ev.Table, Level: "table", OK: true}
+	var failed []string
+	for _, r := range results {
+		if !r.OK {
+			verdict.OK = false
+			failed = append(failed, r.Level+": "+r.Detail)
+		}
+	}
+	verdict.Detail = strings.Join(failed, "; ")
+	return verdict, nil
+}
+
+// contentLevels are judged as soon as a table is loaded (TableLoaded):
+// they read the table whole, which needs no index, so they run while the
+// coordinator builds the keys. keys waits for TableFinalized.
+var contentLevels = []string{"count", "digest"}
+
+// content judges a loaded table's content levels not yet recorded, and
+// returns the table's verdict when that completes it: every level the run
+// asks for recorded and the table finalized (or failed) by the
+// coordinator. Otherwise the TableFinalized side publishes it.
+func (v *Validator) content(ctx context.Context, run *target.Run, table string) (*proto.Verdict, error) {
+	want, err := v.missing(ctx, run, table, contentLevels...)
+	if err != nil {
+		return nil, err
+	}
+	if len(want) > 0 {
+		if _, err := v.check(ctx, run, table, "", want, v.finalizedLater(run.ID, table), nil); err != nil {
+			return nil, err
+		}
+	}
+	st, err := target.TableOf(ctx, v.pool, run.ID, table)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil || (st.Status != target.StatusFinalized && st.Status != target.StatusFailed) {
+		return nil, nil
+	}
+	return v.complete(ctx, run, table)
+}
+
+// rest judges what a finalized table's content left: the keys, and the
+// load when it failed. It returns the table's verdict when that completes
+// it; else the content side publishes it when it is done.
+func (v *Validator) rest(ctx context.Context, run *target.Run, ev *proto.TableFinalized) (*proto.Verdict, error) {
+	want, err := v.missing(ctx, run, ev.Table, "keys")
+	if err != nil {
+		return nil, err
+	}
+	if len(want) > 0 || ev.Error != "" {
+		if _, err := v.check(ctx, run, ev.Table, ev.Error, want, nil, nil); err != nil {
+			return nil, err
+		}
+	}
+	return v.complete(ctx, run, ev.Table)
+}
+
+// missing lists which of levels the run asks for and has no verdict row for
+// the table yet: a level is judged once, whichever event comes again.
+func (v *Validator) missing(ctx context.Context, run *target.Run, table string, of ...string) (map[string]bool, error) {
+	rows, err := target.Verdicts(ctx, v.pool, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	want := levels(run)
+	out := map[string]bool{}
+	for _, l := range of {
+		if want[l] {
+			out[l] = true
+		}
+	}
+	for _, r := range rows {
+		if r.Table == table {
+			delete(out, r.Level)
+		}
+	}
+	return out, nil
+}
+
+// complete is the table's verdict once every level the run asks for is
+// recorded (nil before). Both sides of a table may find it complete and
+// publish it; the coordinator takes the same verdict twice.
+func (v *Validator) complete(ctx context.Context, run *target.Run, table string) (*proto.Verdict, error) {
+	verdict, err := v.judged(ctx, run, table)
+	if verdict != nil || err != nil {
+		return verdict, err
+	}
+	for l := range levels(run) {
+		if l != "fk" && l != "none" {
+			return nil, nil
+		}
+	}
+	// No table level asked for: nothing to wait for.
+	return &proto.Verdict{V: proto.Version, Run: run.ID, Table: table, Level: "table", OK: true}, nil
+}
+
+// finalizedLater waits until the coordinator is done with the table and
+// says whether it is finalized (its keys built, so chunk ranges can be
+// read apart) or failed (never indexed).
+func (v *Validator) finalizedLater(run, table string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		for {
+			st, err := target.TableOf(ctx, v.pool, run, table)
+			if err != nil {
+				return false, err
+			}
+			if st == nil || st.Status == target.StatusFailed {
+				return false, nil
+			}
+			if st.Status == target.StatusFinalized {
+				return true, nil
+			}
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(finalizedPoll):
+			}
+		}
+	}
+}
+
+// finalizedPoll is how often a content check that must name the chunks
+// that differ looks whether their table is finalized.
+const finalizedPoll = 250 * time.Millisecond
+
+// check judges a table at the levels in want (and records a failed load
+// level when loadErr says the load failed), and records a verdict row per
+// level. indexed, when not nil, waits until the table's chunk ranges can
+// be read apart (its keys built) and says whether they ever will. known,
+// when not nil, is each chunk's target digest, established by the caller.
+func (v *Validator) check(ctx context.Context, run *target.Run, table, loadErr string, want map[string]bool,
+	indexed func(context.Context) (bool, error), known []proto.Digest) ([]target.VerdictRow, error) {
+	ctx, span := v.tracer.Start(ctx, "validate table", trace.WithAttributes(attribute.String("caravan.table", table)))
 	defer span.End()
 	started := time.Now()
-	verdict := &proto.Verdict{V: proto.Version, Run: run.ID, Table: ev.Table, Level: "table", OK: true}
-	t := findTable(run.Model, ev.Table)
+	t := findTable(run.Model, table)
 	if t == nil {
-		verdict.OK, verdict.Detail = false, "table not in the run's model"
-		return verdict, nil
+		return nil, fmt.Errorf("table %s not in the run's model", table)
 	}
-	chunks, err := target.Chunks(ctx, v.pool, run.ID, ev.Table)
+	chunks, err := target.Chunks(ctx, v.pool, run.ID, table)
 	if err != nil {
 		return nil, err
 	}
@@ -254,15 +415,15 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 		sourceRows += ch.Rows
 	}
 	var results []target.VerdictRow
-	if ev.Error != "" {
-		results = append(results, target.VerdictRow{Level: "load", OK: false, SourceRows: &sourceRows, Detail: ev.Error})
+	if loadErr != "" {
+		results = append(results, target.VerdictRow{Level: "load", OK: false, SourceRows: &sourceRows, Detail: loadErr})
 	}
-	want := levels(run)
-	tc := &tableCheck{v: v, t: t, chunks: chunks, sourceRows: sourceRows, readsChunks: want["digest"]}
+	all := levels(run)
+	tc := &tableCheck{v: v, t: t, chunks: chunks, sourceRows: sourceRows, readsTable: all["digest"], indexed: indexed}
 	if known != nil && len(known) == len(chunks) && tc.rangeSafe() {
 		tc.perChunk = known
 	}
-	if st, err := target.TableOf(ctx, v.pool, run.ID, ev.Table); err != nil {
+	if st, err := target.TableOf(ctx, v.pool, run.ID, table); err != nil {
 		return nil, err
 	} else if st != nil {
 		tc.counted, tc.how = st.SourceRows, st.SourceCount
@@ -280,38 +441,34 @@ func (v *Validator) table(ctx context.Context, run *target.Run, ev *proto.TableF
 		cspan.End()
 		if err != nil {
 			if pgutil.IsTransient(err) || ctx.Err() != nil {
-				return nil, fmt.Errorf("validate %s %s: %w", ev.Table, c.level, err) // tried again once the target is back
+				return nil, fmt.Errorf("validate %s %s: %w", table, c.level, err) // tried again once the target is back
 			}
 			// No retry mends it: the level fails saying why, and the
 			// other levels still say what they can.
-			v.cfg.Log.ErrorContext(ctx, "validation check", "table", ev.Table, "level", c.level, "err", err)
+			v.cfg.Log.ErrorContext(ctx, "validation check", "table", table, "level", c.level, "err", err)
 			r = target.VerdictRow{OK: false, SourceRows: &sourceRows, Detail: "could not validate: " + err.Error()}
 		}
 		r.Level = c.level
 		results = append(results, r)
 	}
-	var failed []string
-	for _, r := range results {
-		r.Run, r.Table = run.ID, ev.Table
+	ok := true
+	for i := range results {
+		r := &results[i]
+		r.Run, r.Table = run.ID, table
 		r.Seconds = time.Since(started).Seconds()
-		if err := target.SaveVerdict(ctx, v.pool, r); err != nil {
+		if err := target.SaveVerdict(ctx, v.pool, *r); err != nil {
 			return nil, err
 		}
-		v.cfg.Metrics.Check(ctx, ev.Table, r.Level, r.OK)
-		if !r.OK {
-			verdict.OK = false
-			failed = append(failed, r.Level+": "+r.Detail)
-		}
+		v.cfg.Metrics.Check(ctx, table, r.Level, r.OK)
 		status := "ok"
 		if !r.OK {
-			status = "failed"
+			status, ok = "failed", false
 		}
-		_ = target.Audit(ctx, v.pool, target.AuditEntry{Run: run.ID, Table: ev.Table, Operation: "validate_" + r.Level, Rows: r.TargetRows,
-			Status: status, Error: errorText(r), Started: started, Metadata: map[string]any{"detail": r.Detail, "source_rows": r.SourceRows}})
+		_ = target.Audit(ctx, v.pool, target.AuditEntry{Run: run.ID, Table: table, Operation: "validate_" + r.Level, Rows: r.TargetRows,
+			Status: status, Error: errorText(*r), Started: started, Metadata: map[string]any{"detail": r.Detail, "source_rows": r.SourceRows}})
 	}
-	verdict.Detail = strings.Join(failed, "; ")
-	span.SetAttributes(attribute.Bool("caravan.ok", verdict.OK))
-	return verdict, nil
+	span.SetAttributes(attribute.Bool("caravan.ok", ok))
+	return results, nil
 }
 
 // Judge judges one table of a run at every level the run asks for, in

@@ -229,6 +229,86 @@ func TestUnjudgeableEventGivesUpAtOnce(t *testing.T) {
 	}
 }
 
+// A loaded table's content is judged before it is finalized (TableLoaded),
+// its keys after (TableFinalized), and the verdict comes once both are in.
+// A difference found before the table is finalized waits for its keys to
+// name the chunk that differs.
+func TestContentJudgedBeforeFinalize(t *testing.T) {
+	w := newWideRun(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	setStatus := func(status string) {
+		t.Helper()
+		if err := target.SetTableStatus(ctx, w.pool, w.run.ID, w.table.ID(), status, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(target.StatusLoaded)
+	verdict, err := w.v.content(ctx, w.run, w.table.ID())
+	if err != nil || verdict != nil {
+		t.Fatalf("content of a table not yet finalized: verdict %+v, err %v; want none yet", verdict, err)
+	}
+	rows, err := target.Verdicts(ctx, w.pool, w.run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Level != "count" || !rows[0].OK || rows[1].Level != "digest" || !rows[1].OK {
+		t.Fatalf("content verdict rows %+v, want count and digest, passed", rows)
+	}
+	setStatus(target.StatusFinalized)
+	ev := &proto.TableFinalized{V: proto.Version, Run: w.run.ID, Table: w.table.ID(), Content: true}
+	if verdict, err = w.v.rest(ctx, w.run, ev); err != nil || verdict == nil || !verdict.OK {
+		t.Fatalf("finalized table: verdict %+v, err %v; want passed", verdict, err)
+	}
+
+	// A changed value, judged again while the table is not finalized.
+	if err := target.DeleteVerdicts(ctx, w.pool, w.run.ID, w.table.ID()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Exec(t, w.pool.Config().ConnString(), `UPDATE wide SET c800 = c800 || 'x' WHERE id = 151`)
+	setStatus(target.StatusLoaded)
+	type outcome struct {
+		v   *proto.Verdict
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		v, err := w.v.content(ctx, w.run, w.table.ID())
+		done <- outcome{v, err}
+	}()
+	setStatus(target.StatusFinalized)
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if o.v != nil {
+		t.Fatalf("verdict %+v published before the keys were judged", o.v)
+	}
+	if verdict, err = w.v.rest(ctx, w.run, ev); err != nil || verdict == nil || verdict.OK {
+		t.Fatalf("changed table: verdict %+v, err %v; want failed", verdict, err)
+	}
+	if !strings.Contains(verdict.Detail, "chunk 1 [(100), (200)): content differs") || strings.Contains(verdict.Detail, "chunk 0") {
+		t.Errorf("verdict does not name chunk 1 alone: %s", verdict.Detail)
+	}
+
+	// A table whose finalization failed is never indexed: the difference is
+	// the table's, and the content side does not wait.
+	if err := target.DeleteVerdicts(ctx, w.pool, w.run.ID, w.table.ID()); err != nil {
+		t.Fatal(err)
+	}
+	setStatus(target.StatusFailed)
+	if _, err := w.v.content(ctx, w.run, w.table.ID()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err = target.Verdicts(ctx, w.pool, w.run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[1].Level != "digest" || rows[1].OK || !strings.Contains(rows[1].Detail, "table content differs") {
+		t.Errorf("digest of a table never finalized: %+v", rows)
+	}
+}
+
 func TestCoversKeySpace(t *testing.T) {
 	ch := func(lo, hi []string) target.ChunkState { return target.ChunkState{Lo: lo, Hi: hi} }
 	for _, c := range []struct {
@@ -244,6 +324,47 @@ func TestCoversKeySpace(t *testing.T) {
 	} {
 		if got := coversKeySpace(c.chunks); got != c.want {
 			t.Errorf("coversKeySpace(%+v) = %v, want %v", c.chunks, got, c.want)
+		}
+	}
+}
+
+// split cuts consecutive chunks into runs as even in rows as they allow,
+// every chunk in exactly one run, in order.
+func TestSplit(t *testing.T) {
+	chunks := func(rows ...int64) []target.ChunkState {
+		out := make([]target.ChunkState, len(rows))
+		for i, r := range rows {
+			out[i] = target.ChunkState{Chunk: i, Rows: r}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		chunks []target.ChunkState
+		n      int
+		want   []int // chunks per run
+	}{
+		{chunks(10), 2, []int{1}},
+		{chunks(10, 10), 2, []int{1, 1}},
+		{chunks(10, 10, 10, 10, 10, 10, 10, 10), 2, []int{4, 4}},
+		{chunks(100, 1, 1, 1), 2, []int{1, 3}},
+		{chunks(1, 1, 1, 100), 2, []int{3, 1}},
+		{chunks(0, 0, 0), 2, []int{2, 1}},
+		{chunks(5, 5, 5), 1, []int{3}},
+	} {
+		got := split(c.chunks, c.n)
+		var sizes []int
+		next := 0
+		for _, run := range got {
+			sizes = append(sizes, len(run))
+			for _, ch := range run {
+				if ch.Chunk != next {
+					t.Errorf("split(%v, %d): chunk %d out of order", c.chunks, c.n, ch.Chunk)
+				}
+				next++
+			}
+		}
+		if fmt.Sprint(sizes) != fmt.Sprint(c.want) {
+			t.Errorf("split(%v, %d) = runs of %v chunks, want %v", c.chunks, c.n, sizes, c.want)
 		}
 	}
 }

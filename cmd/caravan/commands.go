@@ -26,7 +26,7 @@ func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "copy a database end to end: every role in this process, with an embedded NATS unless --nats-url is given",
-		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, planFlags, runFlags, brokerFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, planFlags, runFlags, brokerFlags, coordinatorFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			return runAll(c, "")
 		},
@@ -38,7 +38,7 @@ func resumeCommand() *cli.Command {
 		Name:      "resume",
 		Usage:     "finish an interrupted run from the state in the target: every role in this process",
 		ArgsUsage: "RUN",
-		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, brokerFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
+		Flags:     join([]cli.Flag{sourceURL, targetURL, natsURL, dataDir, reportJSON}, mssqlFlags, textFlags, brokerFlags, coordinatorFlags, extractorFlags, loaderFlags, validatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return fmt.Errorf("resume needs exactly one run id, after the flags: caravan resume [flags] RUN")
@@ -63,7 +63,7 @@ func runAll(c *cli.Context, resume string) error {
 		return err
 	}
 	defer src.Close()
-	pool, err := targetPool(c, c.Int("loaders")+c.Int("validators")+4)
+	pool, err := targetPool(c, c.Int("loaders")+c.Int("validators")+c.Int("finalize-parallel")+4)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func runAll(c *cli.Context, resume string) error {
 	start("loader", loader.New(b.js, pool, loaderConfig(c, log)).Run)
 	start("validator", validator.New(b.js, pool, validator.Config{Concurrency: c.Int("validators"), Log: log, Metrics: metrics(c)}).Run)
 
-	cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log, Metrics: metrics(c)}
+	cfg := coordinator.Config{SourceURL: c.String("source-url"), FinalizeParallel: c.Int("finalize-parallel"), Log: log, Metrics: metrics(c)}
 	var runErr error
 	if resume == "" {
 		opts, err := options(c)

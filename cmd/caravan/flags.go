@@ -96,6 +96,10 @@ var (
 		dur("batch-ack-wait", "time a batch may stay unacknowledged before another loader gets it (sets the loaders consumer)", broker.DefaultBatchAckWait),
 		num("broker-batches-mib", fmt.Sprintf("MiB of batches the broker holds at once, the backpressure bound (0: %d for migrate's in-memory embedded broker, %d otherwise)", embeddedBatchesMiB, serverBatchesMiB), 0),
 	}
+	// coordinatorFlags schedule the coordinator's own work on the target.
+	coordinatorFlags = []cli.Flag{
+		num("finalize-parallel", "tables whose keys and indexes are built at once after their load", coordinator.DefaultFinalizeParallel),
+	}
 	extractorFlags = []cli.Flag{
 		num("extractors", "chunks read at once in this process", 2),
 		dur("task-heartbeat", "how often a chunk in progress is extended (0: a third of the extractors consumer's ack wait; negative: never)", 0),

@@ -28,7 +28,7 @@ func coordinatorCommand() *cli.Command {
 		Name:  "coordinator",
 		Usage: "plan a run, publish its chunks, track and finalize it (workers join through --nats-url)",
 		Flags: join([]cli.Flag{sourceURL, targetURL, natsURL, reportJSON, str("resume", "resume this run instead of starting one", "")},
-			mssqlFlags, textFlags, planFlags, runFlags, brokerFlags, logFlags),
+			mssqlFlags, textFlags, planFlags, runFlags, brokerFlags, coordinatorFlags, logFlags),
 		Action: func(c *cli.Context) error {
 			if err := require(c, "source-url", "target-url", "nats-url"); err != nil {
 				return err
@@ -42,7 +42,7 @@ func coordinatorCommand() *cli.Command {
 				return err
 			}
 			defer src.Close()
-			pool, err := targetPool(c, 5)
+			pool, err := targetPool(c, c.Int("finalize-parallel")+5)
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ func coordinatorCommand() *cli.Command {
 				return err
 			}
 			defer b.Close()
-			cfg := coordinator.Config{SourceURL: c.String("source-url"), Log: log, Metrics: metrics(c)}
+			cfg := coordinator.Config{SourceURL: c.String("source-url"), FinalizeParallel: c.Int("finalize-parallel"), Log: log, Metrics: metrics(c)}
 			resume := c.String("resume")
 			if resume != "" {
 				if cfg.Options.SourceOptions, err = sourceOptions(c, true); err != nil {
