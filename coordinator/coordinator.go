@@ -80,6 +80,9 @@ type tableState struct {
 	finalized bool
 	failed    bool
 	verdict   *proto.Verdict
+	// unsettledSince is when the table, its chunks all in but some failed,
+	// was first seen with batches of those chunks still in flight.
+	unsettledSince time.Time
 }
 
 // New returns a coordinator.

@@ -229,6 +229,15 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		if len(c.building) >= c.cfg.FinalizeParallel {
 			break // the next table starts when one of these reports back
 		}
+		if p.Failed > 0 {
+			settled, err := c.failedSettled(ctx, ts)
+			if err != nil {
+				return err
+			}
+			if !settled {
+				continue
+			}
+		}
 		c.startClosing(ctx, ts, p.Failed > 0)
 	}
 	if !c.fksDone && c.allTablesDone() {
@@ -272,6 +281,34 @@ func (c *Coordinator) allTablesDone() bool {
 		}
 	}
 	return true
+}
+
+// settleFor bounds how long a table with failed chunks waits for their
+// other batches: a batch whose reject could not be recorded is never
+// accounted for, and the run must not wait for it forever.
+const settleFor = 2 * broker.DefaultBatchAckWait
+
+// failedSettled says whether a table whose chunks are all in, some failed,
+// may be closed: the failed chunks' other batches have landed (loaded or
+// rejected), so the failed table holds every row but the rejected ones
+// and no batch of this run is loaded after it is judged. It says what it
+// waits for, and gives up waiting after settleFor.
+func (c *Coordinator) failedSettled(ctx context.Context, ts *tableState) (bool, error) {
+	n, err := target.UnsettledBatches(ctx, c.pool, c.cfg.Run, ts.t.ID())
+	if err != nil || n == 0 {
+		return err == nil, err
+	}
+	switch {
+	case ts.unsettledSince.IsZero():
+		ts.unsettledSince = time.Now()
+		c.log.InfoContext(ctx, "a chunk of the table failed: waiting for its other batches before closing it", "table", ts.t.ID(), "batches_in_flight", n)
+		return false, nil
+	case time.Since(ts.unsettledSince) > settleFor:
+		c.log.WarnContext(ctx, "closing a failed table with batches of its failed chunks unaccounted for", "table", ts.t.ID(), "batches", n,
+			"waited", settleFor.String())
+		return true, nil
+	}
+	return false, nil
 }
 
 // failTable closes a table whose chunks failed; the validator records the

@@ -162,6 +162,27 @@ func ChunkCounts(ctx context.Context, pool *pgxpool.Pool, run string) ([]ChunkCo
 	return out, nil
 }
 
+// UnsettledBatches counts the batches of a table's failed chunks that are
+// neither loaded (a ledger row) nor rejected (a rejects row) in the chunk's
+// current attempt: batches a rejected one left in flight. Chunks whose
+// extraction never ended (no batch count) are not counted. The coordinator
+// closes a failed table once this is 0, so the table holds every row of
+// its failed chunks but the rejected ones, whatever the timing.
+func UnsettledBatches(ctx context.Context, pool *pgxpool.Pool, run, table string) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT coalesce(sum(greatest(c.batches
+			- (SELECT count(*) FROM caravan.ledger l
+				WHERE l.run_id = c.run_id AND l.table_id = c.table_id AND l.chunk = c.chunk AND l.attempt = c.attempt)
+			- (SELECT count(DISTINCT r.seq) FROM caravan.rejects r
+				WHERE r.run_id = c.run_id AND r.table_id = c.table_id AND r.chunk = c.chunk AND r.attempt = c.attempt), 0)), 0)
+		FROM caravan.chunks c
+		WHERE c.run_id = $1 AND c.table_id = $2 AND c.status = 'failed' AND c.batches IS NOT NULL`, run, table).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("batches in flight of the failed chunks of %s: %w", table, err)
+	}
+	return n, nil
+}
+
 // TableProgress is what the ledger says about one table.
 type TableProgress struct {
 	Table        string
