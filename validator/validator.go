@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -399,7 +400,15 @@ const finalizedPoll = 250 * time.Millisecond
 // when not nil, is each chunk's target digest, established by the caller.
 func (v *Validator) check(ctx context.Context, run *target.Run, table, loadErr string, want map[string]bool,
 	indexed func(context.Context) (bool, error), known []proto.Digest) ([]target.VerdictRow, error) {
-	ctx, span := v.tracer.Start(ctx, "validate table", trace.WithAttributes(attribute.String("caravan.table", table)))
+	// A table is judged in parts (content when loaded, keys when
+	// finalized): the levels say which part a span is.
+	var judging []string
+	for l := range want {
+		judging = append(judging, l)
+	}
+	sort.Strings(judging)
+	ctx, span := v.tracer.Start(ctx, "validate table", trace.WithAttributes(attribute.String("caravan.table", table),
+		attribute.String("caravan.levels", strings.Join(judging, ","))))
 	defer span.End()
 	started := time.Now()
 	t := findTable(run.Model, table)
