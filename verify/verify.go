@@ -213,7 +213,11 @@ func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) 
 	}
 	v.snap = snap.ID
 	v.cfg.Log.InfoContext(ctx, "verify: planning chunks on the source", "consistency", snap.Note)
-	plan, err := coordinator.MakePlan(ctx, v.src, snap.ID, v.cfg.Options)
+	// verify names differing rows by their key and text, so both sides
+	// are read as COPY text, whatever encoding the migration used.
+	opts := v.cfg.Options
+	opts.CopyFormat = coordinator.CopyText
+	plan, err := coordinator.MakePlan(ctx, v.src, snap.ID, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +484,7 @@ func (v *Verifier) readTarget(ctx context.Context, t *schema.Table, ch *source.C
 	if ch != nil {
 		where, args = rangeWhere(t, ch)
 	}
-	if err := target.ReadLines(ctx, v.pool, t.Target, loadCols(t), where, args, emit); err != nil {
+	if err := target.ReadLines(ctx, v.pool, t.Target, proto.EncodingCopyText, loadCols(t), where, args, emit); err != nil {
 		return fmt.Errorf("verify %s: read target: %w", t.ID(), err)
 	}
 	return nil
@@ -568,7 +572,7 @@ func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
 		r := &source.Chunk{Range: proto.RangeKey, Lo: sub.lo, Hi: sub.hi}
 		if len(subs) > 1 {
 			where, args := rangeWhere(c.table, r)
-			got, err := target.ReadDigest(ctx, v.pool, c.table.Target, loadCols(c.table), where, args...)
+			got, err := target.ReadDigest(ctx, v.pool, c.table.Target, proto.EncodingCopyText, loadCols(c.table), where, args...)
 			if err != nil {
 				return outcome{}, fmt.Errorf("verify %s chunk %d: %w", c.t.Table, c.index, err)
 			}
