@@ -213,8 +213,8 @@ func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) 
 	}
 	v.snap = snap.ID
 	v.cfg.Log.InfoContext(ctx, "verify: planning chunks on the source", "consistency", snap.Note)
-	// verify names differing rows by their key and text, so both sides
-	// are read as COPY text, whatever encoding the migration used.
+	// verify reads both sides as COPY text (see task), and its recorded
+	// model says so.
 	opts := v.cfg.Options
 	opts.CopyFormat = coordinator.CopyText
 	plan, err := coordinator.MakePlan(ctx, v.src, snap.ID, opts)
@@ -454,7 +454,11 @@ type outcome struct {
 // task is the ChunkTask the source reads a chunk with, as the coordinator
 // publishes it for a migrate run.
 func (v *Verifier) task(t *schema.Table, index int, ch source.Chunk) *proto.ChunkTask {
-	return coordinator.ChunkTask(t, index, 1, ch, v.snap, v.cfg.Options.SourceOptions)
+	task := coordinator.ChunkTask(t, index, 1, ch, v.snap, v.cfg.Options.SourceOptions)
+	// Differing rows are named by their key and text: both sides are read
+	// as COPY text, whatever encoding a migration of the table used.
+	task.Encoding = proto.EncodingCopyText
+	return task
 }
 
 // readSource streams a chunk's rows with their hashes.
