@@ -132,7 +132,7 @@ func BenchmarkCopyBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Release()
-	sql := target.CopySQL(f.batch.Target, f.batch.Cols)
+	sql := target.CopySQL(f.batch.Target, f.batch.Encoding, f.batch.Cols)
 	b.SetBytes(batchesPerOp * int64(len(f.data)))
 	b.ReportAllocs()
 	n := 0

@@ -164,6 +164,9 @@ func (c *Coordinator) start(ctx context.Context) error {
 	if err := c.cfg.Options.CheckUnmigrated(plan.DB); err != nil {
 		return err
 	}
+	if err := c.keepTextForExisting(ctx, plan.DB); err != nil {
+		return err
+	}
 	err = target.CreateRun(ctx, c.pool, &target.Run{ID: c.cfg.Run, Status: target.RunPlanning, SourceKind: c.src.Kind(),
 		Source: pgutil.Redact(c.cfg.SourceURL), Snapshot: snap.ID, Consistency: snap.Note, Config: c.configRecord(), Model: plan.DB})
 	if err != nil {
@@ -207,7 +210,7 @@ func (c *Coordinator) configRecord() map[string]any {
 	return map[string]any{"include": o.Filter.Include, "exclude": o.Filter.Exclude, "name_case": o.NameCase,
 		"schema_map": o.SchemaMap, "mode": o.Mode, "rows_per_chunk": o.RowsPerChunk, "batch_bytes": o.BatchBytes,
 		"batch_rows": o.BatchRows, "unlogged": o.Unlogged, "validation": o.Validation, "source_options": o.SourceOptions,
-		"accept_unmigrated": o.AcceptUnmigrated, "owners_and_grants": o.OwnersAndGrants}
+		"accept_unmigrated": o.AcceptUnmigrated, "owners_and_grants": o.OwnersAndGrants, "copy_format": o.CopyFormat}
 }
 
 func (c *Coordinator) recordChunks(ctx context.Context, tp *TablePlan) error {
@@ -278,7 +281,7 @@ func (c *Coordinator) task(t *schema.Table, ch target.ChunkState) *proto.ChunkTa
 func ChunkTask(t *schema.Table, chunk, attempt int, ch source.Chunk, snapshot string, opts map[string]string) *proto.ChunkTask {
 	task := &proto.ChunkTask{V: proto.Version, Table: t.ID(), Chunk: chunk, Attempt: attempt,
 		Source: proto.TableRef{Schema: t.Source.Schema, Name: t.Source.Name}, Target: proto.TableRef{Schema: t.Target.Schema, Name: t.Target.Name},
-		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: snapshot, Options: opts}
+		Range: ch.Range, Lo: ch.Lo, Hi: ch.Hi, Snapshot: snapshot, Options: opts, Encoding: proto.EncodingOrText(t.Encoding)}
 	for _, col := range t.LoadColumns() {
 		task.Cols = append(task.Cols, col.Name)
 		task.Types = append(task.Types, col.SourceType)

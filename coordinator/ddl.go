@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/target"
 )
@@ -212,6 +213,31 @@ func typeExists(ctx context.Context, tx pgx.Tx, n schema.Name) (bool, error) {
 		return false, fmt.Errorf("look up type %s: %w", n, err)
 	}
 	return ok, nil
+}
+
+// keepTextForExisting sets COPY text for the tables --mode truncate keeps:
+// they have their own DDL, whose column types may differ from the source's
+// (an integer loaded into a bigint, text into varchar), which COPY text
+// converts and binary COPY refuses. It runs before the model is recorded,
+// so the validator, resume and sync read each table in the encoding its
+// rows were loaded in.
+func (c *Coordinator) keepTextForExisting(ctx context.Context, db *schema.Database) error {
+	if c.cfg.Options.Mode != ModeTruncate {
+		return nil // every table is created by the run
+	}
+	for _, t := range db.Tables {
+		if t.Encoding != proto.EncodingCopyBinary {
+			continue
+		}
+		var exists bool
+		if err := c.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema.QuoteName(t.Target)).Scan(&exists); err != nil {
+			return fmt.Errorf("look up table %s: %w", schema.QuoteName(t.Target), err)
+		}
+		if exists {
+			t.Encoding = proto.EncodingCopyText
+		}
+	}
+	return nil
 }
 
 func lookupTable(ctx context.Context, tx pgx.Tx, n schema.Name) (exists, hasRows bool, err error) {

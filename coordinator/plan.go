@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
 )
@@ -47,7 +48,16 @@ type Options struct {
 	// OwnersAndGrants gives objects their source owners and grants (off
 	// by default: the target's roles often differ).
 	OwnersAndGrants bool
+	// CopyFormat is CopyAuto (binary COPY for the tables that allow it,
+	// see ChooseEncodings) or CopyText (every table as COPY text).
+	CopyFormat string
 }
+
+// Copy formats a user may ask for.
+const (
+	CopyAuto = "auto"
+	CopyText = "text"
+)
 
 // Defaults fills unset options.
 func (o *Options) Defaults() {
@@ -66,6 +76,9 @@ func (o *Options) Defaults() {
 	if o.Validation == nil {
 		o.Validation = []string{"count", "keys", "digest", "fk"}
 	}
+	if o.CopyFormat == "" {
+		o.CopyFormat = CopyAuto
+	}
 }
 
 // Validate checks option values.
@@ -74,6 +87,11 @@ func (o *Options) Validate() error {
 	case ModeCreate, ModeTruncate, ModeDropRecreate:
 	default:
 		return fmt.Errorf("target mode %q: want %s, %s or %s", o.Mode, ModeCreate, ModeTruncate, ModeDropRecreate)
+	}
+	switch o.CopyFormat {
+	case CopyAuto, CopyText:
+	default:
+		return fmt.Errorf("copy format %q: want %s or %s", o.CopyFormat, CopyAuto, CopyText)
 	}
 	for _, l := range o.Validation {
 		switch l {
@@ -155,6 +173,7 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 		return nil, err
 	}
 	db.KeepVerbatimObjects()
+	ChooseEncodings(db, opts.CopyFormat)
 	plan := &Plan{DB: db}
 	for _, t := range db.Tables {
 		chunks, err := src.Plan(ctx, t, snapshot, rowsPerChunk(t, opts.RowsPerChunk))
@@ -164,6 +183,33 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 		plan.Tables = append(plan.Tables, &TablePlan{Table: t, Chunks: chunks})
 	}
 	return plan, nil
+}
+
+// ChooseEncodings sets each table's row encoding: binary COPY when every
+// column it loads can travel so (the source marks it BinaryCopy: a built-in
+// type of a source whose text needs no policy) and keeps its type on the
+// target; COPY text otherwise, and for every table under CopyText. Binary
+// spares PostgreSQL printing every value at the source and parsing it at
+// the target (and the validator's read-back printing it again; bytea
+// travels raw instead of as hex). User types (enums, domains, composites,
+// arrays of them) stay text: their binary forms carry type oids, which
+// differ between databases.
+func ChooseEncodings(db *schema.Database, format string) {
+	for _, t := range db.Tables {
+		t.Encoding = proto.EncodingCopyText
+		if format != CopyText && binaryCopyable(t) {
+			t.Encoding = proto.EncodingCopyBinary
+		}
+	}
+}
+
+func binaryCopyable(t *schema.Table) bool {
+	for _, c := range t.LoadColumns() {
+		if !c.BinaryCopy || c.TypeRef != nil || c.Type != c.SourceType {
+			return false
+		}
+	}
+	return true
 }
 
 // chunkBytes is about the most of a table's size on disk one chunk holds:

@@ -298,13 +298,14 @@ func optionsFromRecord(rec map[string]any, o *Options) error {
 		Source       map[string]string `json:"source_options"`
 		Accept       []string          `json:"accept_unmigrated"`
 		OwnersGrants bool              `json:"owners_and_grants"`
+		CopyFormat   string            `json:"copy_format"`
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
 		return err
 	}
 	*o = Options{Filter: schema.Filter{Include: r.Include, Exclude: r.Exclude}, NameCase: r.NameCase, SchemaMap: r.SchemaMap,
 		Mode: r.Mode, RowsPerChunk: r.RowsPerChunk, BatchBytes: r.BatchBytes, BatchRows: r.BatchRows, Unlogged: r.Unlogged, Validation: r.Validation,
-		SourceOptions: r.Source, AcceptUnmigrated: r.Accept, OwnersAndGrants: r.OwnersGrants}
+		SourceOptions: r.Source, AcceptUnmigrated: r.Accept, OwnersAndGrants: r.OwnersGrants, CopyFormat: r.CopyFormat}
 	o.Defaults()
 	return nil
 }

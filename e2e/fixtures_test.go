@@ -38,6 +38,18 @@ var sourceSchema = []string{
 	(NULL, NULL, NULL, NULL, NULL, NULL, 'Infinity', 1.5e-7, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 	 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
 	`INSERT INTO all_types (c_int8, c_text) SELECT g, 'filler ' || g FROM generate_series(1, 2500) g`,
+	// builtin_types holds only built-in types, so it travels as binary COPY
+	// (all_types, with its enum and domain, as text), plus a few families
+	// all_types lacks.
+	`CREATE TABLE builtin_types AS SELECT id, c_bool, c_int2, c_int4, c_int8, c_num, c_num_free, c_real, c_double, c_money, c_text, c_varchar,
+		c_char, c_bytea, c_date, c_time, c_timetz, c_ts, c_ts3, c_tstz, c_interval, c_uuid, c_json, c_jsonb, c_inet, c_cidr, c_macaddr,
+		c_int_arr, c_text_arr, c_2d_arr, c_bit, c_varbit, c_xml, c_point, c_tsvector, c_range,
+		ARRAY[c_bytea, NULL] AS c_bytea_arr, ARRAY[c_tstz] AS c_tstz_arr, ARRAY[c_jsonb] AS c_jsonb_arr, ARRAY[c_num] AS c_num_arr,
+		numrange(c_num, NULL) AS c_numrange, CASE WHEN c_range IS NOT NULL THEN int4multirange(c_range) END AS c_multirange, (id % 1000)::oid AS c_oid, '0/16B6C50'::pg_lsn AS c_lsn,
+		'08:00:2b:01:02:03:04:05'::macaddr8 AS c_macaddr8, box(c_point, point(1, 1)) AS c_box, left(c_text, 1)::"char" AS c_char1,
+		c_text::name AS c_name
+		FROM all_types WHERE id <= 3 OR id % 7 = 0`,
+	`ALTER TABLE builtin_types ADD PRIMARY KEY (id)`,
 	`CREATE TABLE stepped (id integer GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 5) PRIMARY KEY, v text)`,
 	`INSERT INTO stepped (v) SELECT 'v' || g FROM generate_series(1, 7) g`,
 	`CREATE UNIQUE INDEX all_types_uuid ON all_types (c_uuid) WHERE c_uuid IS NOT NULL`,
@@ -72,6 +84,6 @@ var sourceSchema = []string{
 
 // sourceTables are the tables of sourceSchema, quoted.
 var sourceTables = []string{
-	"public.all_types", "public.orders", "public.order_lines", "public.words", "public.events_log", "public.skewed", "public.empty_one", "public.stepped",
+	"public.all_types", "public.builtin_types", "public.orders", "public.order_lines", "public.words", "public.events_log", "public.skewed", "public.empty_one", "public.stepped",
 	`"Odd Schema"."Table ""Quoted"" Ünïcødé"`, `public."abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh"`,
 }

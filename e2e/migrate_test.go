@@ -52,7 +52,7 @@ func TestMigrateEveryKindOfTable(t *testing.T) {
 
 	// Keys, indexes, checks, foreign keys and sequences are in place.
 	for _, c := range []struct{ sql, want string }{
-		{`SELECT count(*)::text FROM pg_constraint WHERE contype = 'p' AND connamespace::regnamespace::text IN ('public', '"Odd Schema"')`, "9"},
+		{`SELECT count(*)::text FROM pg_constraint WHERE contype = 'p' AND connamespace::regnamespace::text IN ('public', '"Odd Schema"')`, "10"},
 		{`SELECT count(*)::text FROM pg_constraint WHERE contype = 'f' AND convalidated AND connamespace = 'public'::regnamespace`, "1"},
 		{`SELECT count(*)::text FROM pg_indexes WHERE indexname IN ('all_types_uuid', 'all_types_lower', 'all_types_jsonb', 'words_n_key')`, "4"},
 		{`SELECT count(*)::text FROM pg_constraint WHERE conname = 'note_len'`, "1"},
@@ -61,6 +61,13 @@ func TestMigrateEveryKindOfTable(t *testing.T) {
 		if got := query[string](t, dst, c.sql); got != c.want {
 			t.Errorf("%s = %s, want %s", c.sql, got, c.want)
 		}
+	}
+	// Tables of built-in types only travelled (and were digested) as binary
+	// COPY, the others as text.
+	encodings := query[string](t, dst, `SELECT string_agg((m->'Target'->>'Name') || '=' || (m->>'Encoding'), ',' ORDER BY m->'Target'->>'Name')
+		FROM caravan.runs, jsonb_array_elements(model->'Tables') m WHERE m->'Target'->>'Name' IN ('all_types', 'builtin_types', 'orders')`)
+	if encodings != "all_types=copy-text,builtin_types=copy-binary,orders=copy-binary" {
+		t.Errorf("recorded encodings %s", encodings)
 	}
 	// The next generated ids follow the copied rows instead of colliding.
 	testenv.Exec(t, dst, `INSERT INTO all_types (c_text) VALUES ('after migration')`,

@@ -18,7 +18,7 @@ import (
 // limits in the task, never by the extractor's own settings, so whichever
 // extractor reads the chunk (again) produces the same seq -> rows mapping.
 func (e *Extractor) extract(ctx context.Context, task *proto.ChunkTask) (*proto.ChunkExtracted, error) {
-	b := &batcher{e: e, task: task, maxBytes: task.BatchBytes, maxRows: task.BatchRows}
+	b := &batcher{e: e, task: task, enc: task.RowEncoding(), maxBytes: task.BatchBytes, maxRows: task.BatchRows}
 	if b.maxBytes <= 0 {
 		b.maxBytes = 1 << 20
 	}
@@ -41,6 +41,7 @@ func (e *Extractor) extract(ctx context.Context, task *proto.ChunkTask) (*proto.
 type batcher struct {
 	e        *Extractor
 	task     *proto.ChunkTask
+	enc      string // the task's row encoding: how rows are split and batches labelled
 	maxBytes int
 	maxRows  int
 
@@ -62,7 +63,7 @@ type batcher struct {
 
 func (b *batcher) add(ctx context.Context, line []byte) error {
 	var err error
-	b.fields, err = proto.SplitRow(b.fields[:0], line)
+	b.fields, err = proto.SplitRowAs(b.enc, b.fields[:0], line)
 	if err != nil {
 		return fmt.Errorf("row %d: %w", b.chunk.Rows+1, err)
 	}
@@ -113,7 +114,7 @@ func (b *batcher) cut(ctx context.Context) error {
 func (b *batcher) newBatch(rows int, d proto.Digest, data []byte) *proto.RowBatch {
 	t := b.task
 	batch := &proto.RowBatch{V: proto.Version, Run: t.Run, Table: t.Table, Chunk: t.Chunk, Attempt: t.Attempt, Seq: b.seq,
-		Rows: rows, Encoding: proto.EncodingCopyText, Target: t.Target, Cols: t.TargetCols, Key: keyPositions(t), Data: data, Digest: d.String()}
+		Rows: rows, Encoding: b.enc, Target: t.Target, Cols: t.TargetCols, Key: keyPositions(t), Data: data, Digest: d.String()}
 	b.seq++
 	return batch
 }

@@ -228,7 +228,7 @@ func (l *Loader) park(ctx context.Context, msg jetstream.Msg, b *proto.RowBatch,
 
 // data returns a batch's rows, fetching an oversized row from the object store.
 func (l *Loader) data(ctx context.Context, b *proto.RowBatch) ([]byte, error) {
-	if b.Encoding != proto.EncodingCopyText {
+	if b.Encoding != proto.EncodingCopyText && b.Encoding != proto.EncodingCopyBinary {
 		return nil, fmt.Errorf("load %s chunk %d: unknown row encoding %q", b.Table, b.Chunk, b.Encoding)
 	}
 	if b.Blob == "" {

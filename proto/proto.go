@@ -14,8 +14,9 @@ import (
 
 // Version is the protocol version every message carries in `v`. A worker
 // refuses a message of another version rather than guess at its meaning.
-// Version 2: row digests are XXH3-64, not md5.
-const Version = 2
+// Version 2: row digests are XXH3-64, not md5. Version 3: a ChunkTask and
+// its RowBatches carry the chunk's row encoding, which may be binary COPY.
+const Version = 3
 
 // Stream names.
 const (
@@ -77,9 +78,18 @@ const (
 	HeaderMsgID = "Nats-Msg-Id" // JetStream de-duplication window
 )
 
-// EncodingCopyText is the only row encoding: rows as PostgreSQL COPY text
-// lines, each value in PostgreSQL's canonical text form (see rowtext.go).
-const EncodingCopyText = "copy-text"
+// Row encodings: how a chunk's rows travel, are loaded, read back and
+// digested (see rowtext.go and rowbinary.go). The planner chooses one per
+// table; a ChunkTask and its RowBatches carry it.
+const (
+	// EncodingCopyText: PostgreSQL COPY text lines, each value in
+	// PostgreSQL's canonical text form. Every source can produce it.
+	EncodingCopyText = "copy-text"
+	// EncodingCopyBinary: PostgreSQL binary COPY tuples without the
+	// stream's header and trailer (the loader adds them). Only for a
+	// PostgreSQL source whose columns keep their built-in type.
+	EncodingCopyBinary = "copy-binary"
+)
 
 // TasksSubject is where the coordinator publishes a run's ChunkTasks.
 func TasksSubject(run string) string { return "caravan." + run + ".tasks" }
@@ -163,11 +173,27 @@ type ChunkTask struct {
 	BatchBytes int               `msgpack:"batch_bytes"`
 	BatchRows  int               `msgpack:"batch_rows"`
 	Options    map[string]string `msgpack:"opts,omitempty"` // source-specific read options
+	// Encoding is the row encoding the chunk is read, carried, loaded and
+	// digested in; "" means EncodingCopyText.
+	Encoding string `msgpack:"encoding,omitempty"`
 }
 
-// RowBatch carries rows of one chunk, in key order. Data holds Rows COPY text
-// lines; a single row larger than a message travels in the Object Store and
-// Blob names it instead.
+// RowEncoding is the task's encoding, EncodingCopyText when unset.
+func (t *ChunkTask) RowEncoding() string { return EncodingOrText(t.Encoding) }
+
+// EncodingOrText returns enc, or EncodingCopyText for "" (a table recorded
+// before encodings could differ).
+func EncodingOrText(enc string) string {
+	if enc == "" {
+		return EncodingCopyText
+	}
+	return enc
+}
+
+// RowBatch carries rows of one chunk, in key order. Data holds Rows rows in
+// Encoding (COPY text lines, or binary COPY tuples without header and
+// trailer); a single row larger than a message travels in the Object Store
+// and Blob names it instead.
 type RowBatch struct {
 	V        int      `msgpack:"v"`
 	Run      string   `msgpack:"run"`

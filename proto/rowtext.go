@@ -177,8 +177,12 @@ type Digest struct {
 	Rows int64
 }
 
-// RowHash hashes one row's canonical fields: XXH3-64 over, per field, "N"
-// for NULL or "V<len>:<bytes>" otherwise. The digest guards against loss
+// RowHash hashes one row's fields: XXH3-64 over, per field, "N" for NULL or
+// "V<len>:<bytes>" otherwise. It is the digest of both encodings: the
+// fields are the unescaped values of a COPY text line (SplitRow) or the
+// send-format bytes of a binary tuple (SplitTuple), so the same row hashes
+// differently in each, and a digest is only compared with one taken in the
+// same encoding (the table's, recorded in the run's model). The digest guards against loss
 // and corruption, not against an attacker, so a fast non-cryptographic
 // hash does (md5 cost more CPU than the rest of the digest on both sides).
 func RowHash(fields []Field, scratch []byte) (uint64, []byte) {

@@ -160,6 +160,12 @@ type Table struct {
 	// KeyInherited says the primary key is the partitioned parent's: it
 	// orders and chunks the partition's rows, but the parent creates it.
 	KeyInherited bool
+	// Encoding is the row encoding the run moves, loads and digests the
+	// table's rows in (proto.EncodingCopyText or EncodingCopyBinary; ""
+	// is text), chosen at planning (coordinator.ChooseEncodings) and read
+	// back from the recorded model by the validator, resume and sync, so a
+	// digest is always compared with one of the same encoding.
+	Encoding string
 }
 
 // Partitioned says the table is partitioned: its rows live in its
@@ -187,6 +193,12 @@ type Column struct {
 	// Inherited says the column comes from a parent table (INHERITS) and is
 	// not declared by the table itself.
 	Inherited bool
+	// BinaryCopy says the source can send the column in PostgreSQL's binary
+	// COPY format and a target column of SourceType accepts it as is: a
+	// built-in type (or an array of one) whose send format embeds nothing
+	// database-specific, from a source whose text needs no policy. Set by
+	// the PostgreSQL source only.
+	BinaryCopy bool
 }
 
 // Identity describes an identity column.

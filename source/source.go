@@ -30,9 +30,11 @@ type Source interface {
 	// in key order.
 	Plan(ctx context.Context, t *schema.Table, snapshot string, rowsPerChunk int64) ([]Chunk, error)
 	// Read streams the rows of one chunk, in the chunk's deterministic order,
-	// calling emit with each row as one COPY text line (newline-terminated).
-	// The line is only valid during the call.
-	Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error
+	// calling emit with each row in the task's encoding: one COPY text line
+	// (newline-terminated), or one binary COPY tuple (PostgreSQL sources
+	// only: the planner chooses binary only for columns the source marks
+	// BinaryCopy). The row is only valid during the call.
+	Read(ctx context.Context, task *proto.ChunkTask, emit func(row []byte) error) error
 	// Count counts a table's rows independently of the chunk plan and the
 	// reader, so a plan or paging bug that never reads some rows fails the
 	// table's count verdict. It counts in the run's snapshot when the source

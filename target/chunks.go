@@ -372,6 +372,10 @@ type Replacement struct {
 	// are written, before the chunks are recorded: sync reads back the rows
 	// it wrote there to prove the chunk's new content.
 	Written func(ctx context.Context, tx pgx.Tx) error
+	// Encoding is the row encoding produce writes ("" is COPY text); in
+	// binary, produce writes tuples and the stream's header and trailer
+	// are added here.
+	Encoding string
 }
 
 // ReplaceChunks re-copies chunks of a loaded table in one transaction, for
@@ -416,7 +420,7 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 		}
 		into = proto.TableRef{Schema: "pg_temp", Name: "caravan_sync"}
 	}
-	copied, err := copyProduced(ctx, tx, into, r.Cols, produce)
+	copied, err := copyProduced(ctx, tx, into, r.Encoding, r.Cols, produce)
 	if err != nil {
 		return fail(err)
 	}
@@ -456,18 +460,27 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 }
 
 // copyProduced streams what produce writes into a COPY.
-func copyProduced(ctx context.Context, tx pgx.Tx, into proto.TableRef, cols []string,
+func copyProduced(ctx context.Context, tx pgx.Tx, into proto.TableRef, enc string, cols []string,
 	produce func(ctx context.Context, w io.Writer) ([]ChunkCopy, error)) ([]ChunkCopy, error) {
 	pr, pw := io.Pipe()
 	var copied []ChunkCopy
 	produced := make(chan error, 1)
+	binary := enc == proto.EncodingCopyBinary
 	go func() {
 		var err error
-		copied, err = produce(ctx, pw)
+		if binary {
+			_, err = pw.Write(proto.BinaryHeader)
+		}
+		if err == nil {
+			copied, err = produce(ctx, pw)
+		}
+		if err == nil && binary {
+			_, err = pw.Write(proto.BinaryTrailer)
+		}
 		pw.CloseWithError(err)
 		produced <- err
 	}()
-	_, copyErr := tx.Conn().PgConn().CopyFrom(ctx, pr, CopySQL(into, cols))
+	_, copyErr := tx.Conn().PgConn().CopyFrom(ctx, pr, CopySQL(into, enc, cols))
 	pr.CloseWithError(errors.New("copy ended")) // unblocks a producer the COPY stopped reading
 	if err := <-produced; err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ func LoadBatch(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, data 
 	if !claimed {
 		return LoadResult{Duplicate: true}, nil
 	}
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), CopySQL(b.Target, b.Cols)); err != nil {
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, copyStream(b.Encoding, data), CopySQL(b.Target, b.Encoding, b.Cols)); err != nil {
 		return LoadResult{}, fmt.Errorf("copy: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -73,21 +74,40 @@ func LoadBatch(ctx context.Context, pool *pgxpool.Pool, b *proto.RowBatch, data 
 	return LoadResult{}, nil
 }
 
-// CopySQL is the COPY statement for a batch's columns.
-func CopySQL(t proto.TableRef, cols []string) string {
+// CopySQL is the COPY statement for a batch's columns in row encoding enc.
+func CopySQL(t proto.TableRef, enc string, cols []string) string {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = schema.Quote(c)
 	}
-	return fmt.Sprintf("COPY %s (%s) FROM STDIN", pgx.Identifier{t.Schema, t.Name}.Sanitize(), strings.Join(quoted, ", "))
+	format := ""
+	if enc == proto.EncodingCopyBinary {
+		format = " (FORMAT binary)"
+	}
+	return fmt.Sprintf("COPY %s (%s) FROM STDIN%s", pgx.Identifier{t.Schema, t.Name}.Sanitize(), strings.Join(quoted, ", "), format)
+}
+
+// copyStream is what COPY FROM reads for a batch's data: the data itself
+// in text; in binary the tuples between the stream's header and trailer,
+// which batches leave out (a batch is a piece of a chunk, not a stream).
+func copyStream(enc string, data []byte) io.Reader {
+	if enc != proto.EncodingCopyBinary {
+		return bytes.NewReader(data)
+	}
+	return io.MultiReader(bytes.NewReader(proto.BinaryHeader), bytes.NewReader(data), bytes.NewReader(proto.BinaryTrailer))
 }
 
 // Rejection describes the row of a batch PostgreSQL refused.
 type Rejection struct {
 	Column string // "" when PostgreSQL did not say
-	Key    string // the row's key as "col=value, ..." ("" when unknown)
-	Row    string // the row's COPY text
-	Error  string
+	// Key is the row's key as "col=value, ..." ("" when unknown); Row is
+	// the row as one COPY text line. A row of a binary batch is not decoded
+	// (that needs its types' receive functions): its key values and Row's
+	// fields are the values' send-format bytes (proto.RowText), so Row
+	// still decodes, as COPY text, to exactly the bytes that were refused.
+	Key   string
+	Row   string
+	Error string
 }
 
 // copyContext matches PostgreSQL's error context for COPY:
@@ -116,13 +136,14 @@ func Explain(err error, b *proto.RowBatch, data []byte) Rejection {
 	if r.Column == "" && m[2] != "" {
 		r.Column = m[2]
 	}
+	// PostgreSQL counts binary tuples as lines too.
 	lineNo, _ := strconv.Atoi(m[1])
-	line := nthLine(data, lineNo)
-	if line == nil {
+	row := proto.NthRow(b.Encoding, data, lineNo)
+	if row == nil {
 		return r
 	}
-	r.Row = string(line)
-	fields, err := proto.SplitRow(nil, line)
+	r.Row = string(proto.RowText(b.Encoding, row))
+	fields, err := proto.SplitRowAs(b.Encoding, nil, row)
 	if err != nil {
 		return r
 	}
@@ -138,23 +159,6 @@ func Explain(err error, b *proto.RowBatch, data []byte) Rejection {
 	}
 	r.Key = strings.Join(key, ", ")
 	return r
-}
-
-func nthLine(data []byte, n int) []byte {
-	for i := 1; len(data) > 0; i++ {
-		end := bytes.IndexByte(data, '\n')
-		if end < 0 {
-			end = len(data)
-		}
-		if i == n {
-			return data[:end]
-		}
-		if end == len(data) {
-			break
-		}
-		data = data[end+1:]
-	}
-	return nil
 }
 
 // Reject records a refused batch and fails its chunk. No ledger row is

@@ -56,7 +56,7 @@ func (c *tableCheck) chunkDigests(ctx context.Context) ([]proto.Digest, error) {
 	for i, ch := range c.chunks {
 		g.Go(func() error {
 			where, args := target.KeyRange(c.t, ch, true)
-			d, err := target.ReadDigest(gctx, c.v.pool, c.t.Target, cols, where, args...)
+			d, err := target.ReadDigest(gctx, c.v.pool, c.t.Target, c.t.Encoding, cols, where, args...)
 			out[i] = d
 			return err
 		})
@@ -104,7 +104,7 @@ func (c *tableCheck) tableDigest(ctx context.Context) (proto.Digest, error) {
 				where, args = target.KeyRange(c.t, target.ChunkState{Lo: part[0].Lo, Hi: part[len(part)-1].Hi}, true)
 			}
 			var err error
-			got[i], err = target.ReadDigest(gctx, c.v.pool, c.t.Target, cols, where, args...)
+			got[i], err = target.ReadDigest(gctx, c.v.pool, c.t.Target, c.t.Encoding, cols, where, args...)
 			return err
 		})
 	}

@@ -87,7 +87,7 @@ func newWideRun(t *testing.T) *wideRun {
 	}
 	for _, ch := range chunks {
 		where, args := target.KeyRange(tbl, ch, true)
-		d, err := target.ReadDigest(ctx, pool, tbl.Target, loadCols(tbl), where, args...)
+		d, err := target.ReadDigest(ctx, pool, tbl.Target, tbl.Encoding, loadCols(tbl), where, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

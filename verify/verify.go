@@ -213,7 +213,11 @@ func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) 
 	}
 	v.snap = snap.ID
 	v.cfg.Log.InfoContext(ctx, "verify: planning chunks on the source", "consistency", snap.Note)
-	plan, err := coordinator.MakePlan(ctx, v.src, snap.ID, v.cfg.Options)
+	// verify reads both sides as COPY text (see task), and its recorded
+	// model says so.
+	opts := v.cfg.Options
+	opts.CopyFormat = coordinator.CopyText
+	plan, err := coordinator.MakePlan(ctx, v.src, snap.ID, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +454,11 @@ type outcome struct {
 // task is the ChunkTask the source reads a chunk with, as the coordinator
 // publishes it for a migrate run.
 func (v *Verifier) task(t *schema.Table, index int, ch source.Chunk) *proto.ChunkTask {
-	return coordinator.ChunkTask(t, index, 1, ch, v.snap, v.cfg.Options.SourceOptions)
+	task := coordinator.ChunkTask(t, index, 1, ch, v.snap, v.cfg.Options.SourceOptions)
+	// Differing rows are named by their key and text: both sides are read
+	// as COPY text, whatever encoding a migration of the table used.
+	task.Encoding = proto.EncodingCopyText
+	return task
 }
 
 // readSource streams a chunk's rows with their hashes.
@@ -480,7 +488,7 @@ func (v *Verifier) readTarget(ctx context.Context, t *schema.Table, ch *source.C
 	if ch != nil {
 		where, args = rangeWhere(t, ch)
 	}
-	if err := target.ReadLines(ctx, v.pool, t.Target, loadCols(t), where, args, emit); err != nil {
+	if err := target.ReadLines(ctx, v.pool, t.Target, proto.EncodingCopyText, loadCols(t), where, args, emit); err != nil {
 		return fmt.Errorf("verify %s: read target: %w", t.ID(), err)
 	}
 	return nil
@@ -568,7 +576,7 @@ func (v *Verifier) checkChunk(ctx context.Context, c *check) (outcome, error) {
 		r := &source.Chunk{Range: proto.RangeKey, Lo: sub.lo, Hi: sub.hi}
 		if len(subs) > 1 {
 			where, args := rangeWhere(c.table, r)
-			got, err := target.ReadDigest(ctx, v.pool, c.table.Target, loadCols(c.table), where, args...)
+			got, err := target.ReadDigest(ctx, v.pool, c.table.Target, proto.EncodingCopyText, loadCols(c.table), where, args...)
 			if err != nil {
 				return outcome{}, fmt.Errorf("verify %s chunk %d: %w", c.t.Table, c.index, err)
 			}

@@ -70,6 +70,7 @@ var (
 	planFlags = join(tableFlags, []cli.Flag{
 		num("batch-bytes", "bytes per batch message (capped below the broker's max_payload)", 1<<20-64<<10),
 		num("batch-rows", "rows per batch message", 50_000),
+		str("copy-format", "how rows travel: auto (binary COPY for PostgreSQL tables whose columns keep their built-in types, text for the others) or text (every table as COPY text)", coordinator.CopyAuto),
 	})
 	// textFlags choose what becomes of the text of a SQL_ASCII PostgreSQL
 	// source; the run carries the choice to every extractor.
@@ -141,6 +142,7 @@ func options(c *cli.Context) (coordinator.Options, error) {
 
 		AcceptUnmigrated: c.StringSlice("accept-unmigrated"),
 		OwnersAndGrants:  c.Bool("owners-and-grants"),
+		CopyFormat:       c.String("copy-format"),
 	}
 	if o.NameCase != "" && o.NameCase != schema.CasePreserve && o.NameCase != schema.CaseLower {
 		return o, fmt.Errorf("--name-case %q: want preserve or lower", o.NameCase)

@@ -16,6 +16,7 @@ import (
 	"github.com/caravan-db/caravan/extractor"
 	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/pgutil"
+	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
@@ -250,7 +251,7 @@ func printPlan(plan *coordinator.Plan, consistency string, readOpts map[string]s
 	fmt.Fprintln(w, "-- mapping")
 	for _, tp := range plan.Tables {
 		t := tp.Table
-		fmt.Fprintf(w, "-- %s -> %s\n", schema.QuoteName(t.Source), schema.QuoteName(t.Target))
+		fmt.Fprintf(w, "-- %s -> %s (rows as %s)\n", schema.QuoteName(t.Source), schema.QuoteName(t.Target), proto.EncodingOrText(t.Encoding))
 		for _, col := range t.Columns {
 			fmt.Fprintf(w, "--   %-30s %-28s -> %s %s\n", col.Name, col.SourceType, col.TargetName, col.Type)
 		}

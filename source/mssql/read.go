@@ -20,6 +20,9 @@ import (
 // SQL Server puts in [Lo, Hi). A keyless table is one chunk read in
 // %%physloc%% order.
 func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
+	if enc := task.RowEncoding(); enc != proto.EncodingCopyText {
+		return source.Permanent(fmt.Errorf("read %s chunk %d: SQL Server rows are printed as COPY text, not %s", task.Source, task.Chunk, enc))
+	}
 	if err := s.read(ctx, task, emit); err != nil {
 		// classified before scrub, which may cut the error chain
 		permanent := source.IsPermanent(classify(ctx, err))

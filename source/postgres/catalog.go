@@ -125,17 +125,31 @@ type columnRow struct {
 	IdentStart *int64
 	IdentIncr  *int64
 	Local      bool
+	BinaryCopy bool
 }
 
+// binaryCopySQL says whether a column of type t (element type bt) can
+// travel in binary COPY between any two PostgreSQL databases: a base or
+// range type with fixed oids (below FirstGenbkiObjectId, 10000: the same in
+// every database and version; an array's binary form names its element
+// type's oid), with send and receive functions, and not one of the reg*
+// types, whose binary form is an oid of the source database's catalog.
+// Enums, domains, composites and every extension's type stay text.
+const binaryCopySQL = `(t.oid < 10000 AND bt.oid < 10000 AND bt.typtype IN ('b', 'r', 'm')
+			AND t.typsend <> 0 AND t.typreceive <> 0 AND bt.typsend <> 0 AND bt.typreceive <> 0
+			AND bt.typname NOT LIKE 'reg%')`
+
 // discoverColumns fills the tables' columns and returns the user types
-// they use.
-func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Table) (map[schema.Name]bool, error) {
+// they use. binaryCopy says the source's text needs no policy, so columns
+// of suitable types may travel in binary COPY.
+func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Table, binaryCopy bool) (map[schema.Name]bool, error) {
 	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
 			pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
 			col_description(a.attrelid, a.attnum),
 			CASE WHEN a.attcollation <> 0 AND a.attcollation <> bt.typcollation THEN co.collname END,
 			bt.typtype::text, btn.nspname, bt.typname, t.typcategory = 'A' AND t.typelem <> 0,
-			seq.relname, idseq.seqstart, idseq.seqincrement, a.attislocal
+			seq.relname, idseq.seqstart, idseq.seqincrement, a.attislocal,
+			`+binaryCopySQL+`
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -165,7 +179,8 @@ func discoverColumns(ctx context.Context, q querier, byOID map[uint32]*schema.Ta
 		if t == nil {
 			continue
 		}
-		c := &schema.Column{Name: r.Name, SourceType: r.Type, Type: r.Type, Nullable: !r.NotNull, Inherited: !r.Local}
+		c := &schema.Column{Name: r.Name, SourceType: r.Type, Type: r.Type, Nullable: !r.NotNull, Inherited: !r.Local,
+			BinaryCopy: binaryCopy && r.BinaryCopy}
 		if r.Comment != nil {
 			c.Comment = *r.Comment
 		}

@@ -77,7 +77,10 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	if err := discoverSchemas(ctx, tx, filter, db); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
-	userTypes, err := discoverColumns(ctx, tx, byOID)
+	// A SQL_ASCII source's text goes through the run's text policy, which
+	// reads COPY text: its tables stay text.
+	sqlASCIISource := tx.Conn().PgConn().ParameterStatus("server_encoding") == sqlASCII
+	userTypes, err := discoverColumns(ctx, tx, byOID, !sqlASCIISource)
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
@@ -96,7 +99,7 @@ func (s *Source) Discover(ctx context.Context, filter schema.Filter) (*schema.Da
 	if err := discoverSequences(ctx, tx, db); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
-	if tx.Conn().PgConn().ParameterStatus("server_encoding") == sqlASCII {
+	if sqlASCIISource {
 		db.Warnings = append(db.Warnings, "the source database is SQL_ASCII, which stores text unchecked: text is checked as it is read, and "+
 			"text that is not UTF-8 fails its chunk unless the run names its encoding (--source-encoding) or replaces it (--invalid-text replace)")
 	}

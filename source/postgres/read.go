@@ -13,17 +13,19 @@ import (
 )
 
 // Read streams one chunk in key (or ctid) order with COPY (SELECT ...) TO
-// STDOUT (pgutil.CopyRows): PostgreSQL's text output under pgutil's session
-// settings is the canonical form, already escaped for COPY.
-func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(line []byte) error) error {
+// STDOUT (pgutil.CopyRows) in the task's encoding: in text, PostgreSQL's
+// output under pgutil's session settings is the canonical form, already
+// escaped for COPY; in binary, each value's send format, as a target
+// column of the same type receives it.
+func (s *Source) Read(ctx context.Context, task *proto.ChunkTask, emit func(row []byte) error) error {
 	return s.read(ctx, task, nil, emit)
 }
 
 // ReadKeys implements source.KeyReader: the rows of the chunk whose keys
 // are among keys (each one text value per key column), read as Read reads
-// the chunk, in its order. The keys travel as text arrays bound by
-// parameter, cast to the key columns' types.
-func (s *Source) ReadKeys(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(line []byte) error) error {
+// the chunk (in its encoding), in its order. The keys travel as text arrays
+// bound by parameter, cast to the key columns' types.
+func (s *Source) ReadKeys(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(row []byte) error) error {
 	if task.Range != proto.RangeKey || len(task.Key) == 0 {
 		return fmt.Errorf("read %s chunk %d by key: the chunk is not a key range", task.Source, task.Chunk)
 	}
@@ -34,7 +36,7 @@ func (s *Source) ReadKeys(ctx context.Context, task *proto.ChunkTask, keys [][]s
 }
 
 // read streams a chunk's rows, only those of keys when keys is not nil.
-func (s *Source) read(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(line []byte) error) error {
+func (s *Source) read(ctx context.Context, task *proto.ChunkTask, keys [][]string, emit func(row []byte) error) error {
 	tx, err := s.readTx(ctx, task.Snapshot)
 	var gone *snapshotGoneError
 	if errors.As(err, &gone) {
@@ -55,6 +57,11 @@ func (s *Source) read(ctx context.Context, task *proto.ChunkTask, keys [][]strin
 	if err != nil {
 		return source.Permanent(fmt.Errorf("read %s chunk %d: %w", task.Source, task.Chunk, err))
 	}
+	if check != nil && task.RowEncoding() != proto.EncodingCopyText {
+		// The planner never chooses binary for a SQL_ASCII source (its text
+		// policy reads COPY text); a task that does was planned elsewhere.
+		return source.Permanent(fmt.Errorf("read %s chunk %d: a SQL_ASCII source is read as COPY text, not %s", task.Source, task.Chunk, task.RowEncoding()))
+	}
 	if check != nil {
 		// With client_encoding UTF8 a SQL_ASCII server refuses to send text
 		// that is not UTF-8 (22021, naming neither column nor row): take the
@@ -64,7 +71,7 @@ func (s *Source) read(ctx context.Context, task *proto.ChunkTask, keys [][]strin
 		}
 	}
 	var rowErr error // a row's own error (its text, or publishing it), which ended the COPY
-	err = pgutil.CopyRows(ctx, tx, q, args, func(line []byte) error {
+	err = pgutil.CopyRows(ctx, tx, task.RowEncoding(), q, args, func(line []byte) error {
 		if check != nil {
 			if line, rowErr = check.line(line); rowErr != nil {
 				return rowErr
