@@ -240,7 +240,7 @@ func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error
 	if err != nil {
 		return nil, err
 	}
-	if err := readObjects(ctx, q, &c); err != nil {
+	if err := readObjects(ctx, q, d, &c); err != nil {
 		return nil, err
 	}
 	c.Objects = d.objects(&c)

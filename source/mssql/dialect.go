@@ -346,6 +346,17 @@ func (d dialect) sequencesSQL() string {
 	return sequencesSQL
 }
 
+// Synonyms. Babelfish has none (CREATE SYNONYM is not supported), and
+// generating a synonym's definition from sys.synonyms cost about 110 ms of
+// the backend's CPU in the inventory statement there (the measurement of
+// the row estimates above): its inventory reads OBJECT_DEFINITION alone.
+func (d dialect) objectsSQL() string {
+	if d.Babelfish {
+		return strings.Replace(objectsSQL, objectDefinition, "OBJECT_DEFINITION(o.object_id)", 1)
+	}
+	return objectsSQL
+}
+
 // indexesSQL reads the indexes with their filters.
 func (d dialect) indexesSQL() string {
 	if d.Babelfish {

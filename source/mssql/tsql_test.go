@@ -169,6 +169,12 @@ func TestDialectOf(t *testing.T) {
 	if q := sqlServer.indexesSQL(); q != indexesSQL {
 		t.Fatal(q)
 	}
+	if q := sqlServer.objectsSQL(); q != objectsSQL || !strings.Contains(q, "sys.synonyms") {
+		t.Fatal(q)
+	}
+	if q := babelfish.objectsSQL(); strings.Contains(q, "sys.synonyms") || !strings.Contains(q, "CAST(COALESCE(OBJECT_DEFINITION(o.object_id), N'') AS nvarchar(max))") {
+		t.Fatal(q)
+	}
 	if q := sqlServer.tablesSQL(); q != tablesSQL || !strings.Contains(q, "sys.partitions") {
 		t.Fatal(q)
 	}
