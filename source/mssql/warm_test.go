@@ -22,8 +22,10 @@ func TestWarmConns(t *testing.T) {
 	}
 	defer s.Close()
 	s.warming.Wait()
-	if st := s.db.Stats(); st.OpenConnections != 3 || st.Idle != 3 {
-		t.Fatalf("want 3 open idle connections, got %+v", st)
+	// 3: Open's own and two warmed; 2 when a warming goroutine was so late
+	// that it found Open's connection idle (a reader then opens its own)
+	if st := s.db.Stats(); st.OpenConnections < 2 || st.Idle != st.OpenConnections {
+		t.Fatalf("want 2 or 3 open idle connections, got %+v", st)
 	}
 	if bytes.Contains(logs.Bytes(), []byte("warming")) {
 		t.Fatalf("warmSQL failed: %s", logs.String())
