@@ -30,6 +30,7 @@ func openMSSQL(ctx context.Context, c *cli.Context, raw string, readers int, log
 		Computed:         c.String("computed"),
 		DatabaseSnapshot: c.Bool("mssql-database-snapshot"),
 		MaxConns:         readers + 2,
+		Readers:          readers,
 		TypeOverrides:    map[string]string{},
 		Logger:           log,
 	}

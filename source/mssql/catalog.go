@@ -91,8 +91,13 @@ type catalogRows struct {
 
 const userTable = `t.is_ms_shipped = 0 AND t.is_external = 0 AND NOT (SCHEMA_NAME(t.schema_id) = N'dbo' AND t.name = N'sysdiagrams')`
 
+// tableRowsExpr is a table's row estimate: the heap's or clustered
+// index's rows in sys.partitions (dialect.tablesSQL says what Babelfish
+// reads instead).
+const tableRowsExpr = `CAST(COALESCE((SELECT SUM(p.rows) FROM sys.partitions AS p WHERE p.object_id = t.object_id AND p.index_id IN (0, 1)), 0) AS bigint)`
+
 const tablesSQL = `SELECT t.object_id, s.name, t.name,
-  CAST(COALESCE((SELECT SUM(p.rows) FROM sys.partitions AS p WHERE p.object_id = t.object_id AND p.index_id IN (0, 1)), 0) AS bigint),
+  ` + tableRowsExpr + `,
   COALESCE(CAST(ep.value AS nvarchar(max)), N'')
 FROM sys.tables AS t
 JOIN sys.schemas AS s ON s.schema_id = t.schema_id
@@ -145,14 +150,15 @@ const columnCommentsSQL = `SELECT ep.major_id, ep.minor_id, COALESCE(CAST(ep.val
 FROM sys.extended_properties AS ep JOIN sys.tables AS t ON t.object_id = ep.major_id
 WHERE ep.class = 1 AND ep.minor_id > 0 AND ep.name = N'MS_Description' AND ` + userTable
 
+const indexTableJoin = "JOIN sys.tables AS t ON t.object_id = i.object_id\n"
+
 // indexesSQL skips partitioning columns SQL Server adds to clustered
 // indexes (key_ordinal 0 and not included).
 const indexesSQL = `SELECT i.object_id, i.index_id, COALESCE(i.name, N''), CAST(i.type AS int), i.is_unique, i.is_primary_key, i.is_unique_constraint,
   COALESCE(i.filter_definition, N''), i.is_disabled,
   CAST(ic.key_ordinal AS int), ic.is_descending_key, ic.is_included_column, col.name
 FROM sys.indexes AS i
-JOIN sys.tables AS t ON t.object_id = i.object_id
-JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+` + indexTableJoin + `JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
 JOIN sys.columns AS col ON col.object_id = ic.object_id AND col.column_id = ic.column_id
 WHERE ` + userTable + ` AND i.index_id > 0 AND i.is_hypothetical = 0 AND (ic.key_ordinal > 0 OR ic.is_included_column = 1 OR i.type IN (3, 4, 5, 6))
 ORDER BY i.object_id, i.index_id, ic.is_included_column, ic.key_ordinal, ic.index_column_id`
@@ -184,7 +190,7 @@ type queryer interface {
 func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error) {
 	var c catalogRows
 	var err error
-	err = scanAll(ctx, q, tablesSQL, "tables", func(r *sql.Rows) error {
+	err = scanAll(ctx, q, d.tablesSQL(), "tables", func(r *sql.Rows) error {
 		var t tableRow
 		err := r.Scan(&t.ObjectID, &t.Schema, &t.Name, &t.Rows, &t.Comment)
 		c.Tables = append(c.Tables, t)
@@ -234,7 +240,7 @@ func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error
 	if err != nil {
 		return nil, err
 	}
-	if err := readObjects(ctx, q, &c); err != nil {
+	if err := readObjects(ctx, q, d, &c); err != nil {
 		return nil, err
 	}
 	c.Objects = d.objects(&c)

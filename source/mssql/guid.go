@@ -29,7 +29,9 @@ func guidToRFC(wire []byte) ([16]byte, error) {
 
 // formatUUID prints RFC-order bytes as uuid_out does: lower-case hex,
 // 8-4-4-4-12.
-func formatUUID(u [16]byte) string {
+func formatUUID(u [16]byte) string { return string(appendUUID(make([]byte, 0, 36), u)) }
+
+func appendUUID(dst []byte, u [16]byte) []byte {
 	var b [36]byte
 	hex.Encode(b[0:8], u[0:4])
 	b[8] = '-'
@@ -40,7 +42,7 @@ func formatUUID(u [16]byte) string {
 	hex.Encode(b[19:23], u[8:10])
 	b[23] = '-'
 	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
+	return append(dst, b[:]...)
 }
 
 // guidText is the text SQL Server prints and parses for a uniqueidentifier

@@ -40,10 +40,7 @@ type objectRow struct {
 // refused the longer values of the others.
 const objectsSQL = `SELECT CAST(RTRIM(o.type) AS nvarchar(2)), CAST(SCHEMA_NAME(o.schema_id) AS nvarchar(128)), CAST(o.name AS nvarchar(128)),
   CAST(COALESCE(OBJECT_SCHEMA_NAME(o.parent_object_id) + N'.' + OBJECT_NAME(o.parent_object_id), N'') AS nvarchar(300)),
-  CAST(COALESCE(CASE WHEN o.type = 'SN'
-    THEN (SELECT N'CREATE SYNONYM ' + QUOTENAME(SCHEMA_NAME(o.schema_id)) + N'.' + QUOTENAME(o.name) + N' FOR ' + s.base_object_name
-      FROM sys.synonyms AS s WHERE s.object_id = o.object_id)
-    ELSE OBJECT_DEFINITION(o.object_id) END, N'') AS nvarchar(max))
+  CAST(COALESCE(` + objectDefinition + `, N'') AS nvarchar(max))
 FROM sys.objects AS o
 WHERE o.is_ms_shipped = 0 AND o.type IN ('V', 'P', 'PC', 'FN', 'IF', 'TF', 'FS', 'FT', 'AF', 'TR', 'SN', 'SO')
 UNION ALL
@@ -123,8 +120,14 @@ func tableTypeDefinition(n schema.Name, cols []string) string {
 		"CREATE TYPE " + quoteIdent(n.Schema) + "." + quoteIdent(n.Name) + " AS TABLE (\n    " + strings.Join(cols, ",\n    ") + "\n);"
 }
 
-func readObjects(ctx context.Context, q queryer, c *catalogRows) error {
-	return scanAll(ctx, q, objectsSQL, "objects", func(r *sql.Rows) error {
+// objectDefinition is an object's T-SQL: a synonym's is generated.
+const objectDefinition = `CASE WHEN o.type = 'SN'
+    THEN (SELECT N'CREATE SYNONYM ' + QUOTENAME(SCHEMA_NAME(o.schema_id)) + N'.' + QUOTENAME(o.name) + N' FOR ' + s.base_object_name
+      FROM sys.synonyms AS s WHERE s.object_id = o.object_id)
+    ELSE OBJECT_DEFINITION(o.object_id) END`
+
+func readObjects(ctx context.Context, q queryer, d dialect, c *catalogRows) error {
+	return scanAll(ctx, q, d.objectsSQL(), "objects", func(r *sql.Rows) error {
 		var x objectRow
 		err := r.Scan(&x.Type, &x.Schema, &x.Name, &x.Parent, &x.Definition)
 		c.Objects = append(c.Objects, x)

@@ -1,6 +1,7 @@
 package mssql
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/big"
@@ -19,36 +20,69 @@ import (
 // (float8) or >= 6 (float4), as in src/common/d2s.c and f2s.c. Go's 'e'
 // format writes the exponent with a sign and at least two digits, like
 // PostgreSQL. See shortestDigits for the one place Go and Ryu differ.
-func formatFloat(f float64, bits int) string {
+func formatFloat(f float64, bits int) string { return string(appendFloat(nil, f, bits)) }
+
+// appendFloat appends formatFloat's text to dst.
+func appendFloat(dst []byte, f float64, bits int) []byte {
 	switch {
 	case math.IsNaN(f):
-		return "NaN"
+		return append(dst, "NaN"...)
 	case math.IsInf(f, 1):
-		return "Infinity"
+		return append(dst, "Infinity"...)
 	case math.IsInf(f, -1):
-		return "-Infinity"
+		return append(dst, "-Infinity"...)
 	case f == 0:
 		if math.Signbit(f) {
-			return "-0"
+			return append(dst, "-0"...)
 		}
-		return "0"
+		return append(dst, '0')
 	}
-	e := shortestDigits(math.Abs(f), bits)
+	lo, hi := 1e-4, 1e15
+	if bits == 32 {
+		lo, hi = float64(float32(1e-4)), 1e6
+	}
+	if a := math.Abs(f); a >= lo && a < hi {
+		// the shortest text's exponent is in [-4, limit) exactly when the
+		// value is: no shorter text can read back across these bounds
+		return strconv.AppendFloat(dst, f, 'f', -1, bits)
+	}
+	start := len(dst)
 	if f < 0 {
-		e = "-" + e
+		dst = append(dst, '-')
 	}
-	i := strings.LastIndexByte(e, 'e')
-	exp, _ := strconv.Atoi(e[i+1:])
+	dst = appendShortestDigits(dst, math.Abs(f), bits)
+	exp := 0
+	i := bytes.LastIndexByte(dst[start:], 'e') + start
+	neg := dst[i+1] == '-'
+	for _, c := range dst[i+2:] {
+		exp = exp*10 + int(c-'0')
+	}
+	if neg {
+		exp = -exp
+	}
 	limit := 15
 	if bits == 32 {
 		limit = 6
 	}
 	if exp < -4 || exp >= limit {
-		return e
+		return dst
 	}
 	// fixed notation only happens below 1e15 (1e6 for float4), where
 	// shortestDigits is Go's own shortest: 'f' prints the same digits
-	return strconv.FormatFloat(f, 'f', -1, bits)
+	return strconv.AppendFloat(dst[:start], f, 'f', -1, bits)
+}
+
+// appendShortestDigits appends shortestDigits(f, bits), without a string
+// where Go's shortest is Ryu's.
+func appendShortestDigits(dst []byte, f float64, bits int) []byte {
+	limit := 1 << 53
+	if bits == 32 {
+		limit = 1 << 24
+	}
+	if f < float64(limit) {
+		return strconv.AppendFloat(dst, f, 'e', -1, bits)
+	}
+	return append(dst, shortestDigits(f, bits)...)
 }
 
 // shortestDigits is the shortest round-trip 'e' text of f > 0 as Ryu prints
@@ -125,10 +159,8 @@ func decimalParts(s string) (neg bool, ip, fp string, err error) {
 	if ip == "" {
 		ip = "0"
 	}
-	for _, c := range ip + fp {
-		if c < '0' || c > '9' {
-			return false, "", "", fmt.Errorf("invalid decimal %q", s)
-		}
+	if !allDigits(ip) || !allDigits(fp) {
+		return false, "", "", fmt.Errorf("invalid decimal %q", s)
 	}
 	ip = strings.TrimLeft(ip, "0")
 	if ip == "" {
@@ -137,16 +169,32 @@ func decimalParts(s string) (neg bool, ip, fp string, err error) {
 	return neg, ip, fp, nil
 }
 
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // formatNumeric prints decimal text as numeric_out does for a column of
 // the given typmod: with a typmod the value is rounded half away from zero
 // to the scale (numeric's rounding) and padded to it; without one
 // PostgreSQL keeps the scale it was given. Overflow of the precision is an
 // error, as it would be on COPY.
 func formatNumeric(s string, k pgKind) (string, error) {
+	b, err := appendNumeric(nil, s, k)
+	return string(b), err
+}
+
+// appendNumeric appends formatNumeric's text to dst.
+func appendNumeric(dst []byte, s string, k pgKind) ([]byte, error) {
 	neg, ip, fp, err := decimalParts(s)
 	if err != nil {
-		return "", err
+		return dst, err
 	}
+	pad := 0
 	if k.HasMod {
 		if len(fp) > k.Scale {
 			round := fp[k.Scale] >= '5'
@@ -155,24 +203,23 @@ func formatNumeric(s string, k pgKind) (string, error) {
 				ip, fp = incrementDecimal(ip, fp)
 			}
 		}
-		for len(fp) < k.Scale {
-			fp += "0"
-		}
+		pad = k.Scale - len(fp)
 		if ip != "0" && len(ip) > k.Mod-k.Scale {
-			return "", fmt.Errorf("numeric field overflow: %s does not fit numeric(%d,%d)", s, k.Mod, k.Scale)
+			return dst, fmt.Errorf("numeric field overflow: %s does not fit numeric(%d,%d)", s, k.Mod, k.Scale)
 		}
 	}
-	if ip == "0" && strings.Trim(fp, "0") == "" {
-		neg = false // numeric has no negative zero
+	if neg && (ip != "0" || strings.Trim(fp, "0") != "") {
+		dst = append(dst, '-') // numeric has no negative zero
 	}
-	out := ip
-	if fp != "" {
-		out += "." + fp
+	dst = append(dst, ip...)
+	if fp != "" || pad > 0 {
+		dst = append(dst, '.')
+		dst = append(dst, fp...)
+		for ; pad > 0; pad-- {
+			dst = append(dst, '0')
+		}
 	}
-	if neg {
-		out = "-" + out
-	}
-	return out, nil
+	return dst, nil
 }
 
 // incrementDecimal adds one unit in the last place of ip.fp.
@@ -345,52 +392,60 @@ func appendPadded(dst []byte, n int64, width int) []byte {
 
 // formatTimestamp prints timestamp (tz=false) or timestamptz in UTC (tz=true).
 func formatTimestamp(w wallTime, prec int, tz bool) string {
+	return string(appendTimestamp(make([]byte, 0, 40), w, prec, tz))
+}
+
+func appendTimestamp(dst []byte, w wallTime, prec int, tz bool) []byte {
 	days, us := splitMicros(timestampMicros(w, prec))
 	y, m, d := civilFromDays(days + pgEpochDays)
-	b := make([]byte, 0, 40)
-	b, bc := appendYMD(b, y, m, d)
-	b = append(b, ' ')
-	b = appendClock(b, us)
+	dst, bc := appendYMD(dst, y, m, d)
+	dst = append(dst, ' ')
+	dst = appendClock(dst, us)
 	if tz {
-		b = append(b, "+00"...)
+		dst = append(dst, "+00"...)
 	}
 	if bc {
-		b = append(b, " BC"...)
+		dst = append(dst, " BC"...)
 	}
-	return string(b)
+	return dst
 }
 
 // formatDate prints a date (a timestamp's date part, when a timestamp is
 // stored in a date column: date_in ignores the time of day).
-func formatDate(w wallTime) string {
-	b, bc := appendYMD(nil, w.Year, w.Month, w.Day)
+func formatDate(w wallTime) string { return string(appendDate(nil, w)) }
+
+func appendDate(dst []byte, w wallTime) []byte {
+	dst, bc := appendYMD(dst, w.Year, w.Month, w.Day)
 	if bc {
-		b = append(b, " BC"...)
+		dst = append(dst, " BC"...)
 	}
-	return string(b)
+	return dst
 }
 
 // formatTime prints time(prec): microseconds rounded half to even, then
 // AdjustTimeForTypmod (half up); 24:00:00 is a valid PostgreSQL time and is
 // what 23:59:59.9999995 becomes.
-func formatTime(nanos int64, prec int) string {
+func formatTime(nanos int64, prec int) string { return string(appendTime(nil, nanos, prec)) }
+
+func appendTime(dst []byte, nanos int64, prec int) []byte {
 	us := roundNanosToMicros(nanos)
 	if prec >= 0 && prec < 6 {
 		sc := typmodScale[prec]
 		us = (us + sc/2) / sc * sc
 	}
-	return string(appendClock(nil, us))
+	return appendClock(dst, us)
 }
 
 // formatBytea prints bytea in hex output format.
-func formatBytea(b []byte) string {
+func formatBytea(b []byte) string { return string(appendBytea(make([]byte, 0, 2+2*len(b)), b)) }
+
+func appendBytea(dst []byte, b []byte) []byte {
 	const hexdigits = "0123456789abcdef"
-	out := make([]byte, 2, 2+2*len(b))
-	out[0], out[1] = '\\', 'x'
+	dst = append(dst, '\\', 'x')
 	for _, c := range b {
-		out = append(out, hexdigits[c>>4], hexdigits[c&15])
+		dst = append(dst, hexdigits[c>>4], hexdigits[c&15])
 	}
-	return string(out)
+	return dst
 }
 
 // padBpchar applies character(n): pad with spaces to n characters; longer

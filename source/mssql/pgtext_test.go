@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,44 @@ func TestFormatFloat(t *testing.T) {
 	for _, c := range cases {
 		if got := formatFloat(c.f, c.bits); got != c.want {
 			t.Errorf("formatFloat(%v, %d) = %q, want %q", c.f, c.bits, got, c.want)
+		}
+	}
+}
+
+// TestFormatFloatNotationBounds checks the fixed-notation shortcut of
+// appendFloat next to its bounds against the rule it stands for: the
+// exponent of the shortest 'e' text decides the notation.
+func TestFormatFloatNotationBounds(t *testing.T) {
+	byExponent := func(f float64, bits int) string {
+		e := strconv.FormatFloat(f, 'e', -1, bits)
+		exp, _ := strconv.Atoi(e[strings.LastIndexByte(e, 'e')+1:])
+		if limit := map[int]int{32: 6, 64: 15}[bits]; exp < -4 || exp >= limit {
+			return e
+		}
+		return strconv.FormatFloat(f, 'f', -1, bits)
+	}
+	for _, bound := range []float64{1e-4, 1e15, 1e6} {
+		for _, bits := range []int{32, 64} {
+			f := bound
+			if bits == 32 {
+				f = float64(float32(bound))
+			}
+			for _, sign := range []float64{1, -1} {
+				x := f
+				for i := 0; i < 3; i++ {
+					x = math.Nextafter(x, 0)
+				}
+				for i := 0; i < 6; i++ {
+					if bits == 32 {
+						x = float64(math.Nextafter32(float32(x), float32(math.Inf(1))))
+					} else {
+						x = math.Nextafter(x, math.Inf(1))
+					}
+					if got, want := formatFloat(sign*x, bits), byExponent(sign*x, bits); got != want {
+						t.Errorf("formatFloat(%v, %d) = %q, want %q", sign*x, bits, got, want)
+					}
+				}
+			}
 		}
 	}
 }

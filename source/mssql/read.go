@@ -267,6 +267,7 @@ type rowConverter struct {
 	sur    Policy
 	issues map[string]*issueCount
 	b      proto.RowBuilder
+	text   []byte // one value's text, reused for every value
 }
 
 type issueCount struct {
@@ -350,7 +351,7 @@ func (c *rowConverter) line(vals []any, key func() string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("table %s column %q key %s: %w", c.table, col.Name, key(), err)
 		}
-		c.b.String(txt)
+		c.b.Value(txt)
 	}
 	return c.b.Line(), nil
 }
@@ -360,25 +361,27 @@ var (
 	errSurrogate = errors.New("string holds unpaired UTF-16 surrogates, which UTF-8 cannot encode (set the surrogate policy to replace to use U+FFFD)")
 )
 
-func (c *rowConverter) value(col readCol, raw any, base string, key func() string) (string, error) {
+// value prints one value into c.text and returns it.
+func (c *rowConverter) value(col readCol, raw any, base string, key func() string) ([]byte, error) {
 	v, iss, err := decodeValue(col.Type, col.Kind, raw, base)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if iss.Surrogates > 0 {
 		if c.sur == PolicyFail {
-			return "", errSurrogate
+			return nil, errSurrogate
 		}
 		c.note(col.Name, key, 0, iss.Surrogates)
 	}
 	if iss.NUL > 0 {
 		if c.nul == PolicyFail {
-			return "", errNUL
+			return nil, errNUL
 		}
 		v.s = strings.ReplaceAll(v.s, "\x00", "")
 		c.note(col.Name, key, iss.NUL, 0)
 	}
-	return printValue(v, col.Kind)
+	c.text, err = appendValue(c.text[:0], v, col.Kind)
+	return c.text, err
 }
 
 func (c *rowConverter) note(col string, key func() string, nul, sur int) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	mssqldb "github.com/microsoft/go-mssqldb"
@@ -58,6 +59,11 @@ type Options struct {
 	PageRows int
 	// MaxConns bounds open connections; 0 means no limit.
 	MaxConns int
+	// Readers is how many chunks will be read at once. Open opens all but
+	// one of their connections in the background (warmConns), so logins
+	// and the engine's first-statement costs overlap discovery and
+	// planning instead of delaying the first chunks.
+	Readers int
 	// Logger receives value-policy warnings; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -72,6 +78,8 @@ type Source struct {
 	dsn      string // redacted, for messages
 	secrets  []string
 	log      *slog.Logger
+	stopWarm context.CancelFunc
+	warming  sync.WaitGroup
 }
 
 var _ source.Source = (*Source)(nil)
@@ -100,23 +108,66 @@ func Open(ctx context.Context, url string, opts Options) (*Source, error) {
 	db := sql.OpenDB(mssqldb.NewConnectorConfig(cfg))
 	if opts.MaxConns > 0 {
 		db.SetMaxOpenConns(opts.MaxConns)
+		db.SetMaxIdleConns(opts.MaxConns) // keep warmed connections
 	}
 	s := &Source{db: db, opts: opts, dsn: redacted, secrets: secrets, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	// the readers' connections are opened first, so that none of them is
+	// the one the statements below leave idle for the caller
+	s.warmConns(opts.Readers - 1)
 	if s.d, err = detectDialect(ctx, db); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("mssql source %s: %w", redacted, scrub(err, secrets))
 	}
 	var state int
 	if err := db.QueryRowContext(ctx, snapshotStateSQL).Scan(&state, &s.database); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("mssql source %s: %w", redacted, scrub(err, secrets))
 	}
 	s.siOn = state == 1
 	s.log.Info("mssql source", "engine", s.d.String(), "database", s.database)
 	return s, nil
+}
+
+// warmConns opens n more connections in the background and runs
+// dialect.warmSQL on each, then leaves them idle in the pool for Read.
+// Open and then the caller go on detecting, discovering and planning on
+// another connection meanwhile. A failure, or a warmed connection taken
+// by the caller first, only means a reader opens its connection itself.
+func (s *Source) warmConns(n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s.stopWarm = cancel
+	if n <= 0 {
+		return
+	}
+	s.warming.Add(1)
+	go func() {
+		defer s.warming.Done()
+		conns := make([]*sql.Conn, n)
+		var wg sync.WaitGroup
+		for i := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := s.db.Conn(ctx)
+				if err != nil {
+					return
+				}
+				conns[i] = c // held until all are open: each warms its own
+				if _, err := c.ExecContext(ctx, warmSQL, int64(0), int64(1)); err != nil {
+					s.log.Debug("mssql source: warming a connection", "err", scrub(err, s.secrets))
+				}
+			}()
+		}
+		wg.Wait()
+		for _, c := range conns {
+			if c != nil {
+				c.Close() // back to the pool
+			}
+		}
+	}()
 }
 
 func (o Options) check() error {
@@ -230,4 +281,10 @@ func overrideUsed(db *schema.Database, key string) bool {
 }
 
 // Close implements source.Source.
-func (s *Source) Close() error { return s.db.Close() }
+func (s *Source) Close() error {
+	if s.stopWarm != nil {
+		s.stopWarm()
+		s.warming.Wait()
+	}
+	return s.db.Close()
+}

@@ -162,10 +162,24 @@ func TestDialectOf(t *testing.T) {
 	if d := dialectOf("", true); !d.Babelfish || d.Version != babelfish.Version {
 		t.Fatalf("%+v", d)
 	}
-	if q := babelfish.indexesSQL(); strings.Contains(q, "filter_definition") || !strings.Contains(q, "pg_get_expr(x.indpred, x.indrelid)") {
+	if q := babelfish.indexesSQL(); strings.Contains(q, "filter_definition") || !strings.Contains(q, "pg_get_expr(x.indpred, x.indrelid)") ||
+		!strings.Contains(q, indexTableJoin+babelfishFilterJoins+"JOIN sys.index_columns") {
 		t.Fatal(q)
 	}
 	if q := sqlServer.indexesSQL(); q != indexesSQL {
+		t.Fatal(q)
+	}
+	if q := sqlServer.objectsSQL(); q != objectsSQL || !strings.Contains(q, "sys.synonyms") {
+		t.Fatal(q)
+	}
+	if q := babelfish.objectsSQL(); strings.Contains(q, "sys.synonyms") || !strings.Contains(q, "CAST(COALESCE(OBJECT_DEFINITION(o.object_id), N'') AS nvarchar(max))") {
+		t.Fatal(q)
+	}
+	if q := sqlServer.tablesSQL(); q != tablesSQL || !strings.Contains(q, "sys.partitions") {
+		t.Fatal(q)
+	}
+	if q := babelfish.tablesSQL(); strings.Contains(q, "sys.partitions") || !strings.Contains(q, babelfishTableRows) ||
+		!strings.Contains(q, babelfishTableRowsJoin+"LEFT JOIN sys.extended_properties") {
 		t.Fatal(q)
 	}
 	for _, c := range [][3]string{

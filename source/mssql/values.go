@@ -313,80 +313,91 @@ func localWall(w wallTime, offset int) wallTime {
 
 // printValue prints a value as PostgreSQL prints the target type k.
 func printValue(v value, k pgKind) (string, error) {
+	b, err := appendValue(nil, v, k)
+	return string(b), err
+}
+
+// appendValue appends to dst what printValue prints. The extractor calls
+// it for every value of every row, into one buffer it reuses: the usual
+// kinds (integers, numeric, float, timestamps, uuid, bytea) are printed
+// without building a string per value.
+func appendValue(dst []byte, v value, k pgKind) ([]byte, error) {
 	switch k.Name {
 	case "bool":
 		if v.kind == kBool {
 			if v.i != 0 {
-				return "t", nil
+				return append(dst, 't'), nil
 			}
-			return "f", nil
+			return append(dst, 'f'), nil
 		}
 	case "int2", "int4", "int8":
-		return printInt(v, k)
+		return appendInt(dst, v, k)
 	case "numeric":
 		switch v.kind {
 		case kInt:
-			return formatNumeric(strconv.FormatInt(v.i, 10), k)
+			return appendNumeric(dst, strconv.FormatInt(v.i, 10), k)
 		case kDec:
-			return formatNumeric(v.s, k)
+			return appendNumeric(dst, v.s, k)
 		case kFloat:
 			if math.IsNaN(v.f) || math.IsInf(v.f, 0) {
-				return "", fmt.Errorf("%v does not fit numeric", v.f)
+				return dst, fmt.Errorf("%v does not fit numeric", v.f)
 			}
 			bits := 64
 			if v.f32 {
 				bits = 32
 			}
-			return formatNumeric(strconv.FormatFloat(v.f, 'f', -1, bits), k)
+			return appendNumeric(dst, strconv.FormatFloat(v.f, 'f', -1, bits), k)
 		}
 	case "float4", "float8":
-		return printFloat(v, k)
+		return appendFloatValue(dst, v, k)
 	case "date":
 		switch v.kind {
 		case kDate, kTimestamp, kInstant:
-			return formatDate(v.ts), nil
+			return appendDate(dst, v.ts), nil
 		}
 	case "time":
 		if v.kind == kTime {
-			return formatTime(clampToDomain(v.ts, true).Nanos, k.Mod), nil
+			return appendTime(dst, clampToDomain(v.ts, true).Nanos, k.Mod), nil
 		}
 	case "timestamp", "timestamptz":
 		switch v.kind {
 		case kDate, kTimestamp, kInstant:
-			return formatTimestamp(clampToDomain(v.ts, false), k.Mod, k.Name == "timestamptz"), nil
+			return appendTimestamp(dst, clampToDomain(v.ts, false), k.Mod, k.Name == "timestamptz"), nil
 		}
 	case "bpchar":
 		s := naturalText(v)
 		if !k.HasMod {
-			return s, nil
+			return append(dst, s...), nil
 		}
-		return padBpchar(s, k.Mod)
+		s, err := padBpchar(s, k.Mod)
+		return append(dst, s...), err
 	case "text":
 		s := naturalText(v)
 		if !k.HasMod {
-			return s, nil
+			return append(dst, s...), nil
 		}
-		return fitVarchar(s, k.Mod)
+		s, err := fitVarchar(s, k.Mod)
+		return append(dst, s...), err
 	case "xml":
 		if v.kind == kText {
-			return v.s, nil
+			return append(dst, v.s...), nil
 		}
 	case "bytea":
 		if v.kind == kBytes {
-			return formatBytea(v.b), nil
+			return appendBytea(dst, v.b), nil
 		}
 	case "uuid":
 		if v.kind == kUUID {
 			var u [16]byte
 			copy(u[:], v.b)
-			return formatUUID(u), nil
+			return appendUUID(dst, u), nil
 		}
 	case "geometry":
 		if v.kind == kGeo {
-			return formatEWKB(v.b), nil
+			return append(dst, formatEWKB(v.b)...), nil
 		}
 	}
-	return "", fmt.Errorf("cannot print this value as %s", k.Name)
+	return dst, fmt.Errorf("cannot print this value as %s", k.Name)
 }
 
 // lastMicro is 23:59:59.999999 in nanoseconds.
@@ -406,13 +417,18 @@ func clampToDomain(w wallTime, timeOnly bool) wallTime {
 	return w
 }
 
-var intRange = map[string][2]int64{
-	"int2": {math.MinInt16, math.MaxInt16},
-	"int4": {math.MinInt32, math.MaxInt32},
-	"int8": {math.MinInt64, math.MaxInt64},
+// intRange is the range of a PostgreSQL integer type.
+func intRange(name string) (lo, hi int64) {
+	switch name {
+	case "int2":
+		return math.MinInt16, math.MaxInt16
+	case "int4":
+		return math.MinInt32, math.MaxInt32
+	}
+	return math.MinInt64, math.MaxInt64
 }
 
-func printInt(v value, k pgKind) (string, error) {
+func appendInt(dst []byte, v value, k pgKind) ([]byte, error) {
 	var i int64
 	switch v.kind {
 	case kBool, kInt:
@@ -420,28 +436,27 @@ func printInt(v value, k pgKind) (string, error) {
 	case kDec:
 		neg, ip, fp, err := decimalParts(v.s)
 		if err != nil {
-			return "", err
+			return dst, err
 		}
 		if strings.Trim(fp, "0") != "" {
-			return "", fmt.Errorf("%s is not an integer", v.s)
+			return dst, fmt.Errorf("%s is not an integer", v.s)
 		}
 		if neg {
 			ip = "-" + ip
 		}
 		if i, err = strconv.ParseInt(ip, 10, 64); err != nil {
-			return "", fmt.Errorf("%s is out of range for %s", v.s, k.Name)
+			return dst, fmt.Errorf("%s is out of range for %s", v.s, k.Name)
 		}
 	default:
-		return "", fmt.Errorf("cannot print this value as %s", k.Name)
+		return dst, fmt.Errorf("cannot print this value as %s", k.Name)
 	}
-	r := intRange[k.Name]
-	if i < r[0] || i > r[1] {
-		return "", fmt.Errorf("%d is out of range for %s", i, k.Name)
+	if lo, hi := intRange(k.Name); i < lo || i > hi {
+		return dst, fmt.Errorf("%d is out of range for %s", i, k.Name)
 	}
-	return strconv.FormatInt(i, 10), nil
+	return strconv.AppendInt(dst, i, 10), nil
 }
 
-func printFloat(v value, k pgKind) (string, error) {
+func appendFloatValue(dst []byte, v value, k pgKind) ([]byte, error) {
 	bits := 64
 	if k.Name == "float4" {
 		bits = 32
@@ -456,21 +471,21 @@ func printFloat(v value, k pgKind) (string, error) {
 	case kDec:
 		var err error
 		if f, err = strconv.ParseFloat(v.s, bits); err != nil {
-			return "", fmt.Errorf("%s is out of range for %s", v.s, k.Name)
+			return dst, fmt.Errorf("%s is out of range for %s", v.s, k.Name)
 		}
 	case kFloat:
 		f = v.f
 	default:
-		return "", fmt.Errorf("cannot print this value as %s", k.Name)
+		return dst, fmt.Errorf("cannot print this value as %s", k.Name)
 	}
 	if bits == 32 {
 		// float4in rounds the text to the nearest float32 (strtof), as does
 		// Go's conversion; out of range is an error on COPY
 		f32 := float32(f)
 		if math.IsInf(float64(f32), 0) && !math.IsInf(f, 0) {
-			return "", fmt.Errorf("%v is out of range for real", f)
+			return dst, fmt.Errorf("%v is out of range for real", f)
 		}
 		f = float64(f32)
 	}
-	return formatFloat(f, bits), nil
+	return appendFloat(dst, f, bits), nil
 }
