@@ -146,7 +146,7 @@ func TestMigrateFromTSQLEngineCoverage(t *testing.T) {
 			CONSTRAINT FK_Orders_Customers FOREIGN KEY (CustomerId) REFERENCES §.Customers (Id) ON DELETE CASCADE ON UPDATE NO ACTION)`,
 		`INSERT INTO §.Orders SELECT n, 10 + 5 * (n % 300), DATEADD(minute, n, CAST('2024-02-29T12:00:00.1234567' AS datetime2(7))) FROM ` + nums(2500),
 		`CREATE TABLE ¶.[Order Details] ([Order Id] int NOT NULL REFERENCES §.Orders (Id) ON DELETE CASCADE, [select] int NOT NULL, [from] nvarchar(10) NOT NULL,
-			[Qty Ordered] decimal(9,2) NULL, PRIMARY KEY ([Order Id], [select], [from]))`,
+			[Qty Ordered] decimal(9,2) NULL, [Half Qty] AS ([Qty Ordered] / 2.0), PRIMARY KEY ([Order Id], [select], [from]))`,
 		`INSERT INTO ¶.[Order Details] SELECT 1 + n % 2500, n % 3, CASE WHEN n % 2 = 0 THEN N'Ünit' ELSE N'box' END, CAST(n AS decimal(9,2)) / 7 FROM ` + nums(3000),
 		`CREATE TABLE §.CiKeys (k varchar(20) COLLATE SQL_Latin1_General_CP1_CI_AS NOT NULL PRIMARY KEY, v int NOT NULL)`,
 		`INSERT INTO §.CiKeys SELECT CHAR(CASE WHEN n % 2 = 0 THEN 97 ELSE 65 END + n % 26) + RIGHT('0000' + CAST(n AS varchar(10)), 5), n FROM ` + nums(15000),

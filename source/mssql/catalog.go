@@ -202,6 +202,7 @@ func readCatalog(ctx context.Context, q queryer, d dialect) (*catalogRows, error
 	if c.Columns, err = readColumns(ctx, q); err != nil {
 		return nil, err
 	}
+	d.columns(c.Columns)
 	err = scanAll(ctx, q, d.indexesSQL(), "indexes", func(r *sql.Rows) error {
 		var x indexRow
 		err := r.Scan(&x.ObjectID, &x.IndexID, &x.Name, &x.Type, &x.Unique, &x.PrimaryKey, &x.UniqueConstraint,

@@ -443,3 +443,22 @@ func (d dialect) describe(note string) string {
 // Babelfish 4.3 kept the text as written, as SQL Server does
 // (TestIntegrationViewsTranslated and the e2e objects test pass on it).
 func (d dialect) viewDefinition(text string) string { return text }
+
+// columns corrects what the catalog says of columns where the engine
+// reports them wrongly. Babelfish keeps a computed column whose result is
+// decimal (qty / 2.0, price * 1.5) as PostgreSQL's unconstrained numeric
+// and reports it as decimal(38,38), a type that holds no value of 1 or
+// more: loaded into numeric(38,38) every such row would be refused. SQL
+// Server derives the result's precision and scale, so nothing changes there.
+func (d dialect) columns(cols []columnRow) {
+	if !d.Babelfish {
+		return
+	}
+	for i := range cols {
+		c := &cols[i]
+		base := strings.ToLower(c.BaseType)
+		if c.Computed && (base == "decimal" || base == "numeric") && c.Precision == 38 && c.Scale == 38 {
+			c.Precision, c.Scale = 0, 0 // unconstrained: the target column is plain numeric
+		}
+	}
+}

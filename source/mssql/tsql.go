@@ -66,6 +66,12 @@ func (d dialect) selectExprs(ref string, t sqlType, k pgKind) []string {
 		return []string{ref, "CAST(SQL_VARIANT_PROPERTY(" + ref + ", 'BaseType') AS nvarchar(128))"}
 	case t.Name == "datetime":
 		return []string{d.datetimeExpr(ref)}
+	case (t.Name == "decimal" || t.Name == "numeric") && t.Precision == 0:
+		// Unconstrained (dialect.columns: Babelfish's computed numerics).
+		// TDS carries such a value as decimal(38,38)'s wire form, cut to 8
+		// decimals (2.3333333333333333 arrived as 2.33333333); the engine's
+		// own text of it is exact.
+		return []string{"CAST(" + ref + " AS varchar(max))"}
 	}
 	return []string{ref}
 }

@@ -343,3 +343,52 @@ func TestSpacedBounds(t *testing.T) {
 		}
 	}
 }
+
+// Babelfish reports a computed decimal column as decimal(38,38) (it is
+// PostgreSQL's unconstrained numeric there): it becomes an unconstrained
+// numeric, spelled numeric(max) in plans and tasks, read as the engine's
+// text (TDS would cut it to 8 decimals). SQL Server's catalog is trusted.
+func TestBabelfishComputedNumericIsUnconstrained(t *testing.T) {
+	cols := func() []columnRow {
+		return []columnRow{
+			{Name: "half", BaseType: "numeric", Precision: 38, Scale: 38, Computed: true},
+			{Name: "fraction", BaseType: "decimal", Precision: 38, Scale: 38},
+			{Name: "price", BaseType: "decimal", Precision: 10, Scale: 2, Computed: true},
+		}
+	}
+	bf := cols()
+	babelfish.columns(bf)
+	if bf[0].Precision != 0 || bf[1].Precision != 38 || bf[2].Precision != 10 {
+		t.Errorf("on Babelfish: %+v", bf)
+	}
+	ss := cols()
+	sqlServer.columns(ss)
+	if ss[0].Precision != 38 || ss[0].Scale != 38 {
+		t.Errorf("on SQL Server a computed decimal(38,38) changed: %+v", ss[0])
+	}
+
+	st, err := typeFromCatalog("numeric", 17, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.String(); got != "numeric(max)" {
+		t.Errorf("unconstrained numeric spelled %q", got)
+	}
+	back, err := parseSQLType(st.String())
+	if err != nil || back.Precision != 0 {
+		t.Errorf("parseSQLType(%q) = %+v, %v: want unconstrained", st.String(), back, err)
+	}
+	if p, err := parseSQLType("numeric"); err != nil || p.Precision != 18 || p.Scale != 0 {
+		t.Errorf("bare numeric is numeric(18,0) in T-SQL, got %+v, %v", p, err)
+	}
+	if got := defaultPGType(st, false); got != "numeric" {
+		t.Errorf("target type %q, want numeric", got)
+	}
+	if got := babelfish.selectExprs("[half]", back, pgKind{}); len(got) != 1 || got[0] != "CAST([half] AS varchar(max))" {
+		t.Errorf("select %v", got)
+	}
+	v, _, err := decodeValue(back, pgKind{}, "2.3333333333333333", "")
+	if err != nil || v.s != "2.3333333333333333" {
+		t.Errorf("decode %+v, %v", v, err)
+	}
+}

@@ -83,6 +83,12 @@ func (t sqlType) String() string {
 	switch t.Name {
 	case "decimal", "numeric":
 		s = fmt.Sprintf("%s(%d,%d)", t.Name, t.Precision, t.Scale)
+		if t.Precision == 0 {
+			// Unconstrained (dialect.columns). Not T-SQL: bare "numeric"
+			// means numeric(18,0) there, so the plan and the chunk tasks
+			// spell it "numeric(max)", which parseSQLType reads back.
+			s = t.Name + "(max)"
+		}
 	case "time", "datetime2", "datetimeoffset":
 		s = fmt.Sprintf("%s(%d)", t.Name, t.Scale)
 	case "char", "varchar", "nchar", "nvarchar", "binary", "varbinary":
@@ -126,6 +132,9 @@ func parseSQLType(s string) (sqlType, error) {
 		t.Name = "rowversion"
 	case "decimal", "numeric":
 		t.Precision, t.Scale = 18, 0
+		if m[2] == "max" && m[3] == "" {
+			return sqlType{Name: t.Name}, nil // unconstrained: see String
+		}
 		if m[2] != "" {
 			t.Precision = arg(m[2])
 		}
@@ -228,6 +237,9 @@ func defaultPGType(t sqlType, postgis bool) string {
 	case "bigint":
 		return "bigint"
 	case "decimal", "numeric":
+		if t.Precision == 0 {
+			return "numeric" // unconstrained (dialect.columns)
+		}
 		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale)
 	case "money":
 		return "numeric(19,4)"

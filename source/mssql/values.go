@@ -75,6 +75,9 @@ func decodeValue(t sqlType, k pgKind, raw any, variantBase string) (value, textI
 		// text with exactly the column's scale (4 for money): exact, never
 		// through float64.
 		b, ok := raw.([]byte)
+		if s, isText := raw.(string); isText && t.Precision == 0 {
+			b, ok = []byte(s), true // an unconstrained numeric, read as its text (selectExprs)
+		}
 		if !ok {
 			return value{}, iss, typeErr(t, raw)
 		}
