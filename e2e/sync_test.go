@@ -262,7 +262,10 @@ func TestSyncInterruptedConverges(t *testing.T) {
 // TestSyncCopiesOnlyChangedRows: a changed chunk is compared with the
 // target row by row, and only the rows that differ are written: a chunk of
 // 5000 rows with an update, a delete and a key above the last bound costs
-// three rows, not the chunk.
+// three rows, not the chunk. A binary table's changed chunk is read once
+// on the source (its rows that differ written from that read, in binary);
+// one whose key type sync does not decode from binary (numeric) is worked
+// on in text, reading the chunk again.
 func TestSyncCopiesOnlyChangedRows(t *testing.T) {
 	src := testenv.Database(t, "src")
 	dst := testenv.Database(t, "dst")
@@ -272,7 +275,9 @@ func TestSyncCopiesOnlyChangedRows(t *testing.T) {
 		// An identity column that is not the key: PostgreSQL refuses to
 		// UPDATE a GENERATED ALWAYS column to anything but DEFAULT.
 		`CREATE TABLE tagged (code text PRIMARY KEY, seq bigint GENERATED ALWAYS AS IDENTITY, label text)`,
-		`INSERT INTO tagged (code, label) SELECT 'c' || g, 'l' || g FROM generate_series(1, 200) g`)
+		`INSERT INTO tagged (code, label) SELECT 'c' || g, 'l' || g FROM generate_series(1, 200) g`,
+		`CREATE TABLE priced (k numeric PRIMARY KEY, v text)`,
+		`INSERT INTO priced SELECT g / 4.0, 'p' || g FROM generate_series(1, 300) g`)
 	run := uuid.NewString()
 	res := caravan(t, 3*time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--run-id", run, "--chunk-rows", "100000")
 	if res.code != 0 {
@@ -286,13 +291,32 @@ func TestSyncCopiesOnlyChangedRows(t *testing.T) {
 		`DELETE FROM big WHERE id = 2500`,
 		`INSERT INTO big VALUES (6000, 1, 'new')`,
 		`UPDATE tagged SET label = 'relabelled' WHERE code = 'c7'`,
-		`INSERT INTO tagged (code, label) VALUES ('c999', 'new')`)
+		`INSERT INTO tagged (code, label) VALUES ('c999', 'new')`,
+		`UPDATE priced SET v = 'repriced' WHERE k = 2.5`,
+		`DELETE FROM priced WHERE k = 3`,
+		`INSERT INTO priced VALUES (1000.125, 'new')`)
 	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
 	if res.code != 0 {
 		t.Fatalf("sync exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
 	}
 	assertSameContent(t, src, dst, "big")
 	assertSameContent(t, src, dst, "tagged")
+	assertSameContent(t, src, dst, "priced")
+	// How each changed chunk was worked on: its encoding, how many times
+	// the source was read for it (chunk reads and selections by key), the
+	// rows differing and copied, whether it was proved.
+	for table, want := range map[string]string{
+		"public.big":    "copy-binary 1 3 2 true",
+		"public.tagged": "copy-binary 1 2 2 true",
+		"public.priced": "copy-text 3 3 2 true",
+	} {
+		got := query[string](t, dst, `SELECT concat_ws(' ', metadata->>'encoding', metadata->>'source_reads', metadata->>'rows_differing',
+				metadata->>'rows_copied', metadata->>'proved')
+			FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2`, run, table)
+		if got != want {
+			t.Errorf("sync of %s: encoding, source reads, rows differing, copied, proved = %q, want %q", table, got, want)
+		}
+	}
 	if mode := query[string](t, dst, `SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'tagged'::regclass AND attname = 'seq'`); mode != "a" {
 		t.Errorf("tagged.seq is identity %q after sync, want ALWAYS (a)", mode)
 	}

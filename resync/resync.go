@@ -14,16 +14,20 @@
 package resync
 
 import (
+	"bufio"
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -497,57 +501,78 @@ func (s *syncer) replacement(j *job) target.Replacement {
 }
 
 // syncChunk syncs one key-range chunk row by row. The source is read once,
-// keeping each row's key and hash (memory grows with the chunk's rows, not
-// their width); a chunk whose digest and count are those recorded at its
-// last load is done. Otherwise, in one transaction under the chunk's lock,
-// the target's rows of the range are read with the same hash, diffed by
-// key, the keys that differ deleted or overwritten with the source's rows
-// (selected by key in the same snapshot), and the chunk's new digest
-// recorded. The chunk's new target content is proved in that transaction:
-// the target digest as read, less the rows replaced, plus the rows written
-// read back by key, must be the source's.
+// in the table's encoding, keeping each row's key and hash; a chunk whose
+// digest and count are those recorded at its last load is done. Otherwise,
+// in one transaction under the chunk's lock, the target's rows of the
+// range are read with the same encoding and hash, diffed by key, the keys
+// that differ deleted or overwritten with the source's rows, and the
+// chunk's new digest recorded. The chunk's new target content is proved in
+// that transaction: the target digest as read, less the rows replaced,
+// plus the rows written read back by key, must be the source's.
 //
-// Rows are compared, selected by key and copied as COPY text, whose key
-// values the key predicates bind. A table recorded in binary COPY is
-// compared in binary first (its recorded digests are binary); a changed
-// chunk of it is then read again as text for the row work, and recorded
-// with its binary digest, which its text proof vouches for.
+// A text table's rows to write are selected by key on the source in the
+// same snapshot (copyRows). A binary table's compare read also keeps the
+// rows themselves (up to keepBytes a chunk), so a changed chunk is read on
+// the source once: its rows that differ are written from memory, as binary
+// COPY. The key predicates bind key values as text, decoded from the
+// binary key fields for the key types binaryKeyText knows; a binary table
+// with another key type, or a chunk larger than keepBytes, is read again
+// as text for the row work (recorded with its binary digest, which its
+// text proof vouches for).
 func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	ch := j.chunks[0]
-	k, err := newKeyer(j.t)
+	enc := encoding(j.t)
+	k, err := newKeyer(j.t, enc)
 	if err != nil {
 		return 0, 0, err
 	}
-	enc := encoding(j.t)
-	var bytes int64
-	if enc != proto.EncodingCopyText {
-		now, err := s.read(ctx, j.t, enc, ch.Chunk, chunkRange(ch), func(line []byte, _ []proto.Field, _ uint64) error {
-			bytes += int64(len(line))
-			return nil
-		})
-		if err != nil {
+	binary := enc == proto.EncodingCopyBinary
+	index := !binary || binaryKeys(j.t)
+	src, now, bytes, err := s.readRows(ctx, j, k, enc, index, binary)
+	if err != nil {
+		return 0, 0, err
+	}
+	reads := 1
+	if now.Rows == ch.Rows && now.String() == ch.Digest {
+		j.known = now // the target's, as its last verdict proved it
+		return 0, now.Rows, nil
+	}
+	if src == nil {
+		// A binary chunk whose rows were not kept: its row work is done
+		// in text, on a second read.
+		if k, err = newKeyer(j.t, proto.EncodingCopyText); err != nil {
 			return 0, 0, err
 		}
-		if now.Rows == ch.Rows && now.String() == ch.Digest {
-			j.known = now
-			return 0, now.Rows, nil
+		var text proto.Digest
+		if src, text, _, err = s.readRows(ctx, j, k, proto.EncodingCopyText, true, false); err != nil {
+			return 0, 0, err
 		}
-		return s.syncRows(ctx, j, k, &now, bytes)
+		return s.replaceRows(ctx, j, k, src, text, now, bytes, reads+1)
 	}
-	return s.syncRows(ctx, j, k, nil, 0)
+	return s.replaceRows(ctx, j, k, src, now, now, bytes, reads)
 }
 
-// syncRows syncs a key-range chunk row by row, in COPY text (see
-// syncChunk). recorded, when not nil, is the source's digest of the chunk
-// in the table's encoding, which is not text (the chunk is then known to
-// have changed), with the chunk's bytes in it.
-func (s *syncer) syncRows(ctx context.Context, j *job, k *keyer, recorded *proto.Digest, recordedBytes int64) (int, int64, error) {
+// keepBytes bounds the binary rows a chunk's compare read keeps in memory
+// (each of --workers chunks at once): planned chunks hold about 64 MiB of
+// table (coordinator.chunkBytes), so nearly all fit.
+const keepBytes = 128 << 20
+
+// readRows reads a chunk on the source in encoding enc, returning its
+// digest and bytes and, when index, its rows' keys (by k) and hashes; keep
+// keeps the rows themselves too. The rows are nil when not indexed, or
+// when kept rows would pass keepBytes.
+func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, index, keep bool) (*chunkRows, proto.Digest, int64, error) {
 	ch := j.chunks[0]
-	inText := recorded == nil
-	src := &chunkRows{index: make(map[string]int, ch.Rows)}
+	var src *chunkRows
+	if index {
+		src = &chunkRows{index: make(map[string]int, ch.Rows)}
+	}
 	var bytes int64
-	now, err := s.read(ctx, j.t, proto.EncodingCopyText, ch.Chunk, chunkRange(ch), func(line []byte, fields []proto.Field, h uint64) error {
+	now, err := s.read(ctx, j.t, enc, ch.Chunk, chunkRange(ch), func(line []byte, fields []proto.Field, h uint64) error {
 		bytes += int64(len(line))
+		if src == nil {
+			return nil
+		}
 		id, err := k.id(line, fields)
 		if err != nil {
 			return err
@@ -555,38 +580,55 @@ func (s *syncer) syncRows(ctx context.Context, j *job, k *keyer, recorded *proto
 		if _, twice := src.index[string(id)]; twice {
 			return fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
 		}
+		row := sourceRow{hash: h}
+		if keep {
+			if len(src.data)+len(line) > keepBytes {
+				src = nil // too large to keep: the row work reads it again
+				return nil
+			}
+			row.at = len(src.data)
+			src.data = append(src.data, line...)
+			row.end = len(src.data)
+		}
 		src.index[string(id)] = len(src.rows)
-		src.rows = append(src.rows, sourceRow{hash: h})
+		src.rows = append(src.rows, row)
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return nil, proto.Digest{}, 0, err
 	}
-	if inText && now.Rows == ch.Rows && now.String() == ch.Digest {
-		j.known = now // the target's, as its last verdict proved it
-		return 0, now.Rows, nil
+	if src != nil && keep {
+		src.kept = true
 	}
-	if !inText {
-		bytes = recordedBytes
-	}
-	// record is what the chunk's row records once copied: the source's
-	// read in the table's encoding.
-	record := now
-	if !inText {
-		record = *recorded
-	}
+	return src, now, bytes, nil
+}
+
+// replaceRows replaces a changed chunk's rows that differ (see syncChunk).
+// src holds the source's rows read in k's encoding, now their digest;
+// record is the chunk's digest in the table's encoding (now, unless the
+// row work is done in text for a binary table), what the chunk's row
+// records once copied. reads is how many times the chunk was read on the
+// source so far.
+func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRows, now, record proto.Digest, bytes int64, reads int) (int, int64, error) {
+	ch := j.chunks[0]
+	inTableEncoding := k.enc == encoding(j.t)
 	if err := s.touch(ctx, j.t.ID()); err != nil {
 		return 0, 0, err
 	}
 	started := time.Now()
 	r := s.replacement(j)
+	r.Encoding = k.enc
 	var diff chunkDiff
 	r.Narrow = func(ctx context.Context, tx pgx.Tx) (string, []any, error) {
 		var err error
 		if diff, err = s.diffTarget(ctx, tx, j, k, src); err != nil {
 			return "", nil, err
 		}
-		w, a := keyList(j.t, keysOf(diff.differ), arrayParam)
+		keys, err := k.keys(diff.differ)
+		if err != nil {
+			return "", nil, err
+		}
+		w, a := keyList(j.t, keys, arrayParam)
 		return w, a, nil
 	}
 	r.Written = func(ctx context.Context, tx pgx.Tx) error {
@@ -595,8 +637,12 @@ func (s *syncer) syncRows(ctx context.Context, j *job, k *keyer, recorded *proto
 		proof := diff.before
 		proof.Sum -= diff.replaced.Sum
 		proof.Rows -= diff.replaced.Rows
-		where, args := keyList(j.t, keysOf(diff.want), pgutil.BoundSetting)
-		err := target.ReadLinesIn(ctx, tx, j.t.Target, proto.EncodingCopyText, loadCols(j.t), where, args, func(_ []byte, h uint64) error {
+		keys, err := k.keys(diff.want)
+		if err != nil {
+			return err
+		}
+		where, args := keyList(j.t, keys, pgutil.BoundSetting)
+		err = target.ReadLinesIn(ctx, tx, j.t.Target, k.enc, loadCols(j.t), where, args, func(_ []byte, h uint64) error {
 			proof.Add(h)
 			return nil
 		})
@@ -607,9 +653,17 @@ func (s *syncer) syncRows(ctx context.Context, j *job, k *keyer, recorded *proto
 		return nil
 	}
 	var copied int64
-	err = target.ReplaceChunks(ctx, s.pool, r, func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
+	err := target.ReplaceChunks(ctx, s.pool, r, func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
 		var err error
-		if copied, err = s.copyRows(ctx, j, k, src, diff.want, w); err != nil {
+		if src.kept {
+			copied, err = copyKept(src, diff.want, w)
+		} else {
+			copied, err = s.copyRows(ctx, j, k, src, diff.want, w)
+			if len(diff.want) > 0 {
+				reads++ // the rows selected by key
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 		// The chunk's new figures are those of the source's read: the
@@ -621,7 +675,7 @@ func (s *syncer) syncRows(ctx context.Context, j *job, k *keyer, recorded *proto
 	}
 	proved := diff.proof == now
 	j.known, j.copied = diff.proof, copied
-	if !inText {
+	if !inTableEncoding {
 		// The text proof says the target holds the source's rows: their
 		// binary digest is the source's. Unproved, it is not known.
 		j.known, j.unproved = record, !proved
@@ -630,37 +684,62 @@ func (s *syncer) syncRows(ctx context.Context, j *job, k *keyer, recorded *proto
 	_ = target.Audit(ctx, s.pool, target.AuditEntry{Run: s.run.ID, Table: j.t.ID(), Operation: "sync_chunk", Rows: &n, Status: "ok",
 		Started: started, Metadata: map[string]any{"chunk": ch.Chunk, "whole": false, "rows_before": ch.Rows, "digest_before": ch.Digest,
 			"digest": record.String(), "rows_differing": len(diff.differ), "rows_copied": copied, "rows_deleted": int64(len(diff.differ)) - copied,
-			"target_digest": diff.proof.String(), "target_rows": diff.proof.Rows, "proved": proved}})
+			"target_digest": diff.proof.String(), "target_rows": diff.proof.Rows, "proved": proved,
+			"encoding": k.enc, "source_reads": reads}})
 	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunk", ch.Chunk, "rows", n,
-		"rows_differing", len(diff.differ), "rows_copied", copied, "proved", proved)
+		"rows_differing", len(diff.differ), "rows_copied", copied, "proved", proved, "encoding", k.enc, "source_reads", reads)
 	return 1, n, nil
 }
 
+// copyKept writes the kept source rows of the wanted keys to w: the
+// compare read's own rows, so the source is not read again.
+func copyKept(src *chunkRows, want []string, w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for _, id := range want {
+		row := src.rows[src.index[id]]
+		if _, err := bw.Write(src.data[row.at:row.end]); err != nil {
+			return 0, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	return int64(len(want)), nil
+}
+
 // chunkRows are a chunk's source rows as sync compares them: per row its
-// key and hash, never its values, so memory grows with the chunk's rows,
-// not with their width.
+// key and hash, so memory grows with the chunk's rows, not with their
+// width; and, kept, the rows themselves (a binary chunk's, up to
+// keepBytes).
 type chunkRows struct {
 	index map[string]int // key id (keyer) -> position in rows
 	rows  []sourceRow
+	kept  bool   // data holds every row
+	data  []byte // the rows, one after the other
 }
 
 type sourceRow struct {
-	hash uint64
-	seen bool // on the target too
+	hash    uint64
+	seen    bool // on the target too
+	at, end int  // the row in data, when kept
 }
 
-// keyer identifies rows by key: the key's values, unescaped, joined by
-// NUL (which COPY text cannot hold).
+// keyer identifies rows by key. In COPY text a key id is the key's values,
+// unescaped, joined by NUL (which COPY text cannot hold); in binary, the
+// key fields' bytes, each after its 4-byte length: the same value of the
+// same type has the same bytes on the source and the target.
 type keyer struct {
 	table  string
-	at     []int // the key columns' positions among the load columns
-	last   int   // the greatest of at
+	enc    string
+	at     []int    // the key columns' positions among the load columns
+	types  []string // the key columns' types
+	last   int      // the greatest of at
 	fields []proto.Field
 	buf    []byte
 }
 
-func newKeyer(t *schema.Table) (*keyer, error) {
-	k := &keyer{table: t.ID(), last: -1}
+func newKeyer(t *schema.Table, enc string) (*keyer, error) {
+	k := &keyer{table: t.ID(), enc: proto.EncodingOrText(enc), last: -1}
 	load := t.LoadColumns()
 	for _, name := range t.PrimaryKey {
 		at := slices.IndexFunc(load, func(c *schema.Column) bool { return c.Name == name })
@@ -668,27 +747,33 @@ func newKeyer(t *schema.Table) (*keyer, error) {
 			return nil, fmt.Errorf("sync %s: key column %q is not loaded", t.ID(), name)
 		}
 		k.at, k.last = append(k.at, at), max(k.last, at)
+		k.types = append(k.types, load[at].Type)
 	}
 	return k, nil
 }
 
 // id returns a row's key id, valid until the next call. fields is the row
-// already split, or nil: then only the line's fields up to the last key
-// column are split (a tab in a COPY line always ends a field).
+// already split, or nil: then a binary row is split, a text line only up
+// to its last key column (a tab in a COPY line always ends a field).
 func (k *keyer) id(line []byte, fields []proto.Field) ([]byte, error) {
+	binary := k.enc == proto.EncodingCopyBinary
 	if fields == nil {
-		end, n := 0, 0
-		for end < len(line) && line[end] != '\n' {
-			if line[end] == '\t' {
-				if n == k.last {
-					break
+		row := line
+		if !binary {
+			end, n := 0, 0
+			for end < len(line) && line[end] != '\n' {
+				if line[end] == '\t' {
+					if n == k.last {
+						break
+					}
+					n++
 				}
-				n++
+				end++
 			}
-			end++
+			row = line[:end]
 		}
 		var err error
-		if k.fields, err = proto.SplitRow(k.fields[:0], line[:end]); err != nil {
+		if k.fields, err = proto.SplitRowAs(k.enc, k.fields[:0], row); err != nil {
 			return nil, fmt.Errorf("sync %s: %w", k.table, err)
 		}
 		fields = k.fields
@@ -698,12 +783,109 @@ func (k *keyer) id(line []byte, fields []proto.Field) ([]byte, error) {
 		if p >= len(fields) || fields[p].Null {
 			return nil, fmt.Errorf("sync %s: a row without its key (column %d)", k.table, p)
 		}
-		if i > 0 {
+		switch {
+		case binary:
+			k.buf = binary32(k.buf, len(fields[p].Value))
+		case i > 0:
 			k.buf = append(k.buf, 0)
 		}
 		k.buf = append(k.buf, fields[p].Value...)
 	}
 	return k.buf, nil
+}
+
+func binary32(b []byte, n int) []byte {
+	return append(b, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// keys turns key ids back into key values, one text a key column, as the
+// key predicates bind them.
+func (k *keyer) keys(ids []string) ([][]string, error) {
+	if k.enc != proto.EncodingCopyBinary {
+		return keysOf(ids), nil
+	}
+	out := make([][]string, len(ids))
+	for i, id := range ids {
+		p := []byte(id)
+		key := make([]string, len(k.types))
+		for c, typ := range k.types {
+			if len(p) < 4 {
+				return nil, fmt.Errorf("sync %s: key id %x cut short", k.table, id)
+			}
+			n := int(uint32(p[0])<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3]))
+			if len(p) < 4+n {
+				return nil, fmt.Errorf("sync %s: key id %x cut short", k.table, id)
+			}
+			v, ok := binaryKeyText(typ, p[4:4+n])
+			if !ok {
+				return nil, fmt.Errorf("sync %s: a binary key of type %s (%x) has no text form here", k.table, typ, p[4:4+n])
+			}
+			key[c], p = v, p[4+n:]
+		}
+		out[i] = key
+	}
+	return out, nil
+}
+
+// binaryKeys says whether every key column of t is of a type whose binary
+// value binaryKeyText turns into text.
+func binaryKeys(t *schema.Table) bool {
+	for _, name := range t.PrimaryKey {
+		c := t.Column(name)
+		if c == nil || keyKind(c.Type) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// keyKind is how binaryKeyText decodes a key column of type typ: the key
+// types sync's binary row work supports (integers, text, uuid); "" for any
+// other, whose table's changed chunks are worked on in text.
+func keyKind(typ string) string {
+	switch {
+	case typ == "smallint" || typ == "integer" || typ == "bigint" || typ == "uuid" || typ == "text":
+		return typ
+	case typ == "character varying" || strings.HasPrefix(typ, "character varying("):
+		return "text"
+	}
+	return ""
+}
+
+// binaryKeyText is a key value's text form, from its binary send format;
+// ok is false for a type keyKind does not know or a value of the wrong
+// length.
+func binaryKeyText(typ string, v []byte) (string, bool) {
+	be := func(n int) (uint64, bool) {
+		if len(v) != n {
+			return 0, false
+		}
+		var u uint64
+		for _, b := range v {
+			u = u<<8 | uint64(b)
+		}
+		return u, true
+	}
+	switch keyKind(typ) {
+	case "smallint":
+		u, ok := be(2)
+		return strconv.FormatInt(int64(int16(u)), 10), ok
+	case "integer":
+		u, ok := be(4)
+		return strconv.FormatInt(int64(int32(u)), 10), ok
+	case "bigint":
+		u, ok := be(8)
+		return strconv.FormatInt(int64(u), 10), ok
+	case "uuid":
+		if len(v) != 16 {
+			return "", false
+		}
+		h := hex.EncodeToString(v)
+		return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
+	case "text":
+		return string(v), utf8.Valid(v)
+	}
+	return "", false
 }
 
 // keysOf turns key ids back into key values, one text a key column.
@@ -732,7 +914,7 @@ func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, k *keyer, sr
 		src.rows[i].seen = false // a chunk a foreign key refused is compared again
 	}
 	where, args := target.KeyRange(j.t, j.chunks[0], true)
-	err := target.ReadLinesIn(ctx, tx, j.t.Target, proto.EncodingCopyText, loadCols(j.t), where, args, func(line []byte, h uint64) error {
+	err := target.ReadLinesIn(ctx, tx, j.t.Target, k.enc, loadCols(j.t), where, args, func(line []byte, h uint64) error {
 		diff.before.Add(h)
 		id, err := k.id(line, nil)
 		if err != nil {

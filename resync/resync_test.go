@@ -51,7 +51,7 @@ func TestDrift(t *testing.T) {
 // undone and key columns anywhere among the columns.
 func TestKeyerSplitsOnlyUpToTheKey(t *testing.T) {
 	tbl := table("t", []string{"b", "a"}, "a integer", "note text", "b text", "tail text")
-	k, err := newKeyer(tbl)
+	k, err := newKeyer(tbl, proto.EncodingCopyText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,5 +77,63 @@ func TestKeyerSplitsOnlyUpToTheKey(t *testing.T) {
 	}
 	if _, err := k.id([]byte("7\tx\t\\N\tz\n"), nil); err == nil {
 		t.Error("a NULL key was accepted")
+	}
+}
+
+// TestBinaryKeys: a binary row's key id is its key fields' bytes, and it
+// turns back into the key values' text for the key types sync decodes.
+func TestBinaryKeys(t *testing.T) {
+	tbl := table("t", []string{"u", "a", "s", "b"}, "a bigint", "note text", "b character varying(10)", "u uuid", "s smallint")
+	k, err := newKeyer(tbl, proto.EncodingCopyBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !binaryKeys(tbl) {
+		t.Fatal("integer, text and uuid keys are not decodable")
+	}
+	be := func(n int, v int64) []byte {
+		out := make([]byte, n)
+		for i := n - 1; i >= 0; i-- {
+			out[i], v = byte(v), v>>8
+		}
+		return out
+	}
+	uuid := []byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7}
+	var tuple []byte
+	tuple = append(tuple, 0, 5)
+	for _, f := range [][]byte{be(8, -42), []byte("x\ty"), []byte("tab\there"), uuid, be(2, 7)} {
+		tuple = append(binary32(tuple, len(f)), f...)
+	}
+	fields, err := proto.SplitTuple(nil, tuple)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := k.id(tuple, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wholeID := string(whole)
+	split, err := k.id(tuple, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wholeID != string(split) {
+		t.Errorf("key ids %x (split by the caller), %x (split here)", wholeID, split)
+	}
+	keys, err := k.keys([]string{wholeID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"12345678-9abc-def0-0001-020304050607", "-42", "7", "tab\there"}
+	if len(keys) != 1 || strings.Join(keys[0], "|") != strings.Join(want, "|") {
+		t.Errorf("keys %q, want %q", keys, want)
+	}
+	for _, typ := range []string{"numeric", "date", "bytea", "timestamp without time zone"} {
+		if binaryKeys(table("t", []string{"k"}, "k "+typ)) {
+			t.Errorf("a %s key is taken as decodable", typ)
+		}
+	}
+	if _, ok := binaryKeyText("integer", []byte{1, 2}); ok {
+		t.Error("a 2-byte integer was decoded")
 	}
 }
