@@ -566,6 +566,11 @@ func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, ind
 	var src *chunkRows
 	if index {
 		src = &chunkRows{index: make(map[string]int, ch.Rows)}
+		if keep {
+			// Sized by the chunk's bytes at its last load: growing it
+			// row by row would copy it over and over.
+			src.data = make([]byte, 0, min(ch.Bytes+ch.Bytes/8, keepBytes))
+		}
 	}
 	var bytes int64
 	now, err := s.read(ctx, j.t, enc, ch.Chunk, chunkRange(ch), func(line []byte, fields []proto.Field, h uint64) error {
