@@ -1,6 +1,7 @@
 package resync
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -135,5 +136,28 @@ func TestBinaryKeys(t *testing.T) {
 	}
 	if _, ok := binaryKeyText("integer", []byte{1, 2}); ok {
 		t.Error("a 2-byte integer was decoded")
+	}
+}
+
+// TestChunkRowsFindsEveryKey: rows are found by key id, a key twice is
+// refused, and every row keeps its own key id.
+func TestChunkRowsFindsEveryKey(t *testing.T) {
+	c := &chunkRows{index: map[uint64]int32{}}
+	for i := range 1000 {
+		if !c.add([]byte(strconv.Itoa(i)), sourceRow{hash: uint64(i)}) {
+			t.Fatalf("key %d refused", i)
+		}
+	}
+	if c.add([]byte("7"), sourceRow{}) {
+		t.Error("a key added twice")
+	}
+	for i := range 1000 {
+		at, ok := c.find([]byte(strconv.Itoa(i)))
+		if !ok || c.rows[at].hash != uint64(i) || string(c.key(at)) != strconv.Itoa(i) {
+			t.Fatalf("key %d: found %v at %d", i, ok, at)
+		}
+	}
+	if _, ok := c.find([]byte("1000")); ok {
+		t.Error("a key never added was found")
 	}
 }
