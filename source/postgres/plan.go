@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -65,6 +67,15 @@ func rowCount(ctx context.Context, tx pgx.Tx, t *schema.Table, rowsPerChunk int6
 }
 
 func planKeys(ctx context.Context, tx pgx.Tx, t *schema.Table, rows, n int64) ([]source.Chunk, error) {
+	if tx.Conn().PgConn().ParameterStatus("server_encoding") == sqlASCII {
+		// A SQL_ASCII server refuses to send text that is not UTF-8 to a
+		// UTF8 client, and a key may hold such bytes: sample them as the
+		// bytes they are (validBounds keeps only UTF-8 ones as bounds).
+		if _, err := tx.Exec(ctx, "SET LOCAL client_encoding TO 'SQL_ASCII'"); err != nil {
+			return nil, fmt.Errorf("sample keys: %w", err)
+		}
+		defer func() { _, _ = tx.Exec(ctx, "SET LOCAL client_encoding TO 'UTF8'") }()
+	}
 	if bounds, err := histogram(ctx, tx, t); err != nil {
 		return nil, err
 	} else if int64(len(bounds)) > 2*n {
@@ -131,7 +142,13 @@ func histogram(ctx context.Context, tx pgx.Tx, t *schema.Table) ([]string, error
 
 // chunksFromSamples cuts sorted sample keys at n-1 quantiles. Equal
 // neighbouring boundaries collapse, so a chunk is never empty by design.
+// Samples that are not UTF-8 (a SQL_ASCII source's bytes) are no bounds:
+// any key value cuts the key space as well, and a bound travels in tasks
+// and is stored in caravan.chunks as JSON, which holds only UTF-8.
 func chunksFromSamples(samples [][]string, rows, n int64) []source.Chunk {
+	samples = slices.DeleteFunc(samples, func(tuple []string) bool {
+		return slices.ContainsFunc(tuple, func(v string) bool { return !utf8.ValidString(v) })
+	})
 	var bounds [][]string
 	for i := int64(1); i < n && len(samples) > 0; i++ {
 		b := samples[int(i*int64(len(samples))/n)]
