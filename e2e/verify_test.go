@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -225,7 +226,8 @@ func TestVerifyDistributed(t *testing.T) {
 		return strings.Contains(bg.logText(), "no verifier is taking the checks")
 	})
 	victim := startLogged(t, "verifier-1", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
-	startLogged(t, "verifier-2", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2")
+	survivor := startLogged(t, "verifier-2", "verifier", "--source-url", src, "--target-url", dst, "--nats-url", srv.URL, "--verifiers", "2",
+		"--metrics-addr", "127.0.0.1:0")
 	var checkedBeforeKill int64
 	testenv.Eventually(t, time.Minute, "some checks recorded", func() bool {
 		checkedBeforeKill = query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1`, run)
@@ -257,6 +259,11 @@ func TestVerifyDistributed(t *testing.T) {
 	victimID := fmt.Sprintf(":%d", victim.cmd.Process.Pid)
 	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1 AND worker NOT LIKE '%' || $2`, run, victimID); n == 0 {
 		t.Error("the surviving verifier recorded no check")
+	}
+	// The verifier's checks are on its /metrics, as a validator's are.
+	addr := regexp.MustCompile(`"metrics_addr":"([^"]+)"`).FindStringSubmatch(survivor.waitForLog(t, regexp.MustCompile(`"metrics_addr":"[^"]+"`)))[1]
+	if body, ok := tryScrape("http://" + addr + "/metrics"); !ok || !regexp.MustCompile(`caravan_checks_total\{[^}]*level="verify"`).MatchString(body) {
+		t.Errorf("the surviving verifier's /metrics has no verify checks (scraped: %v)", ok)
 	}
 	t.Logf("verifier killed after %d checks; the victim recorded %d of 201", checkedBeforeKill,
 		query[int64](t, dst, `SELECT count(*) FROM caravan.checks WHERE run_id = $1 AND worker LIKE '%' || $2`, run, victimID))

@@ -30,6 +30,7 @@ import (
 	"github.com/caravan-db/caravan/schema"
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/target"
+	"github.com/caravan-db/caravan/telemetry"
 )
 
 // Kinds of difference.
@@ -56,6 +57,9 @@ type Config struct {
 	// MaxRowText caps the row text printed for a keyless difference.
 	MaxRowText int
 	Log        *slog.Logger
+	// Metrics counts the checks run (caravan_checks_total{level="verify"});
+	// nil counts nothing.
+	Metrics *telemetry.Metrics
 	// Progress, when set, is called after each finished check.
 	Progress func(done, total int)
 }
@@ -494,7 +498,17 @@ func (v *Verifier) readTarget(ctx context.Context, t *schema.Table, ch *source.C
 	return nil
 }
 
+// run runs one check and counts it in the check metrics (level "verify",
+// ok when the range is identical), in whichever process runs it.
 func (v *Verifier) run(ctx context.Context, c *check) (outcome, error) {
+	out, err := v.compare(ctx, c)
+	if err == nil {
+		v.cfg.Metrics.Check(ctx, c.table.ID(), "verify", !out.Differed && len(out.Diffs) == 0 && out.SourceRows == out.TargetRows)
+	}
+	return out, err
+}
+
+func (v *Verifier) compare(ctx context.Context, c *check) (outcome, error) {
 	if c.chunk != nil {
 		return v.checkChunk(ctx, c)
 	}

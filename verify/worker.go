@@ -14,6 +14,7 @@ import (
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/source"
+	"github.com/caravan-db/caravan/telemetry"
 )
 
 // WorkerConfig configures a verifier worker.
@@ -24,6 +25,7 @@ type WorkerConfig struct {
 	// failure is recorded, failing the verification.
 	MaxDeliver int
 	Log        *slog.Logger
+	Metrics    *telemetry.Metrics // counts the checks run; nil: none
 }
 
 // Worker is the `caravan verifier` role: it takes checks of any
@@ -91,7 +93,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	stop := broker.Heartbeat(ctx, msg, max(w.checks.CachedInfo().Config.AckWait/3, time.Millisecond))
-	out, err := runCheck(ctx, w.src, w.pool, &task, Config{Log: w.cfg.Log})
+	out, err := runCheck(ctx, w.src, w.pool, &task, Config{Log: w.cfg.Log, Metrics: w.cfg.Metrics})
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {

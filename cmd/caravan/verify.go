@@ -85,7 +85,7 @@ func runVerify(c *cli.Context) error {
 	}
 	started := time.Now()
 	last := started
-	cfg := verify.Config{Options: opts, Workers: workers, Sample: c.Float64("sample"), Log: log,
+	cfg := verify.Config{Options: opts, Workers: workers, Sample: c.Float64("sample"), Log: log, Metrics: metrics(c),
 		Progress: func(done, total int) {
 			if time.Since(last) >= 5*time.Second || done == total {
 				last = time.Now()
@@ -148,7 +148,7 @@ func verifierCommand() *cli.Command {
 			}
 			defer b.Close()
 			log.Info("verifier started", "concurrency", n)
-			return verify.NewWorker(b.js, src, pool, verify.WorkerConfig{Concurrency: n, Log: log}).Run(c.Context)
+			return verify.NewWorker(b.js, src, pool, verify.WorkerConfig{Concurrency: n, Log: log, Metrics: metrics(c)}).Run(c.Context)
 		},
 	}
 }
