@@ -217,6 +217,10 @@ func TestTranslateExpr(t *testing.T) {
 		"[Qty] BETWEEN (1) AND (2)":            `"qty" BETWEEN (1) AND (2)`,
 		"lower([Name])=N'x'":                   `lower("name") = 'x'`,
 		"CASE WHEN [Qty]>(1) THEN (1) END=(1)": `CASE WHEN "qty" > (1) THEN (1) END = (1)`,
+		// the one T-SQL lexer: comments go, a name or string holding -- stays
+		"[Qty]>(0) -- positive\n":     `"qty" > (0)`,
+		"[Qty] /* not [Name] */ <(3)": `"qty" < (3)`,
+		"[Name]<>N'a--b'":             `"name" <> 'a--b'`,
 	}
 	for in, want := range ok {
 		got, err := tr.translate(in)
@@ -224,7 +228,8 @@ func TestTranslateExpr(t *testing.T) {
 			t.Errorf("%s: got %q %v, want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"len([Name])>(0)", "[Flag]=(1)", "[Name]+'x'='ax'", "[Nope]>(1)", "[Qty]>@x", "'open"} {
+	for _, bad := range []string{"len([Name])>(0)", "[Flag]=(1)", "[Name]+'x'='ax'", "[Nope]>(1)", "[Qty]>@x", "'open",
+		`"Qty">(1)`, "[Qty]&(1)=(1)", "[Qty]>0x1F", "[Qty]>(1) /* open"} {
 		if got, err := tr.translate(bad); err == nil {
 			t.Errorf("%s translated to %q", bad, got)
 		}

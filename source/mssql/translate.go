@@ -229,103 +229,48 @@ type token struct {
 	bracketed bool
 }
 
+// tokenize reads a catalog expression (a default, a check, a computed
+// column or an index filter) with the package's one T-SQL lexer
+// (lexTSQL: comments, [names], N'strings' and all), then keeps to the
+// subset exprTranslator knows: anything else is refused here, by name.
 func tokenize(s string) ([]token, error) {
-	var toks []token
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case c == '[':
-			j := i + 1
-			var name strings.Builder
-			for {
-				if j >= len(s) {
-					return nil, fmt.Errorf("unterminated [identifier]")
-				}
-				if s[j] == ']' {
-					if j+1 < len(s) && s[j+1] == ']' {
-						name.WriteByte(']')
-						j += 2
-						continue
-					}
-					break
-				}
-				name.WriteByte(s[j])
-				j++
+	lexed, err := lexTSQL(s)
+	if err != nil {
+		return nil, err
+	}
+	toks := make([]token, 0, len(lexed))
+	for _, v := range lexed {
+		t := token{kind: v.kind, text: v.text, bracketed: v.quoted}
+		switch v.kind {
+		case tokIdent:
+			if v.dquoted {
+				// QUOTED_IDENTIFIER decides whether it is a name or a string.
+				return nil, fmt.Errorf("double-quoted token %q", v.text)
 			}
-			toks = append(toks, token{kind: tokIdent, text: name.String(), bracketed: true})
-			i = j + 1
-		case c == '\'' || ((c == 'N' || c == 'n') && i+1 < len(s) && s[i+1] == '\''):
-			j := i
-			if c != '\'' {
-				j++
+			if !v.quoted && strings.ContainsAny(v.text, "@#$") {
+				return nil, fmt.Errorf("unsupported name %q", v.text)
 			}
-			start := j
-			j++
-			for {
-				if j >= len(s) {
-					return nil, fmt.Errorf("unterminated string literal")
-				}
-				if s[j] == '\'' {
-					if j+1 < len(s) && s[j+1] == '\'' {
-						j += 2
-						continue
-					}
-					break
-				}
-				j++
+		case tokString:
+			if v.unicode {
+				t.text = v.text[1:] // N'...': the translation writes the literal alone
 			}
-			toks = append(toks, token{kind: tokString, text: s[start : j+1]})
-			i = j + 1
-		case c >= '0' && c <= '9' || c == '.':
-			j := i
-			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
-				j++
+		case tokNumber:
+			if !numberRE.MatchString(v.text) {
+				return nil, fmt.Errorf("bad number %q", v.text)
 			}
-			if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
-				j++
-				if j < len(s) && (s[j] == '+' || s[j] == '-') {
-					j++
-				}
-				for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-					j++
-				}
-			}
-			if !numberRE.MatchString(s[i:j]) {
-				return nil, fmt.Errorf("bad number %q", s[i:j])
-			}
-			toks = append(toks, token{kind: tokNumber, text: s[i:j]})
-			i = j
-		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			j := i
-			for j < len(s) && (s[j] == '_' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9') {
-				j++
-			}
-			toks = append(toks, token{kind: tokIdent, text: s[i:j]})
-			i = j
-		default:
-			two := ""
-			if i+1 < len(s) {
-				two = s[i : i+2]
-			}
-			switch two {
-			case "<=", ">=", "<>", "!=", "!<", "!>":
-				toks = append(toks, token{kind: tokOp, text: two})
-				i += 2
-				continue
-			}
-			switch c {
-			case '=', '<', '>', '+', '-', '*', '/', '%', '(', ')', ',':
-				toks = append(toks, token{kind: tokOp, text: string(c)})
-				i++
-			default:
-				return nil, fmt.Errorf("unsupported character %q", c)
+		case tokOp:
+			if !exprOps[v.text] {
+				return nil, fmt.Errorf("unsupported operator %q", v.text)
 			}
 		}
+		toks = append(toks, t)
 	}
 	return toks, nil
 }
+
+// exprOps are the operators exprTranslator knows.
+var exprOps = map[string]bool{"<=": true, ">=": true, "<>": true, "!=": true, "!<": true, "!>": true,
+	"=": true, "<": true, ">": true, "+": true, "-": true, "*": true, "/": true, "%": true, "(": true, ")": true, ",": true}
 
 // joinTokens spaces tokens readably: none inside parentheses or before commas.
 func joinTokens(toks []string) string {
