@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/caravan-db/caravan/internal/every"
 	"github.com/caravan-db/caravan/proto"
 )
 
@@ -229,29 +230,11 @@ func Serve(ctx context.Context, cons jetstream.Consumer, n int, log *slog.Logger
 // Heartbeat tells JetStream every interval that msg is still being worked
 // on, so a long job keeps its message while a worker that died loses it
 // after one ack wait. An interval <= 0 sends none. stop ends it.
-func Heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration) (stop func()) {
-	if every <= 0 {
+func Heartbeat(ctx context.Context, msg jetstream.Msg, interval time.Duration) (stop func()) {
+	if interval <= 0 {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+	return every.Do(ctx, interval, false, func(context.Context) { _ = msg.InProgress() })
 }
 
 // Pause waits d or until ctx ends, whichever comes first.

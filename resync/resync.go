@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/internal/every"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
@@ -357,24 +358,11 @@ func byChunk(t *schema.Table, chunks []target.ChunkState) bool {
 func (s *syncer) compareAll(ctx context.Context, jobs []*job) error {
 	var done, copied int
 	var mu sync.Mutex
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(30 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				mu.Lock()
-				s.cfg.Log.InfoContext(ctx, "sync: still comparing", "checked", done, "of", len(jobs), "chunks_copied", copied)
-				mu.Unlock()
-			}
-		}
-	}()
+	defer every.Do(ctx, 30*time.Second, false, func(ctx context.Context) {
+		mu.Lock()
+		defer mu.Unlock()
+		s.cfg.Log.InfoContext(ctx, "sync: still comparing", "checked", done, "of", len(jobs), "chunks_copied", copied)
+	})()
 	var refused []*job // refused by a foreign key: tried again after the others
 	var refusal error
 	attempt := func(ctx context.Context, j *job) error {

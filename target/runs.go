@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/caravan-db/caravan/internal/every"
 	"github.com/caravan-db/caravan/schema"
 )
 
@@ -202,27 +203,11 @@ func Heartbeat(ctx context.Context, pool *pgxpool.Pool, run string) error {
 // away) is only logged: the next one tries again, and a target away for
 // long enough makes the run look abandoned, which it then is.
 func KeepAlive(ctx context.Context, pool *pgxpool.Pool, run string, log *slog.Logger) (stop func()) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(HeartbeatEvery)
-		defer tick.Stop()
-		for {
-			if err := Heartbeat(ctx, pool, run); err != nil && ctx.Err() == nil {
-				log.DebugContext(ctx, "heartbeat", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+	return every.Do(context.WithoutCancel(ctx), HeartbeatEvery, true, func(ctx context.Context) {
+		if err := Heartbeat(ctx, pool, run); err != nil && ctx.Err() == nil {
+			log.DebugContext(ctx, "heartbeat", "err", err)
 		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	})
 }
 
 // InterruptRun marks a live run interrupted (its process was told to

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -26,8 +26,7 @@ const maxDetail = 20
 type Recorder struct {
 	pool *pgxpool.Pool
 	run  string
-	stop chan struct{}
-	done chan struct{}
+	stop func() // the heartbeat's (target.KeepAlive)
 }
 
 // Start records a live run and heartbeats it until Finish, so a
@@ -45,23 +44,7 @@ func Start(ctx context.Context, pool *pgxpool.Pool, run, sourceKind, sourceURL s
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{pool: pool, run: run, stop: make(chan struct{}), done: make(chan struct{})}
-	go r.beat(context.WithoutCancel(ctx))
-	return r, nil
-}
-
-func (r *Recorder) beat(ctx context.Context) {
-	defer close(r.done)
-	t := time.NewTicker(target.HeartbeatEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-			_ = target.Heartbeat(ctx, r.pool, r.run)
-		}
-	}
+	return &Recorder{pool: pool, run: run, stop: target.KeepAlive(ctx, pool, run, slog.New(slog.DiscardHandler))}, nil
 }
 
 // Run is the run's id.
@@ -72,8 +55,7 @@ func (r *Recorder) Run() string { return r.run }
 // verification did not end (err, with ctx cancelled), failed with the
 // error when it broke.
 func (r *Recorder) Finish(ctx context.Context, res *Result, runErr error) error {
-	close(r.stop)
-	<-r.done
+	r.stop()
 	ctx = context.WithoutCancel(ctx)
 	if runErr != nil {
 		status := target.RunFailed

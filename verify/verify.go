@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/caravan-db/caravan/coordinator"
+	"github.com/caravan-db/caravan/internal/every"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
@@ -331,38 +332,23 @@ func (v *Verifier) checkHere(ctx context.Context, checks []*check, finish func(*
 // run longest, so a long comparison never runs in silence. The returned
 // function stops it.
 func (v *Verifier) sayWhatItDoes(ctx context.Context, mu *sync.Mutex, done *int, busy map[*check]time.Time, total int) func() {
-	stop := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(waitNote)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	return every.Do(ctx, waitNote, false, func(ctx context.Context) {
+		mu.Lock()
+		var oldest *check
+		for c, at := range busy {
+			if oldest == nil || at.Before(busy[oldest]) {
+				oldest = c
 			}
-			mu.Lock()
-			var oldest *check
-			for c, at := range busy {
-				if oldest == nil || at.Before(busy[oldest]) {
-					oldest = c
-				}
-			}
-			n, inFlight := *done, len(busy)
-			what, since := "", time.Duration(0)
-			if oldest != nil {
-				what, since = oldest.name(), time.Since(busy[oldest]).Round(time.Second)
-			}
-			mu.Unlock()
-			v.cfg.Log.InfoContext(ctx, "verify: still checking", "checked", n, "of", total, "in_progress", inFlight,
-				"longest", what, "for", since.String())
 		}
-	}()
-	return func() { close(stop); <-stopped }
+		n, inFlight := *done, len(busy)
+		what, since := "", time.Duration(0)
+		if oldest != nil {
+			what, since = oldest.name(), time.Since(busy[oldest]).Round(time.Second)
+		}
+		mu.Unlock()
+		v.cfg.Log.InfoContext(ctx, "verify: still checking", "checked", n, "of", total, "in_progress", inFlight,
+			"longest", what, "for", since.String())
+	})
 }
 
 // waitNote is how often a verification says how far it is.
