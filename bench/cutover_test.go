@@ -116,8 +116,10 @@ func cutoverOnce(b *testing.B, binary string, ds *dataset) cutoverRound {
 	}
 
 	var sm measurement
-	out, err = runMeasured(ctx, &sm, binary, []string{"CARAVAN_LOG_FORMAT=json"},
-		"sync", "--source-url", srcURL, "--target-url", dstURL, "--workers", "2", run)
+	// CARAVAN_BENCH_SYNC_ARGS adds flags to the sync (--cpu-profile, say).
+	syncArgs := append([]string{"sync", "--source-url", srcURL, "--target-url", dstURL, "--workers", "2"},
+		strings.Fields(os.Getenv("CARAVAN_BENCH_SYNC_ARGS"))...)
+	out, err = runMeasured(ctx, &sm, binary, []string{"CARAVAN_LOG_FORMAT=json"}, append(syncArgs, run)...)
 	if err != nil {
 		b.Fatalf("caravan sync: %v", err)
 	}

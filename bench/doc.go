@@ -42,6 +42,7 @@
 //	CARAVAN_BENCH_TOOLS           comma-separated tools to run besides raw (default all)
 //	CARAVAN_BENCH_ARGS            extra arguments for `caravan migrate`, space-separated
 //	                              (e.g. --cpu-profile FILE)
+//	CARAVAN_BENCH_SYNC_ARGS       the same for the cutover's `caravan sync`
 //	CARAVAN_BENCH_BINARY          a caravan binary to use instead of building one
 //	CARAVAN_BENCH_KEEP_SOURCE     keep the source database at the end
 //	CARAVAN_BENCH_SOURCE_DB       use that kept database instead of building one

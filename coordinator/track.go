@@ -154,8 +154,7 @@ func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
 		if ev.Finished != 0 {
 			done = time.Unix(0, ev.Finished)
 		}
-		if err := target.MarkExtractedBy(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest,
-			readAt(ev.Started), done, ev.Worker); err != nil {
+		if err := target.MarkExtractedBy(ctx, c.pool, c.cfg.Run, &ev, readAt(ev.Started), done); err != nil {
 			return err
 		}
 		rows := ev.Rows

@@ -19,6 +19,7 @@ import (
 // extractor reads the chunk (again) produces the same seq -> rows mapping.
 func (e *Extractor) extract(ctx context.Context, task *proto.ChunkTask) (*proto.ChunkExtracted, error) {
 	b := &batcher{e: e, task: task, enc: task.RowEncoding(), maxBytes: task.BatchBytes, maxRows: task.BatchRows}
+	b.partAt, b.partKind = task.PartKey()
 	if b.maxBytes <= 0 {
 		b.maxBytes = 1 << 20
 	}
@@ -32,7 +33,7 @@ func (e *Extractor) extract(ctx context.Context, task *proto.ChunkTask) (*proto.
 		return nil, fmt.Errorf("extract %s chunk %d: %w", task.Table, task.Chunk, err)
 	}
 	return &proto.ChunkExtracted{V: proto.Version, Run: task.Run, Table: task.Table, Chunk: task.Chunk, Attempt: task.Attempt,
-		Batches: b.seq, Rows: b.chunk.Rows, Bytes: b.bytes, Digest: b.chunk.String()}, nil
+		Batches: b.seq, Rows: b.chunk.Rows, Bytes: b.bytes, Digest: b.chunk.String(), Parts: b.parts.Parts()}, nil
 }
 
 // batcher cuts a chunk's rows into batches. It holds one full batch back
@@ -54,11 +55,16 @@ type batcher struct {
 	digest  proto.Digest
 	pending *proto.RowBatch
 
-	seq     int
-	bytes   int64
-	chunk   proto.Digest
-	fields  []proto.Field
-	scratch []byte
+	seq   int
+	bytes int64
+	chunk proto.Digest
+	// parts cut the chunk's digest by the value of the key column at
+	// partAt (see proto.Parts), for sync; partAt < 0 when it has none.
+	partAt   int
+	partKind string
+	parts    proto.PartsBuilder
+	fields   []proto.Field
+	scratch  []byte
 }
 
 func (b *batcher) add(ctx context.Context, line []byte) error {
@@ -74,6 +80,15 @@ func (b *batcher) add(ctx context.Context, line []byte) error {
 	h, b.scratch = proto.RowHash(b.fields, b.scratch)
 	b.chunk.Add(h)
 	b.bytes += int64(len(line))
+	if b.partAt >= 0 {
+		if v, ok := proto.PartValue(b.enc, b.partKind, b.fields[b.partAt]); ok {
+			b.parts.Add(v, h)
+		} else {
+			// Parts only spare a later sync reading: without them it
+			// reads the chunk's whole range on the target.
+			b.partAt, b.parts = -1, proto.PartsBuilder{}
+		}
+	}
 
 	if len(line) > b.maxBytes {
 		// One value too large for a message: it travels through the object

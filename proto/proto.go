@@ -223,6 +223,8 @@ type ChunkExtracted struct {
 	Rows    int64  `msgpack:"rows"`
 	Bytes   int64  `msgpack:"bytes"`
 	Digest  string `msgpack:"digest"`
+	// Parts split Digest by key value (see Parts); nil for a chunk without.
+	Parts *Parts `msgpack:"parts,omitempty"`
 	// Started is when the read began (Unix nanoseconds): a table's copy time
 	// runs from its first read, not from when its chunks were queued.
 	Started int64 `msgpack:"started"`

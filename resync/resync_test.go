@@ -139,17 +139,16 @@ func TestBinaryKeys(t *testing.T) {
 	}
 }
 
-// TestChunkRowsFindsEveryKey: rows are found by key id, a key twice is
-// refused, and every row keeps its own key id.
+// TestChunkRowsFindsEveryKey: rows are found by key id once indexed, a
+// key twice is refused, every row keeps its own key id, and only the rows
+// of the changed parts are indexed when parts are compared.
 func TestChunkRowsFindsEveryKey(t *testing.T) {
-	c := &chunkRows{index: map[uint64]int32{}}
+	c := &chunkRows{}
 	for i := range 1000 {
-		if !c.add([]byte(strconv.Itoa(i)), sourceRow{hash: uint64(i)}) {
-			t.Fatalf("key %d refused", i)
-		}
+		c.push([]byte(strconv.Itoa(i)), sourceRow{hash: uint64(i), part: int32(i % 4)})
 	}
-	if c.add([]byte("7"), sourceRow{}) {
-		t.Error("a key added twice")
+	if id, twice := c.indexRows(nil); twice {
+		t.Fatalf("key %s twice", id)
 	}
 	for i := range 1000 {
 		at, ok := c.find([]byte(strconv.Itoa(i)))
@@ -159,5 +158,20 @@ func TestChunkRowsFindsEveryKey(t *testing.T) {
 	}
 	if _, ok := c.find([]byte("1000")); ok {
 		t.Error("a key never added was found")
+	}
+	if _, twice := c.indexRows([]bool{false, true, false, false}); twice {
+		t.Fatal("a key twice in part 1")
+	}
+	for i := range 1000 {
+		if _, ok := c.find([]byte(strconv.Itoa(i))); ok != (i%4 == 1) {
+			t.Fatalf("key %d (part %d) found %v", i, i%4, ok)
+		}
+	}
+	c.push([]byte("7"), sourceRow{part: 2})
+	if _, twice := c.indexRows([]bool{false, true, false, false}); twice {
+		t.Error("a key twice across parts not compared was refused")
+	}
+	if id, twice := c.indexRows(nil); !twice || string(id) != "7" {
+		t.Errorf("a key added twice: %q %v", id, twice)
 	}
 }

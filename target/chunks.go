@@ -29,6 +29,7 @@ type ChunkState struct {
 	Rows    int64
 	Bytes   int64
 	Digest  string
+	Parts   *proto.Parts // the digest cut by key value; nil for none
 	Error   string
 }
 
@@ -61,26 +62,56 @@ func MarkPublished(ctx context.Context, pool *pgxpool.Pool, run, table string, c
 // what was read, once: the table's source rows are then its real rows, not
 // the rows of its loaded chunks only.
 func MarkExtracted(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string, readAt time.Time) error {
-	return MarkExtractedBy(ctx, pool, run, table, chunk, attempt, batches, rows, bytes, digest, readAt, time.Time{}, "")
+	ev := proto.ChunkExtracted{Table: table, Chunk: chunk, Attempt: attempt, Batches: batches, Rows: rows, Bytes: bytes, Digest: digest}
+	return MarkExtractedBy(ctx, pool, run, &ev, readAt, time.Time{})
 }
 
-// MarkExtractedBy is MarkExtracted with when the read ended (zero: now) and
-// the extractor process that read the chunk ("" when it did not say).
-func MarkExtractedBy(ctx context.Context, pool *pgxpool.Pool, run, table string, chunk, attempt, batches int, rows, bytes int64, digest string,
-	readAt, doneAt time.Time, worker string) error {
+// MarkExtractedBy is MarkExtracted from an extractor's report, with when
+// the read ended (zero: now), the extractor process that read the chunk
+// and the chunk's parts.
+func MarkExtractedBy(ctx context.Context, pool *pgxpool.Pool, run string, ev *proto.ChunkExtracted, readAt, doneAt time.Time) error {
 	var done *time.Time
 	if !doneAt.IsZero() {
 		done = &doneAt
 	}
-	_, err := pool.Exec(ctx, `UPDATE caravan.chunks SET status = CASE WHEN status = 'pending' THEN 'extracted' ELSE status END,
-			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = coalesce($10, now()), extractor = nullif($11, '')
+	parts, err := marshalParts(ev.Parts)
+	if err != nil {
+		return fmt.Errorf("chunk %s/%d extracted: %w", ev.Table, ev.Chunk, err)
+	}
+	_, err = pool.Exec(ctx, `UPDATE caravan.chunks SET status = CASE WHEN status = 'pending' THEN 'extracted' ELSE status END,
+			batches = $5, rows = $6, bytes = $7, digest = $8, read_at = $9, extracted_at = coalesce($10, now()), extractor = nullif($11, ''),
+			parts = $12
 		WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND attempt = $4
 		  AND (status = 'pending' OR (status = 'failed' AND rows IS NULL))`,
-		run, table, chunk, attempt, batches, rows, bytes, digest, readAt, done, worker)
+		run, ev.Table, ev.Chunk, ev.Attempt, ev.Batches, ev.Rows, ev.Bytes, ev.Digest, readAt, done, ev.Worker, parts)
 	if err != nil {
-		return fmt.Errorf("chunk %s/%d extracted: %w", table, chunk, err)
+		return fmt.Errorf("chunk %s/%d extracted: %w", ev.Table, ev.Chunk, err)
 	}
 	return nil
+}
+
+// marshalParts is a chunk's parts as caravan.chunks keeps them: msgpack,
+// NULL for none.
+func marshalParts(p *proto.Parts) ([]byte, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return proto.Marshal(p)
+}
+
+// unmarshalParts reads back what marshalParts kept.
+func unmarshalParts(b []byte) (*proto.Parts, error) {
+	if b == nil {
+		return nil, nil
+	}
+	p := new(proto.Parts)
+	if err := proto.Unmarshal(b, p); err != nil {
+		return nil, err
+	}
+	if len(p.Sums) == 0 || len(p.Rows) != len(p.Sums) || len(p.Bounds) != len(p.Sums)-1 {
+		return nil, fmt.Errorf("parts of %d sums, %d counts, %d bounds", len(p.Sums), len(p.Rows), len(p.Bounds))
+	}
+	return p, nil
 }
 
 // CompletedChunk is a chunk CompleteChunks found fully loaded.
@@ -118,15 +149,22 @@ func CompleteChunks(ctx context.Context, pool *pgxpool.Pool, run string) ([]Comp
 // Chunks lists a run's chunks (of one table when table is not "").
 func Chunks(ctx context.Context, pool *pgxpool.Pool, run, table string) ([]ChunkState, error) {
 	rows, err := pool.Query(ctx, `SELECT table_id, chunk, attempt, range_kind, lo, hi, est_rows, status, batches,
-			coalesce(rows, 0), coalesce(bytes, 0), coalesce(digest, ''), coalesce(error, '')
+			coalesce(rows, 0), coalesce(bytes, 0), coalesce(digest, ''), coalesce(error, ''), parts
 		FROM caravan.chunks WHERE run_id = $1 AND ($2 = '' OR table_id = $2) ORDER BY table_id, chunk`, run, table)
 	if err != nil {
 		return nil, fmt.Errorf("list chunks: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChunkState, error) {
 		var c ChunkState
-		err := r.Scan(&c.Table, &c.Chunk, &c.Attempt, &c.Range, &c.Lo, &c.Hi, &c.EstRows, &c.Status, &c.Batches, &c.Rows, &c.Bytes, &c.Digest, &c.Error)
-		return c, err
+		var parts []byte
+		if err := r.Scan(&c.Table, &c.Chunk, &c.Attempt, &c.Range, &c.Lo, &c.Hi, &c.EstRows, &c.Status, &c.Batches, &c.Rows, &c.Bytes, &c.Digest, &c.Error, &parts); err != nil {
+			return c, err
+		}
+		var err error
+		if c.Parts, err = unmarshalParts(parts); err != nil {
+			return c, fmt.Errorf("chunk %s/%d: %w", c.Table, c.Chunk, err)
+		}
+		return c, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list chunks: %w", err)
@@ -344,6 +382,7 @@ type ChunkCopy struct {
 	Rows   int64
 	Bytes  int64
 	Digest string
+	Parts  *proto.Parts // nil for none
 }
 
 // Replacement says which rows of a table a re-copy replaces.
@@ -443,13 +482,17 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 		}
 	}
 	for _, c := range copied {
+		parts, err := marshalParts(c.Parts)
+		if err != nil {
+			return fail(fmt.Errorf("record chunk %d: %w", c.Chunk, err))
+		}
 		if _, err := tx.Exec(ctx, `WITH c AS (
 				UPDATE caravan.chunks SET attempt = attempt + 1, status = 'loaded', batches = 1, rows = $4, bytes = $5, digest = $6,
-					error = NULL, read_at = now(), extracted_at = now(), loaded_at = now(), extractor = NULL
+					error = NULL, read_at = now(), extracted_at = now(), loaded_at = now(), extractor = NULL, parts = $7
 				WHERE run_id = $1 AND table_id = $2 AND chunk = $3 RETURNING attempt)
 			INSERT INTO caravan.ledger (run_id, table_id, chunk, attempt, seq, rows, bytes, digest)
 			SELECT $1, $2, $3, attempt, 0, $4, $5, $6 FROM c`,
-			r.Run, r.Table, c.Chunk, c.Rows, c.Bytes, c.Digest); err != nil {
+			r.Run, r.Table, c.Chunk, c.Rows, c.Bytes, c.Digest, parts); err != nil {
 			return fail(fmt.Errorf("record chunk %d: %w", c.Chunk, err))
 		}
 	}

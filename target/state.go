@@ -73,6 +73,8 @@ var stateDDL = []string{
 	// The extractor process (host:pid) that read a chunk, for the report's
 	// timeline.
 	`ALTER TABLE caravan.chunks ADD COLUMN IF NOT EXISTS extractor text`,
+	// A chunk's digest cut by key value (proto.Parts), for sync.
+	`ALTER TABLE caravan.chunks ADD COLUMN IF NOT EXISTS parts bytea`,
 	// When the run's coordinator last said it is alive (target.Heartbeat).
 	`ALTER TABLE caravan.runs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz`,
 	`CREATE TABLE IF NOT EXISTS caravan.ledger (
