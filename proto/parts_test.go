@@ -67,10 +67,10 @@ func TestPartsBoundsHoldTheirValues(t *testing.T) {
 				v := int64(uint64(c.min) + r.Uint64N(uint64(c.max)-uint64(c.min)))
 				if r.IntN(4) == 0 {
 					edges := []int64{c.min, c.max, lo, lo - 1}
-				for _, b := range p.Bounds {
-					edges = append(edges, b, b-1)
-				}
-				v = edges[r.IntN(len(edges))]
+					for _, b := range p.Bounds {
+						edges = append(edges, b, b-1)
+					}
+					v = edges[r.IntN(len(edges))]
 				}
 				if v < c.min || v > c.max {
 					continue
