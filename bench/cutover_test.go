@@ -108,7 +108,7 @@ func cutoverOnce(b *testing.B, binary string, ds *dataset) cutoverRound {
 	if r.Validation, r.ValidationSum, err = validationPhase(ctx, dstURL, run); err != nil {
 		b.Fatalf("%v\nmigrate report:\n%s", err, out)
 	}
-	if r.SourceRead, err = readEverything(ctx, &src, rawParallel); err != nil {
+	if r.SourceRead, err = readEverything(ctx, &src, rawParallel, false); err != nil {
 		b.Fatal(err)
 	}
 	if r.Changed, err = changeRows(ctx, &src, changedFraction); err != nil {
@@ -215,8 +215,13 @@ func unionLength(spans [][2]time.Time) time.Duration {
 }
 
 // readEverything times one read of the source: COPY TO STDOUT of every
-// table into nothing, parallel tables at a time.
-func readEverything(ctx context.Context, ds *dataset, parallel int) (time.Duration, error) {
+// table into nothing, parallel tables at a time, as text (verify reads
+// text) or binary.
+func readEverything(ctx context.Context, ds *dataset, parallel int, binary bool) (time.Duration, error) {
+	format := ""
+	if binary {
+		format = " (FORMAT binary)"
+	}
 	start := time.Now()
 	work := make(chan *table)
 	errs := make(chan error, len(ds.Tables))
@@ -232,7 +237,7 @@ func readEverything(ctx context.Context, ds *dataset, parallel int) (time.Durati
 			}
 			defer conn.Close(ctx)
 			for t := range work {
-				if _, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY "+t.qualified()+" TO STDOUT"); err != nil {
+				if _, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY "+t.qualified()+" TO STDOUT"+format); err != nil {
 					errs <- fmt.Errorf("read %s: %w", t.Name, err)
 				}
 			}

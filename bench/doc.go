@@ -13,6 +13,9 @@
 // machine's load average at the start and end of the round:
 //
 //   - raw: the binary pipe, two tables at a time, each key built after its load;
+//   - raw-readback: the same, then every table of the target read back once
+//     (binary COPY TO, two at a time): the least a copy proven by reading
+//     the target back can cost;
 //   - caravan: caravan migrate, every validation level (count, keys,
 //     per-chunk digests, foreign keys);
 //   - caravan-count: caravan migrate --validate count;
