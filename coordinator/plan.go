@@ -197,13 +197,15 @@ func MakePlan(ctx context.Context, src source.Source, snapshot string, opts Opti
 func ChooseEncodings(db *schema.Database, format string) {
 	for _, t := range db.Tables {
 		t.Encoding = proto.EncodingCopyText
-		if format != CopyText && binaryCopyable(t) {
+		if format != CopyText && BinaryCopyable(t) {
 			t.Encoding = proto.EncodingCopyBinary
 		}
 	}
 }
 
-func binaryCopyable(t *schema.Table) bool {
+// BinaryCopyable says whether every column t loads can travel as binary
+// COPY (see ChooseEncodings).
+func BinaryCopyable(t *schema.Table) bool {
 	for _, c := range t.LoadColumns() {
 		if !c.BinaryCopy || c.TypeRef != nil || c.Type != c.SourceType {
 			return false

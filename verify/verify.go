@@ -1,7 +1,9 @@
 // Package verify compares a source and a target PostgreSQL at any time,
 // whoever loaded the target: it plans chunks on the source as a migrate
-// run would, reads each chunk's range on both sides in canonical COPY text,
-// compares row counts and digests (proto.RowHash), and narrows every chunk
+// run would, reads each chunk's range on both sides (as binary COPY first
+// when both sides hold the same built-in types, else and for whatever
+// differs in canonical COPY text), compares row counts and digests
+// (proto.RowHash), and narrows every chunk
 // that differs down to the rows by key: missing on the target, extra on the
 // target, or changed (naming the columns). Tables without a key, or whose
 // key ranges cannot be re-selected on the target, are compared whole, as
@@ -241,7 +243,8 @@ func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) 
 			}
 			continue
 		}
-		if t.Columns, err = v.columnsDiffer(ctx, tp.Table); err != nil || t.Columns != "" {
+		var sameTypes bool
+		if t.Columns, sameTypes, err = v.columnsDiffer(ctx, tp.Table); err != nil || t.Columns != "" {
 			if err == nil {
 				t.SourceRows, _, err = v.src.Count(ctx, tp.Table, snap.ID)
 			}
@@ -249,6 +252,9 @@ func (v *Verifier) verify(ctx context.Context, exec runChecks) (*Result, error) 
 				return nil, err
 			}
 			continue
+		}
+		if sameTypes && v.cfg.Options.CopyFormat != coordinator.CopyText && coordinator.BinaryCopyable(tp.Table) {
+			tp.Table.Encoding = proto.EncodingCopyBinary // compared in binary first (compare)
 		}
 		if byChunk(tp) {
 			for i := range tp.Chunks {
@@ -374,16 +380,23 @@ func (v *Verifier) absent(ctx context.Context, t *schema.Table) (bool, error) {
 // columnsDiffer compares the target table's columns with those the
 // source's rows load into, by target name: a column missing would make
 // every read of the target fail, an extra one makes the table not the
-// source's. It names the differences, or returns "".
-func (v *Verifier) columnsDiffer(ctx context.Context, t *schema.Table) (string, error) {
-	rows, err := v.pool.Query(ctx, `SELECT attname FROM pg_attribute
+// source's. It names the differences, or returns ""; sameTypes says
+// whether every column also has the type the source's rows load as.
+func (v *Verifier) columnsDiffer(ctx context.Context, t *schema.Table) (_ string, sameTypes bool, _ error) {
+	rows, err := v.pool.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`, schema.QuoteName(t.Target))
 	if err != nil {
-		return "", fmt.Errorf("verify %s: read its columns on the target: %w", t.ID(), err)
+		return "", false, fmt.Errorf("verify %s: read its columns on the target: %w", t.ID(), err)
 	}
-	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var have []string
+	typeOf := map[string]string{}
+	var name, typ string
+	_, err = pgx.ForEachRow(rows, []any{&name, &typ}, func() error {
+		have, typeOf[name] = append(have, name), typ
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("verify %s: read its columns on the target: %w", t.ID(), err)
+		return "", false, fmt.Errorf("verify %s: read its columns on the target: %w", t.ID(), err)
 	}
 	want := loadCols(t)
 	var missing, extra []string
@@ -404,7 +417,11 @@ func (v *Verifier) columnsDiffer(ctx context.Context, t *schema.Table) (string, 
 	if len(extra) > 0 {
 		parts = append(parts, "not on the source "+strings.Join(extra, ", "))
 	}
-	return strings.Join(parts, "; "), nil
+	sameTypes = true
+	for _, c := range t.LoadColumns() {
+		sameTypes = sameTypes && typeOf[c.TargetName] == c.Type
+	}
+	return strings.Join(parts, "; "), sameTypes, nil
 }
 
 // byChunk says whether a table is checked chunk by chunk: its chunks are
@@ -443,23 +460,28 @@ type outcome struct {
 
 // task is the ChunkTask the source reads a chunk with, as the coordinator
 // publishes it for a migrate run.
-func (v *Verifier) task(t *schema.Table, index int, ch source.Chunk) *proto.ChunkTask {
+func (v *Verifier) task(t *schema.Table, index int, ch source.Chunk, enc string) *proto.ChunkTask {
 	task := coordinator.ChunkTask(t, index, 1, ch, v.snap, v.cfg.Options.SourceOptions)
-	// Differing rows are named by their key and text: both sides are read
-	// as COPY text, whatever encoding a migration of the table used.
-	task.Encoding = proto.EncodingCopyText
+	task.Encoding = enc
 	return task
 }
 
-// readSource streams a chunk's rows with their hashes.
+// readSource streams a chunk's rows with their hashes, as COPY text:
+// differing rows are named by their key and text, whatever encoding a
+// migration of the table used.
 func (v *Verifier) readSource(ctx context.Context, t *schema.Table, index int, ch source.Chunk, emit func(line []byte, h uint64) error) error {
+	return v.readSourceAs(ctx, t, index, ch, proto.EncodingCopyText, emit)
+}
+
+// readSourceAs is readSource in row encoding enc.
+func (v *Verifier) readSourceAs(ctx context.Context, t *schema.Table, index int, ch source.Chunk, enc string, emit func(line []byte, h uint64) error) error {
 	var fields []proto.Field
 	var scratch []byte
 	var n int64
-	err := v.src.Read(ctx, v.task(t, index, ch), func(line []byte) error {
+	err := v.src.Read(ctx, v.task(t, index, ch, enc), func(line []byte) error {
 		n++
 		var err error
-		if fields, err = proto.SplitRow(fields[:0], line); err != nil {
+		if fields, err = proto.SplitRowAs(enc, fields[:0], line); err != nil {
 			return fmt.Errorf("source row %d: %w", n, err)
 		}
 		var h uint64
@@ -472,13 +494,19 @@ func (v *Verifier) readSource(ctx context.Context, t *schema.Table, index int, c
 	return nil
 }
 
-// readTarget streams the target rows of a range (nil: the whole table).
+// readTarget streams the target rows of a range (nil: the whole table),
+// as COPY text.
 func (v *Verifier) readTarget(ctx context.Context, t *schema.Table, ch *source.Chunk, emit func(line []byte, h uint64) error) error {
+	return v.readTargetAs(ctx, t, ch, proto.EncodingCopyText, emit)
+}
+
+// readTargetAs is readTarget in row encoding enc.
+func (v *Verifier) readTargetAs(ctx context.Context, t *schema.Table, ch *source.Chunk, enc string, emit func(line []byte, h uint64) error) error {
 	where, args := "TRUE", []any(nil)
 	if ch != nil {
 		where, args = rangeWhere(t, ch)
 	}
-	if err := target.ReadLines(ctx, v.pool, t.Target, proto.EncodingCopyText, loadCols(t), where, args, emit); err != nil {
+	if err := target.ReadLines(ctx, v.pool, t.Target, enc, loadCols(t), where, args, emit); err != nil {
 		return fmt.Errorf("verify %s: read target: %w", t.ID(), err)
 	}
 	return nil
@@ -495,25 +523,28 @@ func (v *Verifier) run(ctx context.Context, c *check) (outcome, error) {
 }
 
 func (v *Verifier) compare(ctx context.Context, c *check) (outcome, error) {
+	if c.table.Encoding == proto.EncodingCopyBinary {
+		// Both sides hold the same built-in types: binary COPY spares
+		// PostgreSQL printing every value twice. Equal binary digests
+		// prove the range identical; a difference, which may be one of
+		// representation only (a NaN's bits), is judged and named in text.
+		src, dst, err := v.digests(ctx, c, proto.EncodingCopyBinary)
+		if err != nil {
+			return outcome{}, err
+		}
+		if src == dst {
+			return outcome{SourceRows: src.Rows, TargetRows: dst.Rows}, nil
+		}
+		v.cfg.Log.InfoContext(ctx, "verify: differs read as binary, comparing it as text", "table", c.t.Table, "chunk", c.index,
+			"source_rows", src.Rows, "target_rows", dst.Rows)
+	}
 	if c.chunk != nil {
 		return v.checkChunk(ctx, c)
 	}
 	// Whole: stream both sides' digests first, so an identical table,
 	// however large, costs one read a side and no memory.
-	var src, dst proto.Digest
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		for i, ch := range c.all {
-			if err := v.readSource(gctx, c.table, i, ch, func(_ []byte, h uint64) error { src.Add(h); return nil }); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	g.Go(func() error {
-		return v.readTarget(gctx, c.table, nil, func(_ []byte, h uint64) error { dst.Add(h); return nil })
-	})
-	if err := g.Wait(); err != nil {
+	src, dst, err := v.digests(ctx, c, proto.EncodingCopyText)
+	if err != nil {
 		return outcome{}, err
 	}
 	if src == dst {
@@ -524,6 +555,28 @@ func (v *Verifier) compare(ctx context.Context, c *check) (outcome, error) {
 		return v.checkMultiset(ctx, c)
 	}
 	return v.checkByKey(ctx, c, nil)
+}
+
+// digests reads a check's range (its chunk, or the whole table) on both
+// sides at once in row encoding enc.
+func (v *Verifier) digests(ctx context.Context, c *check, enc string) (src, dst proto.Digest, err error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if c.chunk != nil {
+			return v.readSourceAs(gctx, c.table, c.index, *c.chunk, enc, func(_ []byte, h uint64) error { src.Add(h); return nil })
+		}
+		for i, ch := range c.all {
+			if err := v.readSourceAs(gctx, c.table, i, ch, enc, func(_ []byte, h uint64) error { src.Add(h); return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		return v.readTargetAs(gctx, c.table, c.chunk, enc, func(_ []byte, h uint64) error { dst.Add(h); return nil })
+	})
+	err = g.Wait()
+	return src, dst, err
 }
 
 // checkChunk compares a key range's counts and digests. The source side
