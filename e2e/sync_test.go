@@ -156,6 +156,11 @@ func TestSyncCopiesOnlyChangedChunks(t *testing.T) {
 	if got := syncedChunks(t, dst, run, "public.notes"); len(got) == 0 {
 		t.Errorf("sync did not copy the changed keyless table again\n%s", res.stdout)
 	}
+	// Compared whole, a small table is written from its compare read.
+	if reads := query[string](t, dst, `SELECT string_agg(DISTINCT metadata->>'source_reads', ',') FROM caravan.audit
+			WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = 'public.notes'`, run); reads != "1" {
+		t.Errorf("the keyless table was read %s times on the source, want 1", reads)
+	}
 	if got := syncedChunks(t, dst, run, "public.quiet"); len(got) != 0 {
 		t.Errorf("sync copied chunks %v of an unchanged table", got)
 	}

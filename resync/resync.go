@@ -448,13 +448,32 @@ func (s *syncer) sync(ctx context.Context, j *job) (int, int64, error) {
 func (s *syncer) syncWhole(ctx context.Context, j *job) (int, int64, error) {
 	var rows int64
 	changed := false
+	// The compare read keeps the rows (up to keepBytes in all): a changed
+	// table is then written from it, not read again.
+	kept := make([]wholeChunk, 0, len(j.chunks))
+	size := 0
 	for _, ch := range j.chunks {
-		d, err := s.read(ctx, j.t, encoding(j.t), ch.Chunk, chunkRange(ch), func([]byte, []proto.Field, uint64) error { return nil })
+		var c wholeChunk
+		d, err := s.read(ctx, j.t, encoding(j.t), ch.Chunk, chunkRange(ch), func(line []byte, _ []proto.Field, _ uint64) error {
+			c.bytes += int64(len(line))
+			if kept != nil {
+				if size += len(line); size > keepBytes {
+					kept = nil // too large: the copy reads it again
+				} else {
+					c.data = append(c.data, line...)
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return 0, 0, err
 		}
 		rows += d.Rows
 		changed = changed || d.Rows != ch.Rows || d.String() != ch.Digest
+		if kept != nil {
+			c.copy = target.ChunkCopy{Chunk: ch.Chunk, Rows: d.Rows, Bytes: c.bytes, Digest: d.String()}
+			kept = append(kept, c)
+		}
 	}
 	if !changed {
 		return 0, rows, nil
@@ -464,7 +483,15 @@ func (s *syncer) syncWhole(ctx context.Context, j *job) (int, int64, error) {
 	}
 	r := s.replacement(j)
 	r.Encoding = encoding(j.t)
-	return s.replaceWhole(ctx, j, r, time.Now())
+	return s.replaceWhole(ctx, j, r, kept, time.Now())
+}
+
+// wholeChunk is a chunk of a table compared whole, as its compare read
+// kept it.
+type wholeChunk struct {
+	data  []byte
+	bytes int64
+	copy  target.ChunkCopy
 }
 
 // encoding is the row encoding of a table's recorded digests: the one its
@@ -1171,12 +1198,22 @@ func (s *syncer) copyRows(ctx context.Context, j *job, k *keyer, src *chunkRows,
 	return copied, nil
 }
 
-// replaceWhole copies a table compared whole again, every chunk of it.
-func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement, started time.Time) (int, int64, error) {
+// replaceWhole copies a table compared whole again, every chunk of it:
+// from the rows its compare read kept, or read again when it kept none.
+func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement, kept []wholeChunk, started time.Time) (int, int64, error) {
 	var copied []target.ChunkCopy
 	err := target.ReplaceChunks(ctx, s.pool, r,
 		func(ctx context.Context, w io.Writer) ([]target.ChunkCopy, error) {
 			copied = copied[:0]
+			if kept != nil {
+				for _, c := range kept {
+					if _, err := w.Write(c.data); err != nil {
+						return nil, err
+					}
+					copied = append(copied, c.copy)
+				}
+				return copied, nil
+			}
 			for _, ch := range j.chunks {
 				var n int64
 				d, err := s.read(ctx, j.t, r.Encoding, ch.Chunk, chunkRange(ch), func(line []byte, _ []proto.Field, _ uint64) error {
@@ -1194,6 +1231,10 @@ func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement,
 	if err != nil {
 		return 0, 0, err
 	}
+	reads := 2 // compared, then copied
+	if kept != nil {
+		reads = 1
+	}
 	var rows int64
 	for i, c := range copied {
 		rows += c.Rows
@@ -1204,7 +1245,7 @@ func (s *syncer) replaceWhole(ctx context.Context, j *job, r target.Replacement,
 		n := c.Rows
 		_ = target.Audit(ctx, s.pool, target.AuditEntry{Run: s.run.ID, Table: j.t.ID(), Operation: "sync_chunk", Rows: &n, Status: "ok",
 			Started: started, Metadata: map[string]any{"chunk": c.Chunk, "whole": j.whole, "rows_before": was.Rows, "digest_before": was.Digest,
-				"digest": c.Digest}})
+				"digest": c.Digest, "source_reads": reads}})
 	}
 	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunks", len(j.chunks), "whole", true, "rows", rows)
 	return len(j.chunks), rows, nil
