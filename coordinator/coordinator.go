@@ -72,6 +72,11 @@ type Coordinator struct {
 	built      chan string
 	closed     chan closeResult
 	closers    sync.WaitGroup
+	// counts are the chunk counts advance last read, at countedAt;
+	// recount says they may have changed since (see advance).
+	counts    []target.ChunkCount
+	countedAt time.Time
+	recount   bool
 }
 
 type tableState struct {

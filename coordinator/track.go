@@ -165,6 +165,7 @@ func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			return nil
 		}
+		c.recount = true // its loader failed the chunk
 		c.log.ErrorContext(ctx, "batch rejected", "table", ev.Table, "chunk", ev.Chunk, "seq", ev.Seq, "err", ev.Error)
 		c.audit(ctx, target.AuditEntry{Table: ev.Table, Operation: "batch_rejected", Status: "failed", Error: ev.Error,
 			Metadata: map[string]any{"chunk": ev.Chunk, "attempt": ev.Attempt, "seq": ev.Seq, "column": ev.Column, "key": ev.Key}})
@@ -176,6 +177,7 @@ func (c *Coordinator) record(ctx context.Context, msg jetstream.Msg) error {
 		if err := target.FailChunk(ctx, c.pool, c.cfg.Run, ev.Table, ev.Chunk, ev.Attempt, ev.Error); err != nil {
 			return err
 		}
+		c.recount = true
 		c.cfg.Metrics.Chunks(ctx, ev.Table, telemetry.ChunkFailed, 1)
 		c.audit(ctx, target.AuditEntry{Table: ev.Table, Operation: "chunk_failed", Status: "failed", Error: ev.Error,
 			Metadata: map[string]any{"chunk": ev.Chunk, "attempt": ev.Attempt}})
@@ -216,11 +218,17 @@ func (c *Coordinator) advance(ctx context.Context) error {
 		c.audit(ctx, target.AuditEntry{Table: ch.Table, Operation: "chunk_loaded", Rows: &rows, Status: "ok",
 			Metadata: map[string]any{"chunk": ch.Chunk, "bytes": ch.Bytes}})
 	}
-	counts, err := target.ChunkCounts(ctx, c.pool, c.cfg.Run)
-	if err != nil {
-		return err
+	// The counts change when chunks complete or fail; read after every
+	// event they cost PostgreSQL more than the rest of the loop. A chunk
+	// failed by anything the loop did not hear of is counted within a poll.
+	if c.recount || len(done) > 0 || c.counts == nil || time.Since(c.countedAt) >= c.cfg.PollEvery {
+		c.countedAt = time.Now()
+		if c.counts, err = target.ChunkCounts(ctx, c.pool, c.cfg.Run); err != nil {
+			return err
+		}
+		c.recount = false
 	}
-	for _, p := range counts {
+	for _, p := range c.counts {
 		ts := c.tables[p.Table]
 		if ts == nil || ts.finalized || ts.failed || c.finalizing[p.Table] || p.Loaded+p.Failed < p.Chunks || c.childrenPending(ts.t) {
 			continue
