@@ -146,6 +146,11 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 	mustContain(t, res.stdout, "DIFFERENT: 5 of 6 tables differ", "public.gone: not on the target (the source has 10 rows)",
 		"public.shaped: other columns on the target: missing b; not on the source c (rows not compared; the source has 20 rows)")
 	assertRunAgrees(t, dst, run, res.code, "failed")
+	// --copy-format text: the same verdict, nothing read as binary.
+	txt := caravan(t, 3*time.Minute, "verify", "--source-url", src, "--target-url", dst, "--chunk-rows", "1000", "--copy-format", "text")
+	if txt.code != 2 || strings.Contains(txt.stderr, "read as binary") || !strings.Contains(txt.stdout, "DIFFERENT: 5 of 6 tables differ") {
+		t.Errorf("verify --copy-format text of the changed target exited %d\n%s\n%s", txt.code, txt.stdout, tail(txt.stderr, 2000))
+	}
 	st := caravan(t, time.Minute, "status", "--target-url", dst, run)
 	if st.code != 2 {
 		t.Errorf("status of the failed verify run exited %d, want 2\n%s", st.code, st.stdout)

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/report"
 	"github.com/caravan-db/caravan/verify"
@@ -26,7 +27,8 @@ func verifyCommand() *cli.Command {
 			num("workers", "chunks compared at once in this process (without --nats-url)", 2),
 			str("nats-url", "NATS server URL: publish the chunk checks there for `caravan verifier` workers instead of checking in this process", ""),
 			dur("check-ack-wait", "time a check may go without a heartbeat before another verifier gets it (sets the verifiers consumer)", time.Minute),
-			float("sample", "check this random fraction of each keyed table's chunks, e.g. 0.01 (0: all)", 0)},
+			float("sample", "check this random fraction of each keyed table's chunks, e.g. 0.01 (0: all)", 0),
+			str("copy-format", "auto (tables of the same built-in types on both sides compared as binary COPY first, differences judged in text) or text (every table compared as COPY text only)", coordinator.CopyAuto)},
 			tableFlags, mssqlFlags, textFlags, logFlags),
 		Action: runVerify,
 	}
