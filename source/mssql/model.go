@@ -25,7 +25,7 @@ func buildModel(rows *catalogRows, filter schema.Filter, opts Options, names sch
 		if !filter.Match(n) {
 			continue
 		}
-		t := &schema.Table{Source: n, RowEstimate: r.Rows, Comment: r.Comment, RangeSafe: false}
+		t := &schema.Table{Source: n, RowEstimate: r.Rows, Comment: r.Comment}
 		db.Tables = append(db.Tables, t)
 		byID[r.ObjectID] = t
 		idOf[t] = r.ObjectID
@@ -85,6 +85,7 @@ func buildModel(rows *catalogRows, filter schema.Filter, opts Options, names sch
 			warn("table %s has no primary key: read in one chunk (the plan says in which order), and the validator cannot check keys", t.Source)
 			continue
 		}
+		t.RangeSafe = rangeSafe(t, types[idOf[t]])
 		for _, k := range t.PrimaryKey {
 			if st := types[idOf[t]][k]; st != nil && !st.Type.keyable() {
 				warn("table %s: key column %q of type %s cannot bound a range: the table is read in one chunk", t.Source, k, st.Type)
@@ -328,4 +329,26 @@ func buildChecks(rows []checkRow, byID map[int64]*schema.Table, types map[int64]
 		// whatever order the rows came in
 		sort.SliceStable(t.Checks, func(i, j int) bool { return t.Checks[i].Name < t.Checks[j].Name })
 	}
+}
+
+// rangeSafe says whether PostgreSQL puts a table's rows in the same key
+// ranges as SQL Server does: when every key column is an integer on both
+// sides, whose order no collation or byte order changes. Then the
+// validator, verify and sync re-select a chunk's range on the target, and
+// sync compares a changed chunk part by part (proto.Parts). Any other key
+// (text in a collation, uniqueidentifier, a key column of another type
+// or overridden to one) keeps its table compared whole.
+func rangeSafe(t *schema.Table, types map[string]*columnInfo) bool {
+	for _, k := range t.PrimaryKey {
+		st, c := types[k], t.Column(k)
+		if st == nil || c == nil || !st.Type.isInteger() {
+			return false
+		}
+		switch c.Type {
+		case "smallint", "integer", "bigint":
+		default:
+			return false
+		}
+	}
+	return len(t.PrimaryKey) > 0
 }

@@ -74,7 +74,7 @@ func TestBuildModel(t *testing.T) {
 		t.Fatalf("%d tables", len(db.Tables))
 	}
 	orders := db.Table(schema.Name{Schema: "dbo", Name: "Orders"})
-	if orders.Comment != "customer orders" || orders.RangeSafe || orders.RowEstimate != 1000 {
+	if orders.Comment != "customer orders" || !orders.RangeSafe || orders.RowEstimate != 1000 {
 		t.Fatalf("%+v", orders)
 	}
 	col := func(tb *schema.Table, name string) *schema.Column {
@@ -227,6 +227,45 @@ func TestNameCollisions(t *testing.T) {
 	for _, want := range []string{`tables dbo.Orders and dbo.ORDERS both become "public"."orders"`, `columns "Id" and "ID"`, strings.Repeat("x", 63)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("collision report lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestRangeSafeKeys: a table is RangeSafe (its chunks re-selected by key
+// range on the target) only when every key column is an integer on both
+// sides; text in a collation, uniqueidentifier, or an integer overridden
+// to another target type keep it compared whole.
+func TestRangeSafeKeys(t *testing.T) {
+	for _, c := range []struct {
+		what     string
+		cols     []columnRow
+		override string
+		want     bool
+	}{
+		{"int", []columnRow{{Name: "k", BaseType: "int", MaxLength: 4}}, "", true},
+		{"bigint, tinyint", []columnRow{{Name: "k", BaseType: "bigint", MaxLength: 8}, {Name: "j", BaseType: "tinyint", MaxLength: 1}}, "", true},
+		{"int, nvarchar", []columnRow{{Name: "k", BaseType: "int", MaxLength: 4}, {Name: "j", BaseType: "nvarchar", MaxLength: 40, Collation: "Latin1_General_CI_AS"}}, "", false},
+		{"varchar CI", []columnRow{{Name: "k", BaseType: "varchar", MaxLength: 20, Collation: "SQL_Latin1_General_CP1_CI_AS"}}, "", false},
+		{"uniqueidentifier", []columnRow{{Name: "k", BaseType: "uniqueidentifier", MaxLength: 16}}, "", false},
+		{"decimal", []columnRow{{Name: "k", BaseType: "decimal", MaxLength: 9, Precision: 10, Scale: 2}}, "", false},
+		{"int overridden to text", []columnRow{{Name: "k", BaseType: "int", MaxLength: 4}}, "text", false},
+	} {
+		rows := &catalogRows{Tables: []tableRow{{ObjectID: 1, Schema: "dbo", Name: "T"}}}
+		for i, col := range c.cols {
+			col.ObjectID, col.ColumnID = 1, i+1
+			rows.Columns = append(rows.Columns, col)
+			rows.Indexes = append(rows.Indexes, indexRow{ObjectID: 1, IndexID: 1, Name: "PK_T", Type: 1, Unique: true, PrimaryKey: true, KeyOrdinal: i + 1, Column: col.Name})
+		}
+		opts := Options{}
+		if c.override != "" {
+			opts.TypeOverrides = map[string]string{"dbo.T.k": c.override}
+		}
+		db, err := buildModel(rows, schema.Filter{}, opts, (*Source)(nil).DefaultNames())
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if got := db.Tables[0].RangeSafe; got != c.want {
+			t.Errorf("key %s: RangeSafe %v, want %v", c.what, got, c.want)
 		}
 	}
 }
