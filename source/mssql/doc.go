@@ -16,6 +16,8 @@
 //
 // Key order is SQL Server's: collations (case- and accent-insensitive,
 // trailing spaces ignored) and uniqueidentifier's byte order make
-// PostgreSQL order the same keys differently, so every table is marked
-// RangeSafe=false and only SQL Server ever decides which rows a range holds.
+// PostgreSQL order the same keys differently, so only SQL Server decides
+// which rows a range holds when reading, and a table is marked RangeSafe
+// (its ranges re-selected on the target) only when every key column is an
+// integer on both sides (model.go, rangeSafe).
 package mssql
