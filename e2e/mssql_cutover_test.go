@@ -62,7 +62,7 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 	nums := func(n int) string {
 		return fmt.Sprintf("(SELECT TOP (%d) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) AS n FROM sys.all_columns a CROSS JOIN sys.all_columns b) x", n)
 	}
-	tables := []string{"intkeys", "bigkeys", "guids", "cikeys", "pairs", "heap"}
+	tables := []string{"intkeys", "bigkeys", "guids", "cikeys", "pairs", "heap", "idents"}
 	exec("CREATE SCHEMA §")
 	t.Cleanup(func() {
 		for _, tb := range tables {
@@ -83,6 +83,8 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		`INSERT INTO §.pairs SELECT n % 40, N'b' + CAST(n AS nvarchar(10)) + CASE WHEN n % 3 = 0 THEN N'é' ELSE N'' END, N'🚀 ' + CAST(n AS nvarchar(10)) FROM `+nums(1500),
 		`CREATE TABLE §.heap (a int NULL, b nvarchar(20) NULL)`,
 		`INSERT INTO §.heap SELECT CASE WHEN n % 11 = 0 THEN NULL ELSE n % 9 END, N'ç' + CAST(n % 4 AS nvarchar(5)) FROM `+nums(800),
+		`CREATE TABLE §.idents (id int IDENTITY(100, 7) PRIMARY KEY, placed datetime2(3) NOT NULL, price money NULL)`,
+		`INSERT INTO §.idents (placed, price) SELECT DATEADD(minute, n, CAST('2024-02-29T23:59:59.123' AS datetime2(3))), CAST(n AS money) / 3 FROM `+nums(1200),
 	)
 
 	dst := testenv.Database(t, "dst")
@@ -111,13 +113,21 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		chunkOf("intkeys", 1230): "a key range deleted",
 		chunkOf("intkeys", 4000): "keys inserted above the largest",
 	}
-	if len(fewChanges) != 4 {
-		t.Fatalf("the intkeys changes meant for 4 chunks fall in %d", len(fewChanges))
+	// and one chunk loses every row, a whole key range
+	emptied := chunkOf("intkeys", 2800)
+	var emptiedLo, emptiedHi int64
+	if err := queryRow(t, dst, `SELECT (lo->>0)::bigint, (hi->>0)::bigint FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3`,
+		[]any{run, id("intkeys"), emptied}, &emptiedLo, &emptiedHi); err != nil {
+		t.Fatal(err)
+	}
+	if _, dup := fewChanges[emptied]; len(fewChanges) != 4 || dup {
+		t.Fatalf("the intkeys changes meant for 5 chunks fall in %d", len(fewChanges)+1)
 	}
 	exec(
 		`UPDATE §.intkeys SET name = N'renamed ✨', amount = NULL WHERE id IN (10, 300)`,
 		`UPDATE §.intkeys SET amount = -1 WHERE id = 2020`,
 		`DELETE FROM §.intkeys WHERE id BETWEEN 1210 AND 1260`,
+		fmt.Sprintf(`DELETE FROM §.intkeys WHERE id >= %d AND id < %d`, emptiedLo, emptiedHi),
 		`INSERT INTO §.intkeys VALUES (-5, N'below', 1), (0, N'zero', NULL)`,
 		`INSERT INTO §.intkeys SELECT 5000 + n, N'above ' + CAST(n AS nvarchar(10)), n FROM `+nums(20),
 		`UPDATE §.bigkeys SET v = N'changed 😀' WHERE id IN (-2997000006993, 0, 2997000006993)`,
@@ -138,6 +148,9 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		`INSERT INTO §.heap SELECT TOP (5) a, b FROM §.heap WHERE a = 1`,
 		`INSERT INTO §.heap VALUES (NULL, NULL), (NULL, NULL)`,
 		`DELETE FROM §.heap WHERE a = 2`,
+		// the identity goes on: the target's sequence must follow it
+		`INSERT INTO §.idents (placed, price) VALUES ('2030-01-01T00:00:00.5', 1.5), ('2030-01-02T00:00:00', NULL)`,
+		`DELETE FROM §.idents WHERE id = 107`,
 	)
 
 	res = caravan(t, 10*time.Minute, "sync", "--source-url", msURL, "--target-url", dst, run)
@@ -155,6 +168,15 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		t.Log("not Babelfish: the synced content is checked by caravan verify only")
 	}
 	assertRunAgrees(t, dst, run, res.code, "succeeded")
+	// After the cutover the application's next insert takes the identity
+	// value the engine would give next.
+	var msNext int64
+	if err := ms.QueryRowContext(ctx, q(`SELECT CAST(IDENT_CURRENT('§.idents') + IDENT_INCR('§.idents') AS bigint)`)).Scan(&msNext); err != nil {
+		t.Fatal(err)
+	}
+	if next := query[int64](t, dst, fmt.Sprintf(`SELECT nextval(pg_get_serial_sequence('%q.idents', 'id'))`, sch)); next != msNext {
+		t.Errorf("after sync the target's idents.id sequence gives %d, the engine %d", next, msNext)
+	}
 
 	// Each int-key chunk with a few changes was compared part by part: only
 	// its changed parts' key values read on the target, the chunk proved.
@@ -176,8 +198,12 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 				chunk, what, parts, proved, read, rows)
 		}
 	}
-	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2`, run, id("intkeys")); n != 4 {
-		t.Errorf("sync copied %d chunks of intkeys, want the 4 changed", n)
+	if got := query[string](t, dst, `SELECT concat_ws(' ', metadata->>'parts', metadata->>'target_rows', metadata->>'proved') FROM caravan.audit
+		WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2 AND (metadata->>'chunk')::int = $3`, run, id("intkeys"), emptied); got != "all 0 true" {
+		t.Errorf("intkeys chunk %d, emptied: parts, rows on the target, proved = %q, want \"all 0 true\"", emptied, got)
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2`, run, id("intkeys")); n != 5 {
+		t.Errorf("sync copied %d chunks of intkeys, want the 5 changed", n)
 	}
 	// bigint keys have parts too: the changed chunks were proved.
 	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2
