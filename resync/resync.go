@@ -536,6 +536,13 @@ func (s *syncer) replacement(j *job) target.Replacement {
 // with another key type, or a chunk larger than keepBytes, is read again
 // as text for the row work (recorded with its binary digest, which its
 // text proof vouches for).
+//
+// A source that cannot select rows by key (not a source.KeyReader: SQL
+// Server) keeps a text table's rows too. Read again, the chunk would be
+// read in another transaction: SQL Server's SNAPSHOT isolation is per
+// transaction, so a row the application changed in between no longer
+// matches the one compared, and a sync of a source still written (the
+// catch-up before a cutover) failed on it.
 func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 	ch := j.chunks[0]
 	enc := encoding(j.t)
@@ -544,8 +551,9 @@ func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 		return 0, 0, err
 	}
 	binary := enc == proto.EncodingCopyBinary
+	_, byKey := s.src.(source.KeyReader)
 	index := !binary || binaryKeys(j.t)
-	src, now, bytes, err := s.readRows(ctx, j, k, enc, index, binary)
+	src, now, bytes, err := s.readRows(ctx, j, k, enc, index, binary || !byKey)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -555,8 +563,9 @@ func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
 		return 0, now.Rows, nil
 	}
 	if src == nil {
-		// A binary chunk whose rows were not kept: its row work is done
-		// in text, on a second read.
+		// A chunk whose rows were not kept (a binary one without them
+		// indexed, or too large to keep): its row work is done in text,
+		// on a second read.
 		if k, err = newKeyer(j.t, proto.EncodingCopyText); err != nil {
 			return 0, 0, err
 		}
