@@ -66,7 +66,7 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		const d = "(VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9))"
 		return fmt.Sprintf("(SELECT TOP (%d) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) AS n FROM %s a(d) CROSS JOIN %[2]s b(d) CROSS JOIN %[2]s c(d) CROSS JOIN %[2]s e(d)) x", n, d)
 	}
-	tables := []string{"intkeys", "bigkeys", "guids", "cikeys", "pairs", "heap", "idents"}
+	tables := []string{"intkeys", "bigkeys", "guids", "cikeys", "pairs", "heap", "idents", "lines"}
 	exec("CREATE SCHEMA §")
 	t.Cleanup(func() {
 		for _, tb := range tables {
@@ -87,6 +87,8 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		`INSERT INTO §.pairs SELECT n % 40, N'b' + CAST(n AS nvarchar(10)) + CASE WHEN n % 3 = 0 THEN N'é' ELSE N'' END, N'🚀 ' + CAST(n AS nvarchar(10)) FROM `+nums(1500),
 		`CREATE TABLE §.heap (a int NULL, b nvarchar(20) NULL)`,
 		`INSERT INTO §.heap SELECT CASE WHEN n % 11 = 0 THEN NULL ELSE n % 9 END, N'ç' + CAST(n % 4 AS nvarchar(5)) FROM `+nums(800),
+		`CREATE TABLE §.lines (o int NOT NULL, l tinyint NOT NULL, qty int NULL, PRIMARY KEY (o, l))`,
+		`INSERT INTO §.lines SELECT 1 + (n - 1) / 3, 1 + (n - 1) % 3, n FROM `+nums(3000),
 		`CREATE TABLE §.idents (id int IDENTITY(100, 7) PRIMARY KEY, placed datetime2(3) NOT NULL, price money NULL)`,
 		`INSERT INTO §.idents (placed, price) SELECT DATEADD(minute, n, CAST('2024-02-29T23:59:59.123' AS datetime2(3))), CAST(n AS money) / 3 FROM `+nums(1200),
 	)
@@ -115,7 +117,8 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		chunkOf("intkeys", 10):   "two rows updated, two keys inserted below the smallest",
 		chunkOf("intkeys", 2020): "one row updated",
 		chunkOf("intkeys", 1230): "a key range deleted",
-		chunkOf("intkeys", 4000): "keys inserted above the largest",
+		chunkOf("intkeys", 4000): "keys inserted above the largest, a key moved in",
+		chunkOf("intkeys", 3500): "a key moved out",
 	}
 	// and one chunk loses every row, a whole key range
 	emptied := chunkOf("intkeys", 2800)
@@ -124,8 +127,8 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		[]any{run, id("intkeys"), emptied}, &emptiedLo, &emptiedHi); err != nil {
 		t.Fatal(err)
 	}
-	if _, dup := fewChanges[emptied]; len(fewChanges) != 4 || dup {
-		t.Fatalf("the intkeys changes meant for 5 chunks fall in %d", len(fewChanges)+1)
+	if _, dup := fewChanges[emptied]; len(fewChanges) != 5 || dup {
+		t.Fatalf("the intkeys changes meant for 6 chunks fall in %d", len(fewChanges)+1)
 	}
 	exec(
 		`UPDATE §.intkeys SET name = N'renamed ✨', amount = NULL WHERE id IN (10, 300)`,
@@ -134,6 +137,11 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		fmt.Sprintf(`DELETE FROM §.intkeys WHERE id >= %d AND id < %d`, emptiedLo, emptiedHi),
 		`INSERT INTO §.intkeys VALUES (-5, N'below', 1), (0, N'zero', NULL)`,
 		`INSERT INTO §.intkeys SELECT 5000 + n, N'above ' + CAST(n AS nvarchar(10)), n FROM `+nums(20),
+		// a row whose key moves to another chunk
+		`UPDATE §.intkeys SET id = 6000 WHERE id = 3500`,
+		`UPDATE §.lines SET qty = -qty WHERE o IN (5, 500) AND l = 2`,
+		`DELETE FROM §.lines WHERE o = 700`,
+		`INSERT INTO §.lines VALUES (700, 9, 1), (0, 1, NULL), (2000, 1, 2)`,
 		`UPDATE §.bigkeys SET v = N'changed 😀' WHERE id IN (-2997000006993, 0, 2997000006993)`,
 		`DELETE FROM §.bigkeys WHERE id BETWEEN -30000000070 AND 30000000070`,
 		`INSERT INTO §.bigkeys VALUES (-9223372036854775808, N'min'), (9223372036854775807, N'max')`,
@@ -212,13 +220,19 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2 AND (metadata->>'chunk')::int = $3`, run, id("intkeys"), emptied); got != "all 0 true" {
 		t.Errorf("intkeys chunk %d, emptied: parts, rows on the target, proved = %q, want \"all 0 true\"", emptied, got)
 	}
-	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2`, run, id("intkeys")); n != 5 {
-		t.Errorf("sync copied %d chunks of intkeys, want the 5 changed", n)
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2`, run, id("intkeys")); n != 6 {
+		t.Errorf("sync copied %d chunks of intkeys, want the 6 changed", n)
 	}
-	// bigint keys have parts too: the changed chunks were proved.
-	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2
-		AND (metadata->>'whole')::boolean OR metadata->>'proved' <> 'true'`, run, id("bigkeys")); n != 0 {
-		t.Errorf("%d chunks of bigkeys synced whole or unproved", n)
+	// bigint keys and a key of two integers have parts too: the changed
+	// chunks were compared by range and proved.
+	for _, table := range []string{"bigkeys", "lines", "idents"} {
+		if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2
+			AND ((metadata->>'whole')::boolean OR metadata->>'proved' <> 'true')`, run, id(table)); n != 0 {
+			t.Errorf("%d chunks of %s synced whole or unproved", n, table)
+		}
+		if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = $2`, run, id(table)); n == 0 {
+			t.Errorf("no chunk of %s synced", table)
+		}
 	}
 	// A uniqueidentifier, a case-insensitive text and a composite key with
 	// text are ordered otherwise by the target: their tables are compared
@@ -305,6 +319,8 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		fmt.Sprintf(`UPDATE %q.cikeys SET v = 0 WHERE k = 'MiXeD'`, sch),
 		fmt.Sprintf(`DELETE FROM %q.pairs WHERE a = 5 AND b = 'b5'`, sch),
 		fmt.Sprintf(`INSERT INTO %q.heap VALUES (1, 'ç1')`, sch),
+		fmt.Sprintf(`UPDATE %q.lines SET qty = 0 WHERE o = 10 AND l = 3`, sch),
+		fmt.Sprintf(`DELETE FROM %q.lines WHERE o = 11 AND l = 1`, sch),
 	)
 	res = caravan(t, 10*time.Minute, verifyArgs...)
 	if res.code != 2 {
@@ -317,6 +333,7 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		id("cikeys"):  {"changed k=MiXeD: v"},
 		id("pairs"):   {"missing a=5, b=b5"},
 		id("heap"):    {"extra x1 1 ç1"},
+		id("lines"):   {"changed o=10, l=3: qty", "missing o=11, l=1"},
 	}
 	for table, lines := range want {
 		have := append([]string(nil), got[table]...)
