@@ -21,16 +21,18 @@ import (
 // migrate`, changes on the source, `caravan sync`, then `caravan verify`.
 // The tables are those whose keys order differently or alike in the two
 // engines: an int key over many chunks, a bigint key of negative and
-// positive values, a uniqueidentifier key (SQL Server sorts its last bytes
-// first), a case-insensitive varchar key with mixed-case values, a
-// composite (int, nvarchar) key, and a heap of exact duplicates. After the
-// sync every value of every table is compared with what the engine holds
-// (on Babelfish through its PostgreSQL port, see compareWithBabelfish), not
-// with what caravan read; a second sync copies nothing; verify finds the
-// pair identical and then names exactly the rows changed on the target.
-// Integer-key chunks with a few changes are compared part by part
-// (proto.Parts); tables whose key the target orders otherwise are compared
-// whole.
+// positive values, a key of two integers, an identity, a uniqueidentifier
+// key (SQL Server sorts its last bytes first), a case-insensitive varchar
+// key with mixed-case values, a composite (int, nvarchar) key, and a heap
+// of exact duplicates. After the sync every value of every table is
+// compared with what the engine holds (on Babelfish through its PostgreSQL
+// port, see compareWithBabelfish; on SQL Server verify's comparison stands
+// for it), not with what caravan read. Integer-key chunks with a few
+// changes are compared part by part (proto.Parts) and read once on the
+// source; tables whose key the target orders otherwise are compared whole.
+// A sync while the source is written finishes, the next one brings the
+// last writes, a sync with no change copies nothing, and verify finds the
+// pair identical, then names exactly the rows changed on the target.
 func TestCutoverFromTSQLEngine(t *testing.T) {
 	msURL := os.Getenv("CARAVAN_TEST_MSSQL_URL")
 	if msURL == "" {
