@@ -337,12 +337,13 @@ func buildChecks(rows []checkRow, byID map[int64]*schema.Table, types map[int64]
 // validator, verify and sync re-select a chunk's range on the target, and
 // sync compares a changed chunk part by part (proto.Parts). Any other key
 // (text in a collation, uniqueidentifier, a key column of another type
-// or overridden to one) keeps its table compared whole.
+// or overridden to one, a computed key generated on the target) keeps its
+// table compared whole.
 func rangeSafe(t *schema.Table, types map[string]*columnInfo) bool {
 	for _, k := range t.PrimaryKey {
 		st, c := types[k], t.Column(k)
-		if st == nil || c == nil || !st.Type.isInteger() {
-			return false
+		if st == nil || c == nil || !st.Type.isInteger() || c.Generated != "" {
+			return false // a generated key is not loaded: sync could not diff by it
 		}
 		switch c.Type {
 		case "smallint", "integer", "bigint":

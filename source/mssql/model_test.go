@@ -249,6 +249,7 @@ func TestRangeSafeKeys(t *testing.T) {
 		{"uniqueidentifier", []columnRow{{Name: "k", BaseType: "uniqueidentifier", MaxLength: 16}}, "", false},
 		{"decimal", []columnRow{{Name: "k", BaseType: "decimal", MaxLength: 9, Precision: 10, Scale: 2}}, "", false},
 		{"int overridden to text", []columnRow{{Name: "k", BaseType: "int", MaxLength: 4}}, "text", false},
+		{"int computed, generated", []columnRow{{Name: "k", BaseType: "int", MaxLength: 4, Computed: true, ComputedDef: "([j]*(2))"}, {Name: "j", BaseType: "int", MaxLength: 4}}, "generated", false},
 	} {
 		rows := &catalogRows{Tables: []tableRow{{ObjectID: 1, Schema: "dbo", Name: "T"}}}
 		for i, col := range c.cols {
@@ -257,12 +258,19 @@ func TestRangeSafeKeys(t *testing.T) {
 			rows.Indexes = append(rows.Indexes, indexRow{ObjectID: 1, IndexID: 1, Name: "PK_T", Type: 1, Unique: true, PrimaryKey: true, KeyOrdinal: i + 1, Column: col.Name})
 		}
 		opts := Options{}
-		if c.override != "" {
+		switch c.override {
+		case "generated":
+			opts.Computed = ComputedGenerated
+		case "":
+		default:
 			opts.TypeOverrides = map[string]string{"dbo.T.k": c.override}
 		}
 		db, err := buildModel(rows, schema.Filter{}, opts, (*Source)(nil).DefaultNames())
 		if err != nil {
 			t.Fatalf("%s: %v", c.what, err)
+		}
+		if c.override == "generated" && db.Tables[0].Column("k").Generated == "" {
+			t.Fatalf("key %s: k is not generated", c.what)
 		}
 		if got := db.Tables[0].RangeSafe; got != c.want {
 			t.Errorf("key %s: RangeSafe %v, want %v", c.what, got, c.want)
