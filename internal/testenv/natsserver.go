@@ -2,9 +2,11 @@ package testenv
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -86,16 +88,31 @@ func (s *NATSServer) Kill() {
 // Output is what the server printed so far.
 func (s *NATSServer) Output() string { return s.out.String() }
 
-// FreeAddr returns a loopback host:port nothing listens on right now.
+// FreeAddr returns a loopback host:port nothing listens on right now, for a
+// process started next to listen on. It is picked at random below the
+// kernel's ephemeral range: a port the kernel handed out for ":0" is soon
+// handed out again (to another test process asking the same, or as the
+// local port of one of the many outgoing connections), and a cluster
+// node's route port taken that way left a test's cluster without a
+// JetStream leader (a server of another test routed to it).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortLow+rand.IntN(freePortHigh-freePortLow)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("free port: none free in %d-%d after 200 tries", freePortLow, freePortHigh)
+	return ""
 }
+
+// The ports FreeAddr picks from: below Linux's default ephemeral range
+// (32768-60999).
+const freePortLow, freePortHigh = 20000, 32000
 
 // SyncBuffer is a log sink several goroutines write to while a test reads
 // it.
