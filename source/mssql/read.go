@@ -152,15 +152,18 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 		}
 	}
 	page := s.d.pageRows(s.opts.PageRows)
-	width := conv.width + len(keys)
+	exprs := conv.exprs()
+	extra, keyAt := s.d.keySelect(exprs, keys)
+	width := conv.width + len(extra)
 	vals := make([]any, width)
 	ptrs := make([]any, width)
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	keyVals := make([]any, len(keys))
 	what := "rows"
 	for {
-		ps := s.d.rangeQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil, page > 0)
+		ps := s.d.rangeQuery(table, exprs, keys, lo != nil, hi != nil, after != nil, page > 0)
 		var args []any
 		if page > 0 {
 			args = append(args, int64(page))
@@ -175,7 +178,9 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 				return err
 			}
 			n++
-			keyVals := vals[conv.width:]
+			for i, at := range keyAt {
+				keyVals[i] = vals[at]
+			}
 			line, err := conv.line(vals[:conv.width], func() string { return describeKey(task.Key, keys, keyVals) })
 			if err != nil {
 				return err
@@ -268,6 +273,7 @@ type rowConverter struct {
 	issues map[string]*issueCount
 	b      proto.RowBuilder
 	text   []byte // one value's text, reused for every value
+	v      value  // one decoded value, reused likewise
 }
 
 type issueCount struct {
@@ -336,7 +342,8 @@ func (c *rowConverter) exprs() []string {
 func (c *rowConverter) line(vals []any, key func() string) ([]byte, error) {
 	c.b.Reset()
 	i := 0
-	for _, col := range c.cols {
+	for j := range c.cols {
+		col := &c.cols[j]
 		raw := vals[i]
 		var base string
 		if len(col.Exprs) > 1 {
@@ -362,8 +369,9 @@ var (
 )
 
 // value prints one value into c.text and returns it.
-func (c *rowConverter) value(col readCol, raw any, base string, key func() string) ([]byte, error) {
-	v, iss, err := decodeValue(col.Type, col.Kind, raw, base)
+func (c *rowConverter) value(col *readCol, raw any, base string, key func() string) ([]byte, error) {
+	v := &c.v
+	iss, err := decodeInto(v, &col.Type, &col.Kind, raw, base)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +388,7 @@ func (c *rowConverter) value(col readCol, raw any, base string, key func() strin
 		v.s = strings.ReplaceAll(v.s, "\x00", "")
 		c.note(col.Name, key, iss.NUL, 0)
 	}
-	c.text, err = appendValue(c.text[:0], v, col.Kind)
+	c.text, err = appendValue(c.text[:0], v, &col.Kind)
 	return c.text, err
 }
 
