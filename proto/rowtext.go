@@ -26,8 +26,18 @@ func AppendField(dst []byte, val []byte, null bool) []byte {
 	if null {
 		return append(dst, '\\', 'N')
 	}
-	for _, c := range val {
-		switch c {
+	// most values hold nothing to escape (numbers, timestamps, uuids):
+	// they are copied whole, runs between escapes likewise
+	for {
+		i := 0
+		for i < len(val) && !copyEscaped[val[i]] {
+			i++
+		}
+		dst = append(dst, val[:i]...)
+		if i == len(val) {
+			return dst
+		}
+		switch val[i] {
 		case '\\':
 			dst = append(dst, '\\', '\\')
 		case '\n':
@@ -36,12 +46,13 @@ func AppendField(dst []byte, val []byte, null bool) []byte {
 			dst = append(dst, '\\', 'r')
 		case '\t':
 			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, c)
 		}
+		val = val[i+1:]
 	}
-	return dst
 }
+
+// copyEscaped marks the bytes AppendField escapes.
+var copyEscaped = [256]bool{'\\': true, '\n': true, '\r': true, '\t': true}
 
 // RowBuilder assembles one COPY text line from canonical values.
 type RowBuilder struct {

@@ -1,6 +1,7 @@
 package mssql
 
 import (
+	"database/sql/driver"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -24,10 +25,10 @@ func BenchmarkRowConverterLine(b *testing.B) {
 		b.Fatal(err)
 	}
 	at := time.Date(2024, 1, 1, 0, 0, 0, 123456000, time.UTC)
-	rows := make([][]any, 1024)
+	rows := make([][]driver.Value, 1024)
 	for i := range rows {
 		n := int64(i*7919 + 1)
-		rows[i] = []any{n, []byte(strconv.FormatInt(n*10000/7, 10) + ".1429"), at.Add(time.Duration(n) * time.Second),
+		rows[i] = []driver.Value{n, []byte(strconv.FormatInt(n*10000/7, 10) + ".1429"), at.Add(time.Duration(n) * time.Second),
 			[]byte{byte(n), 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, byte(n >> 8)}, float64(n) / 3, n%2 == 0,
 			[]byte(strconv.FormatInt(n%100000/3, 10) + ".3333")}
 	}

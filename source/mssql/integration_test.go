@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -573,4 +574,37 @@ func TestIntegrationPermanentErrors(t *testing.T) {
 		t.Fatalf("want a permanent error naming the table and chunk, got %v", err)
 	}
 	t.Log(err)
+}
+
+// Read's rows come through Conn.Raw on the connection whose SNAPSHOT
+// transaction database/sql began (rawRows): the driver's session must carry
+// that transaction, and the parameters, into the statement.
+func TestIntegrationRawRowsInTransaction(t *testing.T) {
+	env := setupIntegration(t)
+	if !env.src.siOn {
+		t.Skip("SNAPSHOT isolation is off in the test database")
+	}
+	v, err := env.src.openConnView(env.ctx, snapIsolation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	if err := v.tx.QueryRowContext(env.ctx, "SELECT CAST(@@TRANCOUNT AS bigint)").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]driver.Value, 3)
+	var got []driver.Value
+	err = rawRows(env.ctx, v.conn, "SELECT CAST(@@TRANCOUNT AS bigint), CAST(@p1 AS bigint), CAST(@p2 AS nvarchar(10))", "transaction count", vals, func() error {
+		got = append(got, vals...)
+		return nil
+	}, int64(42), "Ñé")
+	if cerr := v.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want < 1 || len(got) != 3 || got[0] != want || got[1] != int64(42) || got[2] != "Ñé" {
+		t.Fatalf("rawRows in the view's transaction gave %v; the transaction's own @@TRANCOUNT is %d", got, want)
+	}
 }

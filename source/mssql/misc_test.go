@@ -2,6 +2,7 @@ package mssql
 
 import (
 	"bytes"
+	"database/sql/driver"
 	"errors"
 	"strings"
 	"testing"
@@ -303,7 +304,7 @@ func TestRowConverter(t *testing.T) {
 		t.Fatalf("width %d", conv.width)
 	}
 	key := func() string { return "(id=7)" }
-	line, err := conv.line([]any{int64(7), utf16s("a\tb\\c"), driverDateTime(0, 1), int64(3), "int", nil}, key)
+	line, err := conv.line([]driver.Value{int64(7), utf16s("a\tb\\c"), driverDateTime(0, 1), int64(3), "int", nil}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,18 +315,18 @@ func TestRowConverter(t *testing.T) {
 	if string(fields[1].Value) != "a\tb\\c" || !fields[4].Null {
 		t.Fatalf("%+v", fields)
 	}
-	_, err = conv.line([]any{int64(7), utf16le('a', 0), nil, nil, nil, nil}, key)
+	_, err = conv.line([]driver.Value{int64(7), utf16le('a', 0), nil, nil, nil, nil}, key)
 	if err == nil || !strings.Contains(err.Error(), `table dbo.T column "name" key (id=7)`) || !errors.Is(err, errNUL) {
 		t.Fatalf("NUL policy fail: %v", err)
 	}
-	_, err = conv.line([]any{int64(7), utf16le(0xdc00), nil, nil, nil, nil}, key)
+	_, err = conv.line([]driver.Value{int64(7), utf16le(0xdc00), nil, nil, nil, nil}, key)
 	if !errors.Is(err, errSurrogate) {
 		t.Fatalf("surrogate policy fail: %v", err)
 	}
 
 	s.opts = Options{NUL: PolicyStrip, Surrogates: PolicyReplace}
 	conv, _ = s.newRowConverter(task)
-	line, err = conv.line([]any{int64(8), utf16le('a', 0, 'b', 0xdc00), time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), nil, nil, []byte{}}, key)
+	line, err = conv.line([]driver.Value{int64(8), utf16le('a', 0, 'b', 0xdc00), time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), nil, nil, []byte{}}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +339,7 @@ func TestRowConverter(t *testing.T) {
 
 	task.Options = map[string]string{"type.at": "text"}
 	conv, _ = s.newRowConverter(task)
-	line, _ = conv.line([]any{int64(1), nil, driverDateTime(0, 2), nil, nil, nil}, key)
+	line, _ = conv.line([]driver.Value{int64(1), nil, driverDateTime(0, 2), nil, nil, nil}, key)
 	if !strings.Contains(string(line), "1900-01-01 00:00:00.007") {
 		t.Fatalf("%q", line)
 	}

@@ -3,8 +3,10 @@ package mssql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/caravan-db/caravan/proto"
@@ -69,15 +71,15 @@ func (s *Source) read(ctx context.Context, task *proto.ChunkTask, emit func(line
 	if task.Range == proto.RangePhysical {
 		return fmt.Errorf("physical ranges are not used for SQL Server: keyless tables are one chunk")
 	}
-	v, err := s.openView(ctx, task.Snapshot)
+	v, err := s.openConnView(ctx, task.Snapshot)
 	if err != nil {
 		return err
 	}
 	table := tableRef(v.dbName, schema.Name{Schema: task.Source.Schema, Name: task.Source.Name})
 	if keyed {
-		err = s.readKeyed(ctx, v.q, table, task, keys, conv, emit)
+		err = s.readKeyed(ctx, v.conn, table, task, keys, conv, emit)
 	} else {
-		err = s.readHeap(ctx, v.q, table, conv, emit)
+		err = s.readHeap(ctx, v.conn, table, conv, emit)
 	}
 	if cerr := v.close(); err == nil && cerr != nil {
 		err = cerr
@@ -138,7 +140,7 @@ func boundParams(d dialect, keys []keyCol, bound []string, what string) ([]any, 
 	return out, nil
 }
 
-func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *proto.ChunkTask, keys []keyCol, conv *rowConverter, emit func([]byte) error) error {
+func (s *Source) readKeyed(ctx context.Context, conn *sql.Conn, table string, task *proto.ChunkTask, keys []keyCol, conv *rowConverter, emit func([]byte) error) error {
 	var lo, hi, after []any
 	var err error
 	if task.Lo != nil {
@@ -152,15 +154,14 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 		}
 	}
 	page := s.d.pageRows(s.opts.PageRows)
-	width := conv.width + len(keys)
-	vals := make([]any, width)
-	ptrs := make([]any, width)
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
+	exprs := conv.exprs()
+	extra, keyAt := s.d.keySelect(exprs, keys)
+	width := conv.width + len(extra)
+	vals := make([]driver.Value, width)
+	keyVals := make([]any, len(keys))
 	what := "rows"
 	for {
-		ps := s.d.rangeQuery(table, conv.exprs(), keys, lo != nil, hi != nil, after != nil, page > 0)
+		ps := s.d.rangeQuery(table, exprs, keys, lo != nil, hi != nil, after != nil, page > 0)
 		var args []any
 		if page > 0 {
 			args = append(args, int64(page))
@@ -170,12 +171,11 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 		args = append(args, after...)
 		n := 0
 		var last []any
-		err := scanAll(ctx, q, ps.SQL, what, func(r *sql.Rows) error {
-			if err := r.Scan(ptrs...); err != nil {
-				return err
-			}
+		err := rawRows(ctx, conn, ps.SQL, what, vals, func() error {
 			n++
-			keyVals := vals[conv.width:]
+			for i, at := range keyAt {
+				keyVals[i] = vals[at]
+			}
 			line, err := conv.line(vals[:conv.width], func() string { return describeKey(task.Key, keys, keyVals) })
 			if err != nil {
 				return err
@@ -206,22 +206,15 @@ func (s *Source) readKeyed(ctx context.Context, q queryer, table string, task *p
 // removing the earlier attempt's rows (the coordinator's job), so no row
 // can land twice. The deterministic order makes a re-read in the same view
 // produce the same batches.
-func (s *Source) readHeap(ctx context.Context, q queryer, table string, conv *rowConverter, emit func([]byte) error) error {
+func (s *Source) readHeap(ctx context.Context, conn *sql.Conn, table string, conv *rowConverter, emit func([]byte) error) error {
 	query, locator := s.d.heapQuery(table, conv.cols)
 	width := conv.width
 	if locator {
 		width++
 	}
-	vals := make([]any, width)
-	ptrs := make([]any, width)
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
+	vals := make([]driver.Value, width)
 	var n int64
-	return scanAll(ctx, q, query, "rows", func(r *sql.Rows) error {
-		if err := r.Scan(ptrs...); err != nil {
-			return err
-		}
+	return rawRows(ctx, conn, query, "rows", vals, func() error {
 		n++
 		line, err := conv.line(vals[:conv.width], func() string {
 			if b, ok := vals[width-1].([]byte); ok && locator {
@@ -234,6 +227,71 @@ func (s *Source) readHeap(ctx context.Context, q queryer, table string, conv *ro
 		}
 		return emit(line)
 	})
+}
+
+// rawRows runs query on conn and calls row for each of its rows, the
+// row's driver values in vals. It is what scanAll with Rows.Scan into
+// *any did, less database/sql's work per row: two locks, and a copy of
+// every []byte value (decimals, money, uuids, binaries, UTF-16 text) made
+// because a driver may reuse its buffers. go-mssqldb does not: it copies
+// each byte value out of its read buffer (rows wait in a channel), so a
+// value may be kept after the next row, as Read keeps the last key. The
+// statement and its parameters go to the driver as database/sql sends
+// them for QueryContext on a connection: prepared (no round trip: the
+// driver's Prepare only records the text), each argument checked by the
+// driver's CheckNamedValue, run with sp_executesql.
+func rawRows(ctx context.Context, conn *sql.Conn, query, what string, vals []driver.Value, row func() error, args ...any) error {
+	err := conn.Raw(func(dc any) error {
+		prep, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot prepare with a context", dc)
+		}
+		stmt, err := prep.PrepareContext(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		sq, ok := stmt.(driver.StmtQueryContext)
+		if !ok {
+			return fmt.Errorf("driver statement %T cannot query with a context", stmt)
+		}
+		named := make([]driver.NamedValue, len(args))
+		checker, _ := dc.(driver.NamedValueChecker)
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+			if checker == nil {
+				continue
+			}
+			if err := checker.CheckNamedValue(&named[i]); err != nil && !errors.Is(err, driver.ErrSkip) {
+				return fmt.Errorf("parameter %d: %w", i+1, err)
+			}
+		}
+		rows, err := sq.QueryContext(ctx, named)
+		if err != nil {
+			return err
+		}
+		if n := len(rows.Columns()); n != len(vals) {
+			rows.Close()
+			return fmt.Errorf("the statement returned %d columns, not %d", n, len(vals))
+		}
+		for {
+			if err := rows.Next(vals); err != nil {
+				cerr := rows.Close()
+				if errors.Is(err, io.EOF) {
+					return cerr
+				}
+				return err
+			}
+			if err := row(); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	return nil
 }
 
 // describeKey names a row by its key for errors and warnings.
@@ -268,6 +326,7 @@ type rowConverter struct {
 	issues map[string]*issueCount
 	b      proto.RowBuilder
 	text   []byte // one value's text, reused for every value
+	v      value  // one decoded value, reused likewise
 }
 
 type issueCount struct {
@@ -333,10 +392,11 @@ func (c *rowConverter) exprs() []string {
 }
 
 // line builds one row's COPY text line from its scanned values.
-func (c *rowConverter) line(vals []any, key func() string) ([]byte, error) {
+func (c *rowConverter) line(vals []driver.Value, key func() string) ([]byte, error) {
 	c.b.Reset()
 	i := 0
-	for _, col := range c.cols {
+	for j := range c.cols {
+		col := &c.cols[j]
 		raw := vals[i]
 		var base string
 		if len(col.Exprs) > 1 {
@@ -362,8 +422,9 @@ var (
 )
 
 // value prints one value into c.text and returns it.
-func (c *rowConverter) value(col readCol, raw any, base string, key func() string) ([]byte, error) {
-	v, iss, err := decodeValue(col.Type, col.Kind, raw, base)
+func (c *rowConverter) value(col *readCol, raw any, base string, key func() string) ([]byte, error) {
+	v := &c.v
+	iss, err := decodeInto(v, &col.Type, &col.Kind, raw, base)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +441,7 @@ func (c *rowConverter) value(col readCol, raw any, base string, key func() strin
 		v.s = strings.ReplaceAll(v.s, "\x00", "")
 		c.note(col.Name, key, iss.NUL, 0)
 	}
-	c.text, err = appendValue(c.text[:0], v, col.Kind)
+	c.text, err = appendValue(c.text[:0], v, &col.Kind)
 	return c.text, err
 }
 

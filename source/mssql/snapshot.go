@@ -90,6 +90,7 @@ type view struct {
 	q      queryer
 	dbName string // database snapshot name, "" for the live database
 	tx     *sql.Tx
+	conn   *sql.Conn // the view's one connection (Read's views), for rawRows
 }
 
 func (s *Source) openView(ctx context.Context, snapshot string) (*view, error) {
@@ -108,11 +109,43 @@ func (s *Source) openView(ctx context.Context, snapshot string) (*view, error) {
 	return nil, fmt.Errorf("snapshot %q is not a SQL Server snapshot id", snapshot)
 }
 
+// openConnView is openView on one connection of the pool, held until
+// close: Read's rows come through rawRows on that connection, inside the
+// view's transaction when it has one (the driver's session carries it).
+func (s *Source) openConnView(ctx context.Context, snapshot string) (*view, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", scrub(err, s.secrets))
+	}
+	v := &view{q: conn, conn: conn}
+	switch {
+	case snapshot == "":
+	case snapshot == snapIsolation:
+		if v.tx, err = conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSnapshot}); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("begin SNAPSHOT transaction: %w", scrub(err, s.secrets))
+		}
+		v.q = v.tx
+	case strings.HasPrefix(snapshot, snapDatabase) && len(snapshot) > len(snapDatabase):
+		v.dbName = strings.TrimPrefix(snapshot, snapDatabase)
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("snapshot %q is not a SQL Server snapshot id", snapshot)
+	}
+	return v, nil
+}
+
 // close ends the view; reads never write, so commit and rollback are
 // the same, and commit reports a SNAPSHOT update conflict if any.
 func (v *view) close() error {
+	var err error
 	if v.tx != nil {
-		return v.tx.Commit()
+		err = v.tx.Commit()
 	}
-	return nil
+	if v.conn != nil {
+		if cerr := v.conn.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package mssql
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -164,8 +165,8 @@ func paramNames(first, n int) []string {
 // pageQuery is one keyset page of a chunk: TOP (@p1) rows in key order
 // from [lo, hi), after the last key of the previous page when after is
 // set. It returns the statement and the first parameter number of each
-// bound (0 when the bound is absent). The key expressions follow the
-// column expressions in the select list.
+// bound (0 when the bound is absent). The key expressions not among the
+// column expressions follow them in the select list (keySelect).
 type pageSQL struct {
 	SQL                 string
 	LoAt, HiAt, AfterAt int
@@ -175,14 +176,31 @@ func (d dialect) pageQuery(table string, colExprs []string, keys []keyCol, hasLo
 	return d.rangeQuery(table, colExprs, keys, hasLo, hasHi, after, true)
 }
 
+// keySelect says where each key value is in a read's select list: a key
+// whose keyExpr is already one of colExprs (an integer, uniqueidentifier or
+// binary key, and a character key, selected the same way for both) is read
+// once, at that position; the others follow colExprs, in key order, as
+// extra. The engine then sends, and the driver decodes, the key once per
+// row instead of twice.
+func (d dialect) keySelect(colExprs []string, keys []keyCol) (extra []string, at []int) {
+	at = make([]int, len(keys))
+	for i, k := range keys {
+		e := d.keyExpr(k.Ref, k.Type)
+		at[i] = slices.Index(colExprs, e)
+		if at[i] < 0 {
+			at[i] = len(colExprs) + len(extra)
+			extra = append(extra, e)
+		}
+	}
+	return extra, at
+}
+
 // rangeQuery is pageQuery with TOP (@p1) when top is set, else the whole
 // range [lo, hi) in key order in one statement, its bounds from @p1.
 func (d dialect) rangeQuery(table string, colExprs []string, keys []keyCol, hasLo, hasHi, after, top bool) pageSQL {
 	var q pageSQL
-	sel := append([]string{}, colExprs...)
-	for _, k := range keys {
-		sel = append(sel, d.keyExpr(k.Ref, k.Type))
-	}
+	extra, _ := d.keySelect(colExprs, keys)
+	sel := append(append([]string{}, colExprs...), extra...)
 	next, head := 2, "SELECT TOP (@p1) "
 	if !top {
 		next, head = 1, "SELECT "

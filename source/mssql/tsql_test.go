@@ -217,7 +217,7 @@ func TestDialectOf(t *testing.T) {
 func TestPageQuery(t *testing.T) {
 	keys := []keyCol{{Ref: "[id]", Type: mustType(t, "bigint")}}
 	q := sqlServer.pageQuery("[dbo].[t]", []string{"[id]", "[v]"}, keys, true, true, true)
-	want := "SELECT TOP (@p1) [id], [v], [id] FROM [dbo].[t] WHERE ([id] >= CAST(@p2 AS bigint)) AND ([id] < CAST(@p3 AS bigint)) AND ([id] > CAST(@p4 AS bigint)) ORDER BY [id]"
+	want := "SELECT TOP (@p1) [id], [v] FROM [dbo].[t] WHERE ([id] >= CAST(@p2 AS bigint)) AND ([id] < CAST(@p3 AS bigint)) AND ([id] > CAST(@p4 AS bigint)) ORDER BY [id]"
 	if q.SQL != want || q.LoAt != 2 || q.HiAt != 3 || q.AfterAt != 4 {
 		t.Fatalf("%+v", q)
 	}
