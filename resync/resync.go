@@ -1337,6 +1337,11 @@ func (s *syncer) judge(ctx context.Context, res *Result, jobs []*job) error {
 		}
 	}
 	val := validator.New(nil, s.pool, validator.Config{Log: s.cfg.Log})
+	// Tables are judged --workers at once: each is counted on the source
+	// (a scan of the table), and judging them one after another was most
+	// of a sync's time after its last copy.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Workers)
 	for _, out := range res.Tables {
 		if judged[out.Table] && !s.touched[out.Table] {
 			continue
@@ -1345,21 +1350,26 @@ func (s *syncer) judge(ctx context.Context, res *Result, jobs []*job) error {
 		if t == nil {
 			return fmt.Errorf("sync: table %s is not in run %s's model", out.Table, s.run.ID)
 		}
-		if err := s.count(ctx, t); err != nil {
-			return err
-		}
-		var v *proto.Verdict
-		if perChunk := known[out.Table]; s.passed[out.Table] && len(perChunk) == out.Chunks {
-			v, err = val.JudgeKnown(ctx, s.run, out.Table, perChunk)
-		} else {
-			v, err = val.Judge(ctx, s.run, out.Table)
-		}
-		if err != nil {
-			return err
-		}
-		out.Judged, out.OK, out.Detail = true, v.OK, v.Detail
+		perChunk := known[out.Table]
+		g.Go(func() error {
+			if err := s.count(gctx, t); err != nil {
+				return err
+			}
+			var v *proto.Verdict
+			var err error
+			if s.passed[out.Table] && len(perChunk) == out.Chunks {
+				v, err = val.JudgeKnown(gctx, s.run, out.Table, perChunk)
+			} else {
+				v, err = val.Judge(gctx, s.run, out.Table)
+			}
+			if err != nil {
+				return err
+			}
+			out.Judged, out.OK, out.Detail = true, v.OK, v.Detail
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // resetSequences restarts the identity and serial sequences of every table
