@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/schema"
@@ -16,7 +17,7 @@ import (
 )
 
 // batchBytes is caravan's default --batch-bytes.
-const batchBytes = 1<<20 - 64<<10
+const batchBytes = coordinator.DefaultBatchBytes
 
 // loadFixture is a target with caravan's state tables, one run and chunk,
 // an empty keyless bench_wide (keys are built after the load, so COPY never

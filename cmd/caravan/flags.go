@@ -68,7 +68,7 @@ var (
 		num64("chunk-rows", "rows per chunk", 100_000),
 	}
 	planFlags = join(tableFlags, []cli.Flag{
-		num("batch-bytes", "bytes per batch message (capped below the broker's max_payload)", 1<<20-64<<10),
+		num("batch-bytes", "bytes per batch message (capped below the broker's max_payload)", coordinator.DefaultBatchBytes),
 		num("batch-rows", "rows per batch message", 50_000),
 		str("copy-format", "how rows travel: auto (binary COPY for PostgreSQL tables whose columns keep their built-in types, text for the others) or text (every table as COPY text)", coordinator.CopyAuto),
 	})
