@@ -105,6 +105,11 @@ type PartsBuilder struct {
 	over   bool
 }
 
+// Grow makes room for n more rows.
+func (b *PartsBuilder) Grow(n int) {
+	b.values, b.hashes = slices.Grow(b.values, n), slices.Grow(b.hashes, n)
+}
+
 // Add adds one row.
 func (b *PartsBuilder) Add(v int64, h uint64) {
 	if b.over {

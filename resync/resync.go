@@ -591,7 +591,10 @@ func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, ind
 	ch := j.chunks[0]
 	var src *chunkRows
 	if index {
-		src = &chunkRows{rows: make([]sourceRow, 0, ch.Rows), partAt: -1}
+		// Sized by the chunk's rows at its last load (keys: 8 bytes a row,
+		// an integer's binary id): growing them row by row copied them
+		// over and over.
+		src = &chunkRows{rows: make([]sourceRow, 0, ch.Rows), keys: make([]byte, 0, 8*ch.Rows), partAt: -1}
 		if keep {
 			// Sized by the chunk's bytes at its last load: growing it
 			// row by row would copy it over and over.
@@ -622,7 +625,7 @@ func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, ind
 			if !ok {
 				return fmt.Errorf("sync %s chunk %d: key %q has no part value", j.t.ID(), ch.Chunk, fields[src.partAt].Value)
 			}
-			src.fresh.Add(v, h)
+			row.value = v
 			if src.parts != nil {
 				row.part = int32(src.parts.Part(v))
 				src.parts.Add(v, h)
@@ -720,7 +723,7 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 		// target now holds those rows (the proof says whether it does).
 		var parts *proto.Parts
 		if inTableEncoding {
-			parts = src.fresh.Parts()
+			parts = src.freshParts()
 		}
 		return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: record.Rows, Bytes: bytes, Digest: record.String(), Parts: parts}}, nil
 	})
@@ -859,16 +862,30 @@ type chunkRows struct {
 
 	// The rows cut into parts (proto.Parts) by the key column at partAt
 	// (< 0: the chunk has none): parts as the chunk's recorded ones are
-	// cut, nil when none are recorded; fresh, cut anew, recorded once the
-	// chunk is copied.
+	// cut, nil when none are recorded. Each row keeps its part value, for
+	// the parts cut anew that a copied chunk records (freshParts).
 	partAt   int
 	partKind string
 	parts    *proto.Parts
-	fresh    proto.PartsBuilder
+}
+
+// freshParts cuts the rows into parts anew: what a chunk records once
+// copied. nil when it has none.
+func (c *chunkRows) freshParts() *proto.Parts {
+	if c.partAt < 0 {
+		return nil
+	}
+	var b proto.PartsBuilder
+	b.Grow(len(c.rows))
+	for i := range c.rows {
+		b.Add(c.rows[i].value, c.rows[i].hash)
+	}
+	return b.Parts()
 }
 
 type sourceRow struct {
 	hash          uint64
+	value         int64 // the row's part value, when chunkRows.partAt >= 0
 	part          int32 // the row's part in chunkRows.parts; -1 for none
 	keyAt, keyEnd int   // the row's key id in keys
 	at, end       int   // the row in data, when kept
