@@ -677,6 +677,21 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 		if diff, err = s.diffTarget(ctx, tx, j, k, src, changed); err != nil {
 			return "", nil, err
 		}
+		if changed != nil && diff.before != recordedParts(ch.Parts, changed) {
+			// The target's rows of the parts read are not those recorded:
+			// it was written outside caravan, or the read missed rows.
+			// Neither the parts not read nor this read can be trusted:
+			// the whole range is compared, row by row.
+			s.cfg.Log.WarnContext(ctx, "sync: the target's rows of a chunk's changed parts are not those recorded, comparing its whole range",
+				"table", j.t.ID(), "chunk", ch.Chunk, "rows_read", diff.before.Rows)
+			changed, read = nil, "all (the target's parts were not as recorded)"
+			if id, twice := src.indexRows(nil); twice {
+				return "", nil, fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
+			}
+			if diff, err = s.diffTarget(ctx, tx, j, k, src, nil); err != nil {
+				return "", nil, err
+			}
+		}
 		keys, err := k.keys(diff.differ)
 		if err != nil {
 			return "", nil, err
@@ -783,6 +798,18 @@ func changedParts(src *chunkRows, recorded *proto.Parts) (changed []bool, read s
 		return nil, "all"
 	}
 	return changed, fmt.Sprintf("%d of %d", n, len(changed))
+}
+
+// recordedParts is the digest recorded for the changed parts: what the
+// target held there when the chunk was last copied.
+func recordedParts(recorded *proto.Parts, changed []bool) proto.Digest {
+	var d proto.Digest
+	for i, c := range changed {
+		if c {
+			d.Merge(recorded.Digest(i))
+		}
+	}
+	return d
 }
 
 // partsPredicate selects the target rows of the changed parts: one value
