@@ -101,17 +101,23 @@ func tail(s string, n int) string {
 
 func query[T any](t *testing.T, dbURL, sql string, args ...any) T {
 	t.Helper()
+	var v T
+	if err := queryRow(t, dbURL, sql, args, &v); err != nil {
+		t.Fatalf("query %q: %v", sql, err)
+	}
+	return v
+}
+
+// queryRow scans one row of a query on dbURL into dest.
+func queryRow(t *testing.T, dbURL, sqlText string, args []any, dest ...any) error {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	var v T
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
-		t.Fatalf("query %q: %v", sql, err)
-	}
-	return v
+	return conn.QueryRow(ctx, sqlText, args...).Scan(dest...)
 }
 
 // contentHash is the proof of identical content: every row's text,

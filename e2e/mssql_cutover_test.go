@@ -2,17 +2,14 @@ package e2e
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/caravan-db/caravan/internal/testenv"
 )
@@ -34,16 +31,8 @@ import (
 // last writes, a sync with no change copies nothing, and verify finds the
 // pair identical, then names exactly the rows changed on the target.
 func TestCutoverFromTSQLEngine(t *testing.T) {
-	msURL := os.Getenv("CARAVAN_TEST_MSSQL_URL")
-	if msURL == "" {
-		t.Skip("CARAVAN_TEST_MSSQL_URL not set: no T-SQL engine to migrate from (SQL Server: docker compose up -d mssql; Babelfish: see docs/TYPES.md)")
-	}
+	msURL, ms := openTSQL(t)
 	ctx := context.Background()
-	ms, err := sql.Open("sqlserver", msURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ms.Close() }) // after the drops registered below: Cleanup runs last-in first-out
 	var version, dbName string
 	if err := ms.QueryRowContext(ctx, "SELECT CAST(@@VERSION AS nvarchar(4000)), DB_NAME()").Scan(&version, &dbName); err != nil {
 		t.Fatal(err)
@@ -328,7 +317,6 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 	if res.code != 2 {
 		t.Fatalf("verify of a changed target exited %d, want 2 (differences)\n%s\n%s", res.code, res.stdout, tail(res.stderr, 8000))
 	}
-	got := verifyDiffs(res.stdout)
 	want := map[string][]string{
 		id("intkeys"): {"changed id=20: name", "missing id=3001", "extra id=4500"},
 		id("guids"):   {"changed g=" + g7 + ": note", "missing g=" + g8},
@@ -337,28 +325,6 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		id("heap"):    {"extra x1 1 ç1"},
 		id("lines"):   {"changed o=10, l=3: qty", "missing o=11, l=1"},
 	}
-	for table, lines := range want {
-		have := append([]string(nil), got[table]...)
-		sort.Strings(have)
-		sort.Strings(lines)
-		if strings.Join(have, "\n") != strings.Join(lines, "\n") {
-			t.Errorf("%s: verify named\n  %s\nwant\n  %s", table, strings.Join(have, "\n  "), strings.Join(lines, "\n  "))
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("differences in %d tables, want %d:\n%s", len(got), len(want), res.stdout)
-	}
+	assertVerifyDiffs(t, res.stdout, want)
 	mustContain(t, res.stdout, fmt.Sprintf("DIFFERENT: %d of %d tables differ", len(want), len(tables)))
-}
-
-// queryRow scans one row of a query on dbURL into dest.
-func queryRow(t *testing.T, dbURL, sqlText string, args []any, dest ...any) error {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	return conn.QueryRow(ctx, sqlText, args...).Scan(dest...)
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,16 +20,8 @@ import (
 // the rows, creates the translated views and the sequence at the source's
 // value and reports what it left behind.
 func TestSQLServerObjectsNotLostBySurprise(t *testing.T) {
-	msURL := os.Getenv("CARAVAN_TEST_MSSQL_URL")
-	if msURL == "" {
-		t.Skip("CARAVAN_TEST_MSSQL_URL not set: no T-SQL engine to migrate from (SQL Server: docker compose up -d mssql; Babelfish: see docs/TYPES.md)")
-	}
+	msURL, ms := openTSQL(t)
 	ctx := context.Background()
-	ms, err := sql.Open("sqlserver", msURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ms.Close() })
 	sch := fmt.Sprintf("objs_%d", time.Now().UnixNano()%1_000_000_000)
 	q := func(s string) string { return strings.ReplaceAll(s, "§", "["+sch+"]") }
 	for _, stmt := range []string{

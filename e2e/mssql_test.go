@@ -22,16 +22,8 @@ import (
 // PostgreSQL: identity and composite keys, a heap, a foreign key, money,
 // datetime2, uniqueidentifier and unicode, compared after the run.
 func TestMigrateFromSQLServer(t *testing.T) {
-	msURL := os.Getenv("CARAVAN_TEST_MSSQL_URL")
-	if msURL == "" {
-		t.Skip("CARAVAN_TEST_MSSQL_URL not set: no SQL Server to migrate from (docker compose up -d mssql, then CARAVAN_TEST_MSSQL_URL=sqlserver://sa:<password>@localhost:1433?database=master)")
-	}
+	msURL, ms := openTSQL(t)
 	ctx := context.Background()
-	ms, err := sql.Open("sqlserver", msURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ms.Close() }) // after the drops registered below: Cleanup runs last-in first-out
 	sch := fmt.Sprintf("caravan_e2e_%d", time.Now().UnixNano()%1_000_000_000)
 	// the placeholder is a token no statement holds otherwise (SCH was
 	// also replaced inside the word SCHEMA)
@@ -99,16 +91,8 @@ func TestMigrateFromSQLServer(t *testing.T) {
 // to the target column's type and printed by PostgreSQL, row sets compared
 // whole.
 func TestMigrateFromTSQLEngineCoverage(t *testing.T) {
-	msURL := os.Getenv("CARAVAN_TEST_MSSQL_URL")
-	if msURL == "" {
-		t.Skip("CARAVAN_TEST_MSSQL_URL not set: no T-SQL engine to migrate from (SQL Server: docker compose up -d mssql; Babelfish: see docs/TYPES.md)")
-	}
+	msURL, ms := openTSQL(t)
 	ctx := context.Background()
-	ms, err := sql.Open("sqlserver", msURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ms.Close() }) // after the drops registered below: Cleanup runs last-in first-out
 	var version, dbName string
 	if err := ms.QueryRowContext(ctx, "SELECT CAST(@@VERSION AS nvarchar(4000)), DB_NAME()").Scan(&version, &dbName); err != nil {
 		t.Fatal(err)
@@ -351,4 +335,22 @@ func rowSet(t *testing.T, ctx context.Context, url, setup, sqlText string) []str
 	}
 	sort.Strings(out)
 	return out
+}
+
+// openTSQL is the T-SQL engine the SQL Server tests migrate from
+// (CARAVAN_TEST_MSSQL_URL: SQL Server, e.g. the docker-compose mssql
+// service, or Babelfish, see docs/TYPES.md), closed after the test's own
+// cleanups (they run last-in first-out); the test is skipped without one.
+func openTSQL(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	msURL := os.Getenv("CARAVAN_TEST_MSSQL_URL")
+	if msURL == "" {
+		t.Skip("CARAVAN_TEST_MSSQL_URL not set: no T-SQL engine to migrate from (SQL Server: docker compose up -d mssql, then CARAVAN_TEST_MSSQL_URL=sqlserver://sa:<password>@localhost:1433?database=master; Babelfish: see docs/TYPES.md)")
+	}
+	ms, err := sql.Open("sqlserver", msURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ms.Close() })
+	return msURL, ms
 }

@@ -120,8 +120,7 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 	if res.code != 2 {
 		t.Fatalf("verify of a changed target exited %d, want 2 (differences)\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
 	}
-	got := verifyDiffs(res.stdout)
-	want := map[string][]string{
+	assertVerifyDiffs(t, res.stdout, map[string][]string{
 		"public.items": {
 			"missing id=1", "missing id=1234", "missing id=3001",
 			"extra id=-5", "extra id=5001",
@@ -129,18 +128,7 @@ func TestVerifyTargetLoadedByPgDump(t *testing.T) {
 		},
 		"public.pairs": {"missing a=4, b=b4", "changed a=3, b=b13: v"},
 		"public.notes": {"missing x1 20 note 20", "extra x1 12 note 12", "extra x1 20 edited"},
-	}
-	for table, lines := range want {
-		have := append([]string(nil), got[table]...)
-		sort.Strings(have)
-		sort.Strings(lines)
-		if strings.Join(have, "\n") != strings.Join(lines, "\n") {
-			t.Errorf("%s: verify named\n  %s\nwant\n  %s", table, strings.Join(have, "\n  "), strings.Join(lines, "\n  "))
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("differences in %d tables, want %d:\n%s", len(got), len(want), res.stdout)
-	}
+	})
 	// The tables that differ were compared as binary first, then in text.
 	mustContain(t, res.stderr, "verify: differs read as binary, comparing it as text")
 	mustContain(t, res.stdout, "DIFFERENT: 5 of 6 tables differ", "public.gone: not on the target (the source has 10 rows)",
@@ -348,4 +336,22 @@ func (v *bgVerify) wait(t *testing.T, timeout time.Duration) result {
 	}
 	res.stdout, res.stderr = v.out.String(), v.logText()
 	return res
+}
+
+// assertVerifyDiffs checks that verify's output names exactly the
+// differences want lists per table, in any order, and no other table.
+func assertVerifyDiffs(t *testing.T, stdout string, want map[string][]string) {
+	t.Helper()
+	got := verifyDiffs(stdout)
+	for table, lines := range want {
+		have := append([]string(nil), got[table]...)
+		sort.Strings(have)
+		sort.Strings(lines)
+		if strings.Join(have, "\n") != strings.Join(lines, "\n") {
+			t.Errorf("%s: verify named\n  %s\nwant\n  %s", table, strings.Join(have, "\n  "), strings.Join(lines, "\n  "))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("differences in %d tables, want %d:\n%s", len(got), len(want), stdout)
+	}
 }
