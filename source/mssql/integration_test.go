@@ -277,15 +277,7 @@ var expectedAllTypes = map[string][4]string{
 func TestIntegrationMigrate(t *testing.T) {
 	env := setupIntegration(t)
 	ctx := env.ctx
-	db, err := env.src.Discover(ctx, schema.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := env.src.DefaultNames()
-	policy.SchemaMap = map[string]string{"dbo": env.pgSch}
-	if err := policy.Apply(db); err != nil {
-		t.Fatal(err)
-	}
+	db := env.discover(t, schema.Filter{})
 	for _, w := range db.Warnings {
 		t.Log("warning:", w)
 	}
@@ -607,4 +599,20 @@ func TestIntegrationRawRowsInTransaction(t *testing.T) {
 	if want < 1 || len(got) != 3 || got[0] != want || got[1] != int64(42) || got[2] != "Ñé" {
 		t.Fatalf("rawRows in the view's transaction gave %v; the transaction's own @@TRANCOUNT is %d", got, want)
 	}
+}
+
+// discover reads the test schema's model as a run would, with dbo mapped
+// to the test's target schema.
+func (env *itEnv) discover(t *testing.T, filter schema.Filter) *schema.Database {
+	t.Helper()
+	db, err := env.src.Discover(env.ctx, filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := env.src.DefaultNames()
+	policy.SchemaMap = map[string]string{"dbo": env.pgSch}
+	if err := policy.Apply(db); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

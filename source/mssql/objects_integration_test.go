@@ -105,16 +105,7 @@ func TestIntegrationViewsTranslated(t *testing.T) {
 	} {
 		mustExec(t, env.admin, stmt)
 	}
-	filter := schema.Filter{Include: []string{"dbo.vw_t"}}
-	db, err := env.src.Discover(env.ctx, filter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := env.src.DefaultNames()
-	policy.SchemaMap = map[string]string{"dbo": env.pgSch}
-	if err := policy.Apply(db); err != nil {
-		t.Fatal(err)
-	}
+	db := env.discover(t, schema.Filter{Include: []string{"dbo.vw_t"}})
 	var names []string
 	for _, v := range db.Views {
 		names = append(names, strings.ToLower(v.Name))
