@@ -3,6 +3,7 @@ package proto
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +15,7 @@ import (
 // changed and reads only those ranges on the target: 0.1% of rows changed
 // at random touch every chunk but only a few of its parts. A part is a
 // range of VALUES (not of row positions), so the target can select it with
-// a key predicate (PartBounds) and the same value falls in the same part
+// a key predicate (PartSpan) and the same value falls in the same part
 // on both sides; its bounds are values the chunk held (quantiles), so
 // outliers and gaps in the keys do not crowd rows into one part.
 //
@@ -179,30 +180,53 @@ func (p *Parts) Add(v int64, h uint64) {
 	p.Rows[at]++
 }
 
-// PartBounds are the values bounding parts first to last as [lo, hi), in
-// kind's text, nil for an open end: the first part has no lower bound, the
-// last no upper one.
-func (p *Parts) PartBounds(kind string, first, last int) (lo, hi *string) {
+// PartSpan is the span of values of parts first to last as an inclusive
+// [lo, hi], in kind's text: an open end is the least or greatest value of
+// the kind's range (int64 for the integer kinds, whose columns compare
+// with bigint; the nil and the all-ones uuid), so every span is a closed
+// range an index scan bounds on both sides. ok is false for a span that
+// holds no value.
+func (p *Parts) PartSpan(kind string, first, last int) (lo, hi string, ok bool) {
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if first > 0 {
-		lo = boundText(kind, p.Bounds[first-1])
+		from = p.Bounds[first-1]
 	}
 	if last < len(p.Bounds) {
-		hi = boundText(kind, p.Bounds[last])
+		if p.Bounds[last] == math.MinInt64 {
+			return "", "", false
+		}
+		to = p.Bounds[last] - 1
 	}
-	return lo, hi
+	if from > to {
+		return "", "", false
+	}
+	return valueText(kind, from, false), valueText(kind, to, true), true
 }
 
-// boundText is a part value as kind's text: a uuid's first 8 bytes and
-// zeros, which sorts before every uuid of that prefix.
-func boundText(kind string, v int64) *string {
-	s := strconv.FormatInt(v, 10)
-	if kind == "uuid" {
-		var b [16]byte
-		binary.BigEndian.PutUint64(b[:8], uint64(v)^1<<63)
-		h := hex.EncodeToString(b[:])
-		s = h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+// valueText is a part value as kind's text; for a uuid, whose part value
+// is its first 8 bytes, the least uuid of those bytes or, last, the
+// greatest.
+func valueText(kind string, v int64, last bool) string {
+	if kind != "uuid" {
+		return strconv.FormatInt(v, 10)
 	}
-	return &s
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(v)^1<<63)
+	if last {
+		binary.BigEndian.PutUint64(b[8:], math.MaxUint64)
+	}
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// PartSQLType is the type a part span's text is compared as: bigint for
+// the integer kinds (a smallint or integer column compares with it by
+// index), uuid for uuid.
+func PartSQLType(kind string) string {
+	if kind == "uuid" {
+		return "uuid"
+	}
+	return "bigint"
 }
 
 // PartKey is the column a task's chunk is cut into parts by: the position

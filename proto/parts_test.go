@@ -76,9 +76,14 @@ func TestPartsBoundsHoldTheirValues(t *testing.T) {
 					continue
 				}
 				at := p.Part(v)
-				lo, hi := p.PartBounds(c.kind, at, at)
-				if lo != nil && v < value(t, c.kind, *lo) || hi != nil && v >= value(t, c.kind, *hi) {
-					t.Fatalf("%s: value %d in part %d of bounds %v..%v", c.kind, v, at, deref(lo), deref(hi))
+				lo, hi, ok := p.PartSpan(c.kind, at, at)
+				if !ok || v < value(t, c.kind, lo) || v > value(t, c.kind, hi) {
+					t.Fatalf("%s: value %d in part %d of span %s..%s (%v)", c.kind, v, at, lo, hi, ok)
+				}
+				// The span's ends are the part's own: no value of a
+				// neighbour is selected with it.
+				if p.Part(value(t, c.kind, lo)) != at || p.Part(value(t, c.kind, hi)) != at {
+					t.Fatalf("%s: part %d's span %s..%s reaches into another part", c.kind, at, lo, hi)
 				}
 			}
 		}
@@ -126,13 +131,19 @@ func TestPartsUUIDBoundsOrderAsPostgreSQL(t *testing.T) {
 	}
 	p := b.Parts()
 	for i := 1; i < p.Len(); i++ {
-		lo, _ := p.PartBounds("uuid", i, i)
-		if lo == nil {
-			t.Fatalf("part %d: no lower bound", i)
+		lo, _, ok := p.PartSpan("uuid", i, i)
+		_, before, okBefore := p.PartSpan("uuid", i-1, i-1)
+		if !ok || !okBefore {
+			t.Fatalf("part %d or the one before has no span", i)
 		}
-		got, ok := PartValue(EncodingCopyText, "uuid", Field{Value: []byte(*lo)})
+		got, ok := PartValue(EncodingCopyText, "uuid", Field{Value: []byte(lo)})
 		if !ok || p.Part(got) != i || p.Part(got-1) != i-1 {
-			t.Fatalf("part %d: bound %s reads back as %d (part %d)", i, *lo, got, p.Part(got))
+			t.Fatalf("part %d: bound %s reads back as %d (part %d)", i, lo, got, p.Part(got))
+		}
+		// Lower-case hex sorts as PostgreSQL sorts uuids (bytewise): the
+		// part before ends just before this one starts.
+		if before >= lo {
+			t.Fatalf("part %d starts at %s, the part before ends at %s", i, lo, before)
 		}
 	}
 }
@@ -175,11 +186,4 @@ func value(t *testing.T, kind, s string) int64 {
 		t.Fatalf("%s bound %q does not read back", kind, s)
 	}
 	return n
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return "open"
-	}
-	return *s
 }
