@@ -399,8 +399,14 @@ func TestSyncComparesChangedPartsOnly(t *testing.T) {
 				`CREATE TABLE wide_keys (id bigint PRIMARY KEY, v text)`,
 				`INSERT INTO wide_keys SELECT g * 7919 - 20000000, 'w' || g FROM generate_series(1, 4000) g`,
 				`CREATE TABLE tokens (id uuid PRIMARY KEY, v text)`,
-				`INSERT INTO tokens SELECT md5(g::text)::uuid, 't' || g FROM generate_series(1, 4000) g`)
-			tables := []string{"wide_keys", "tokens"}
+				`INSERT INTO tokens SELECT md5(g::text)::uuid, 't' || g FROM generate_series(1, 4000) g`,
+				// integer and smallint keys are compared with the spans' bigint
+				// bounds, the types' extremes included.
+				`CREATE TABLE lines (order_id integer, line_no smallint, v text, PRIMARY KEY (order_id, line_no))`,
+				`INSERT INTO lines SELECT g / 4 * 1000, g % 4, 'l' || g FROM generate_series(4, 4003) g`,
+				`CREATE TABLE codes (id smallint PRIMARY KEY, v text)`,
+				`INSERT INTO codes SELECT g * 8, 'c' || g FROM generate_series(-2000, 2000) g`)
+			tables := []string{"wide_keys", "tokens", "lines", "codes"}
 			run := uuid.NewString()
 			res := caravan(t, 3*time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--run-id", run, "--copy-format", format)
 			if res.code != 0 {
@@ -417,9 +423,16 @@ func TestSyncComparesChangedPartsOnly(t *testing.T) {
 				`UPDATE tokens SET v = 'changed' WHERE id = md5('17')::uuid`,
 				`DELETE FROM tokens WHERE id = md5('18')::uuid`,
 				`INSERT INTO tokens VALUES ('00000000-0000-0000-0000-000000000000', 'lowest'), ('ffffffff-ffff-ffff-ffff-ffffffffffff', 'highest')`,
+				`UPDATE lines SET v = 'changed' WHERE order_id = 200000 AND line_no = 2`,
+				`DELETE FROM lines WHERE order_id = 300000`,
+				`INSERT INTO lines VALUES (-2147483648, 0, 'lowest'), (2147483647, 32767, 'highest')`,
+				`UPDATE codes SET v = 'changed' WHERE id = 800`,
+				`INSERT INTO codes VALUES (-32768, 'lowest'), (32767, 'highest')`,
 			}, {
 				`UPDATE wide_keys SET v = 'again' WHERE id = 1000 * 7919 - 20000000`,
 				`UPDATE tokens SET v = 'again' WHERE id = md5('1000')::uuid`,
+				`UPDATE lines SET v = 'again' WHERE order_id = 100000`,
+				`DELETE FROM codes WHERE id = -8000`,
 			}} {
 				testenv.Exec(t, src, change...)
 				res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
