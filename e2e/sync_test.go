@@ -468,3 +468,108 @@ func TestSyncComparesChangedPartsOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncSplitsAGrownChunk: the open last chunk of a table the
+// application appends to grows far past the planned size between syncs.
+// sync compares and copies it a piece at a time (at most twice
+// --chunk-rows rows each) and splits it in the run's plan at the same
+// keys, so the next sync finds chunks of the planned size. Killed
+// (SIGKILL) with a piece committed and the next one waiting on a row lock,
+// a sync run again finishes the split: the target equals the source, the
+// plan's chunks still partition the keys, and a sync after that copies
+// nothing.
+func TestSyncSplitsAGrownChunk(t *testing.T) {
+	src := testenv.Database(t, "src")
+	dst := testenv.Database(t, "dst")
+	testenv.Exec(t, src,
+		`CREATE TABLE events (id bigint PRIMARY KEY, v text NOT NULL)`,
+		`INSERT INTO events SELECT g * 10, 'e' || g FROM generate_series(1, 3000) g`)
+	run := uuid.NewString()
+	res := caravan(t, 3*time.Minute, "migrate", "--source-url", src, "--target-url", dst, "--run-id", run, "--chunk-rows", "1000")
+	if res.code != 0 {
+		t.Fatalf("migrate exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	planned := query[int64](t, dst, `SELECT count(*) FROM caravan.chunks WHERE run_id = $1`, run)
+	last := query[int64](t, dst, `SELECT (lo->>0)::bigint FROM caravan.chunks WHERE run_id = $1 AND hi IS NULL`, run)
+	// The last chunk gains three rows between each two of its own and
+	// 6,000 above them all; the first row changes, its last row goes.
+	testenv.Exec(t, src,
+		fmt.Sprintf(`INSERT INTO events SELECT g * 10 + d, 'new ' || g FROM generate_series(%d, 3000) g, (VALUES (3), (5), (7)) d(d)`, last/10),
+		`INSERT INTO events SELECT g, 'appended ' || g FROM generate_series(40001, 46000) g`,
+		`UPDATE events SET v = 'changed' WHERE id = 10`,
+		`DELETE FROM events WHERE id = 30000`)
+
+	// Hold the target row the second piece deletes: the sync commits its
+	// first piece, then waits on the lock, and is killed there.
+	ctx := context.Background()
+	lock, err := pgx.Connect(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id = 30000 FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	sync := start(t, "sync", "sync", "--source-url", src, "--target-url", dst, "--workers", "1", run)
+	splits := func() int64 {
+		return query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND metadata ? 'split_at'`, run)
+	}
+	testenv.Eventually(t, time.Minute, "sync splits the grown chunk once and waits for the row lock", func() bool {
+		return splits() >= 1 && query[int64](t, dst, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE%'`) == 1
+	})
+	if err := sync.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = sync.Wait()
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertPartition(t, dst, run)
+	// The killed sync's run is abandoned once its heartbeat is 30 s old
+	// (aged here rather than waited for).
+	testenv.Exec(t, dst, `UPDATE caravan.runs SET heartbeat_at = now() - interval '31 seconds' WHERE run_id = '`+run+`'`)
+
+	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
+	if res.code != 0 {
+		t.Fatalf("sync after a killed one exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	assertSameContent(t, src, dst, "events")
+	assertPartition(t, dst, run)
+	assertRunAgrees(t, dst, run, res.code, "succeeded")
+	chunks := query[int64](t, dst, `SELECT count(*) FROM caravan.chunks WHERE run_id = $1`, run)
+	if want := planned + 4; chunks < want {
+		t.Errorf("%d chunks after the syncs, want at least %d: the grown chunk (about 10,000 rows) was not split", chunks, want)
+	}
+	if most := query[int64](t, dst, `SELECT max(rows) FROM caravan.chunks WHERE run_id = $1`, run); most > 2000 {
+		t.Errorf("a chunk of %d rows after the syncs: pieces hold at most twice --chunk-rows", most)
+	}
+	if n := query[int64](t, dst, `SELECT chunks FROM caravan.tables WHERE run_id = $1 AND table_id = 'public.events'`, run); n != chunks {
+		t.Errorf("the run's table says %d chunks, its plan holds %d", n, chunks)
+	}
+
+	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
+	if res.code != 0 {
+		t.Fatalf("a third sync exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
+	}
+	mustContain(t, res.stdout, "public.events: unchanged")
+}
+
+// assertPartition checks that a run's key-range chunks of each table
+// partition the keys: sorted by their lower bound (bigint keys), the first
+// is open below, the last open above, and each ends where the next starts.
+func assertPartition(t *testing.T, dst, run string) {
+	t.Helper()
+	bad := query[[]string](t, dst, `SELECT coalesce(array_agg(table_id || ' chunk ' || chunk), '{}') FROM (
+		SELECT table_id, chunk, lo, hi,
+			lag(hi) OVER w AS prev_hi, row_number() OVER w AS n, count(*) OVER (PARTITION BY table_id) AS of
+		FROM caravan.chunks WHERE run_id = $1 AND range_kind = 'key'
+		WINDOW w AS (PARTITION BY table_id ORDER BY (lo->>0)::bigint NULLS FIRST)) c
+		WHERE (n = 1 AND lo IS NOT NULL) OR (n = of AND hi IS NOT NULL) OR (n > 1 AND lo IS DISTINCT FROM prev_hi)`, run)
+	if len(bad) > 0 {
+		t.Errorf("the run's chunks do not partition the keys at %v", bad)
+	}
+}

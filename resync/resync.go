@@ -103,8 +103,13 @@ type job struct {
 	// known is a key-range chunk's digest on the target once synced: the
 	// recorded one when unchanged, the one proved as it was written
 	// otherwise; copied is how many rows were written.
-	known  proto.Digest
+	known  []proto.Digest
 	copied int64
+	// changed and rows count the chunks copied and the source rows read
+	// so far, over the job's attempts (pieces a foreign key did not
+	// refuse stay done).
+	changed int
+	rows    int64
 	// unproved: a changed chunk of a binary table whose rows, compared as
 	// text, could not be proved as written; its binary digest on the
 	// target is not known, so the table is read again to be judged.
@@ -123,8 +128,13 @@ type syncer struct {
 	// sync: what those verdicts proved of their unchanged chunks stands.
 	passed map[string]bool
 
+	// pieceRows bounds the rows a chunk is compared and copied in at once
+	// (readPieces).
+	pieceRows int64
+
 	mu      sync.Mutex
 	touched map[string]bool // tables whose verdicts were dropped
+	next    map[string]int  // per table, the number of the next chunk a split adds
 }
 
 // Run syncs a finished run's target with the source.
@@ -173,7 +183,10 @@ func Run(ctx context.Context, src source.Source, pool *pgxpool.Pool, cfg Config)
 			stopped(context.WithoutCancel(ctx), pool, run.ID, ctx.Err() != nil, err, cfg.Log)
 		}
 	}()
-	s := &syncer{src: src, pool: pool, cfg: cfg, run: run, opts: opts.SourceOptions, snap: snap.ID, touched: map[string]bool{}}
+	planned := opts
+	planned.Defaults()
+	s := &syncer{src: src, pool: pool, cfg: cfg, run: run, opts: opts.SourceOptions, snap: snap.ID,
+		pieceRows: pieceChunks * planned.RowsPerChunk, touched: map[string]bool{}, next: map[string]int{}}
 	res := &Result{Consistency: snap.Note}
 	started := time.Now()
 	_ = target.Audit(ctx, pool, target.AuditEntry{Run: run.ID, Operation: "sync", Status: "started", Metadata: map[string]any{"consistency": snap.Note}})
@@ -324,6 +337,9 @@ func (s *syncer) jobs(ctx context.Context, res *Result) ([]*job, error) {
 		}
 		out := &Table{Table: t.ID(), Chunks: len(chunks)}
 		res.Tables = append(res.Tables, out)
+		for _, ch := range chunks {
+			s.next[t.ID()] = max(s.next[t.ID()], ch.Chunk+1)
+		}
 		if t.Partitioned() || len(chunks) == 0 {
 			continue // its rows are its partitions', tables of the run of their own
 		}
@@ -518,90 +534,195 @@ func (s *syncer) replacement(j *job) target.Replacement {
 }
 
 // syncChunk syncs one key-range chunk row by row. The source is read once,
-// in the table's encoding, keeping each row's key and hash; a chunk whose
-// digest and count are those recorded at its last load is done. Otherwise,
-// in one transaction under the chunk's lock, the target's rows of the
-// range are read with the same encoding and hash, diffed by key, the keys
-// that differ deleted or overwritten with the source's rows, and the
-// chunk's new digest recorded. The chunk's new target content is proved in
-// that transaction: the target digest as read, less the rows replaced,
-// plus the rows written read back by key, must be the source's.
+// in the table's encoding, keeping each row (its key, hash and line); a
+// chunk whose digest and count are those recorded at its last load is
+// done. Otherwise, in one transaction under the chunk's lock, the target's
+// rows of the range are read with the same encoding and hash, diffed by
+// key, the keys that differ deleted or overwritten with the source's rows
+// kept in memory, and the chunk's new digest recorded. The chunk's new
+// target content is proved in that transaction: the target digest as
+// read, less the rows replaced, plus the rows written read back by key,
+// must be the source's. The key predicates bind key values as text,
+// decoded from binary key fields for the key types binaryKeyText knows.
 //
-// A text table's rows to write are selected by key on the source in the
-// same snapshot (copyRows). A binary table's compare read also keeps the
-// rows themselves (up to keepBytes a chunk), so a changed chunk is read on
-// the source once: its rows that differ are written from memory, as binary
-// COPY. The key predicates bind key values as text, decoded from the
-// binary key fields for the key types binaryKeyText knows; a binary table
-// with another key type, or a chunk larger than keepBytes, is read again
-// as text for the row work (recorded with its binary digest, which its
-// text proof vouches for).
+// Rows are kept one piece at a time (readPieces): a chunk that grew past
+// pieceRows rows or keepBytes (the open last chunk of a table the
+// application appends to, say) is cut where it is full, each piece
+// compared and copied in its own transaction while the source read waits,
+// and the chunk split in the run's plan at the same key
+// (target.ChunkSplit), so memory stays bounded and the next sync finds
+// chunks of the planned size. The source is read once either way, in one
+// transaction: SQL Server's SNAPSHOT isolation is per transaction, and a
+// second read of a source still being written would not match the first.
 //
-// A source that cannot select rows by key (not a source.KeyReader: SQL
-// Server) keeps a text table's rows too. Read again, the chunk would be
-// read in another transaction: SQL Server's SNAPSHOT isolation is per
-// transaction, so a row the application changed in between no longer
-// matches the one compared, and a sync of a source still written (the
-// catch-up before a cutover) failed on it.
+// A binary table with a key type binaryKeyText does not know is worked on
+// in text (syncInText).
 func (s *syncer) syncChunk(ctx context.Context, j *job) (int, int64, error) {
-	ch := j.chunks[0]
 	enc := encoding(j.t)
+	if enc == proto.EncodingCopyBinary && !binaryKeys(j.t) {
+		return s.syncInText(ctx, j)
+	}
 	k, err := newKeyer(j.t, enc)
 	if err != nil {
 		return 0, 0, err
 	}
-	binary := enc == proto.EncodingCopyBinary
-	_, byKey := s.src.(source.KeyReader)
-	index := !binary || binaryKeys(j.t)
-	src, now, bytes, err := s.readRows(ctx, j, k, enc, index, binary || !byKey)
+	err = s.readPieces(ctx, j, k, func(p *piece) error {
+		ch := j.chunks[0]
+		if p.whole && p.digest.Rows == ch.Rows && p.digest.String() == ch.Digest {
+			j.known = append(j.known, p.digest) // the target's, as its last verdict proved it
+			j.rows += p.digest.Rows
+			return nil
+		}
+		var split *target.ChunkSplit
+		if p.hi != nil {
+			split = &target.ChunkSplit{Hi: p.hi, Rest: s.newChunk(j.t.ID())}
+			ch.Hi = p.hi // the piece's range: what is left stays for the next piece
+		}
+		if err := s.replaceRows(ctx, j, ch, k, p.rows, p.digest, p.digest, p.bytes, 1, split); err != nil {
+			return err
+		}
+		j.changed++
+		j.rows += p.digest.Rows
+		if split != nil {
+			// The rest of the chunk is now a chunk of its own, recorded
+			// empty: a retry of this job (a foreign key refused a later
+			// piece) starts from it.
+			s.mu.Lock()
+			j.out.Chunks++
+			s.mu.Unlock()
+			j.chunks[0] = target.ChunkState{Table: ch.Table, Chunk: split.Rest, Range: ch.Range, Lo: split.Hi, Hi: j.chunks[0].Hi,
+				Status: target.StatusLoaded, Bytes: j.chunks[0].Bytes}
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, 0, err
 	}
-	reads := 1
-	if now.Rows == ch.Rows && now.String() == ch.Digest {
-		j.known = now // the target's, as its last verdict proved it
-		return 0, now.Rows, nil
-	}
-	if src == nil {
-		// A chunk whose rows were not kept (a binary one without them
-		// indexed, or too large to keep): its row work is done in text,
-		// on a second read.
-		if k, err = newKeyer(j.t, proto.EncodingCopyText); err != nil {
-			return 0, 0, err
-		}
-		var text proto.Digest
-		if src, text, _, err = s.readRows(ctx, j, k, proto.EncodingCopyText, true, false); err != nil {
-			return 0, 0, err
-		}
-		return s.replaceRows(ctx, j, k, src, text, now, bytes, reads+1)
-	}
-	return s.replaceRows(ctx, j, k, src, now, now, bytes, reads)
+	return j.changed, j.rows, nil
 }
 
-// keepBytes bounds the binary rows a chunk's compare read keeps in memory
-// (each of --workers chunks at once): planned chunks hold about 64 MiB of
-// table (coordinator.chunkBytes), so nearly all fit.
+// syncInText syncs a chunk of a binary table whose key binaryKeyText
+// cannot turn into text: it is compared by its binary digest and, when
+// changed, read again as text for the row work (recorded with its binary
+// digest, which its text proof vouches for), the rows to write selected by
+// key in the sync's snapshot (source.KeyReader), or kept from the text
+// read by a source that cannot select by key.
+func (s *syncer) syncInText(ctx context.Context, j *job) (int, int64, error) {
+	ch := j.chunks[0]
+	var bytes int64
+	now, err := s.read(ctx, j.t, encoding(j.t), ch.Chunk, chunkRange(ch), func(line []byte, _ []proto.Field, _ uint64) error {
+		bytes += int64(len(line))
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if now.Rows == ch.Rows && now.String() == ch.Digest {
+		j.known = append(j.known, now)
+		return 0, now.Rows, nil
+	}
+	k, err := newKeyer(j.t, proto.EncodingCopyText)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, byKey := s.src.(source.KeyReader)
+	src, text, _, err := s.readRows(ctx, j, k, proto.EncodingCopyText, !byKey)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := s.replaceRows(ctx, j, ch, k, src, text, now, bytes, 2, nil); err != nil {
+		return 0, 0, err
+	}
+	return 1, now.Rows, nil
+}
+
+// pieceRows bounds the rows of a piece of a chunk (readPieces), as a
+// multiple of the run's --chunk-rows: a chunk of the planned size is never
+// cut, one that grew to more than twice it is.
+const pieceChunks = 2
+
+// keepBytes bounds the bytes of source rows a piece keeps in memory (each
+// of --workers chunks at once): planned chunks hold about 64 MiB of table
+// (coordinator.chunkBytes), so nearly all are one piece.
 const keepBytes = 128 << 20
 
-// readRows reads a chunk on the source in encoding enc, returning its
-// digest and bytes and, when index, its rows' keys (by k) and hashes; keep
-// keeps the rows themselves too. The rows are nil when not indexed, or
-// when kept rows would pass keepBytes.
-func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, index, keep bool) (*chunkRows, proto.Digest, int64, error) {
+// piece is a run of a chunk's source rows in key order, compared and copied
+// at once (see syncChunk).
+type piece struct {
+	rows   *chunkRows
+	digest proto.Digest
+	bytes  int64
+	// hi is the key of the row that starts the next piece; nil for the
+	// chunk's last. whole says the piece is the whole chunk.
+	hi    []string
+	whole bool
+}
+
+// readPieces reads a chunk on the source in k's encoding, in key order,
+// keeping its rows, and hands done each piece: the whole chunk, or, once
+// it holds pieceRows rows or keepBytes, the rows so far, cut before the
+// row that would overfill it (whose key bounds the piece). done runs while
+// the source read waits for it.
+func (s *syncer) readPieces(ctx context.Context, j *job, k *keyer, done func(*piece) error) error {
 	ch := j.chunks[0]
-	var src *chunkRows
-	if index {
-		// Sized by the chunk's rows at its last load (keys: 8 bytes a row,
-		// an integer's binary id): growing them row by row copied them
-		// over and over.
-		src = &chunkRows{rows: make([]sourceRow, 0, ch.Rows), keys: make([]byte, 0, 8*ch.Rows), partAt: -1}
-		if keep {
-			// Sized by the chunk's bytes at its last load: growing it
-			// row by row would copy it over and over.
-			src.data = make([]byte, 0, min(ch.Bytes+ch.Bytes/8, keepBytes))
+	start := func(first bool) *piece {
+		src := s.newChunkRows(j, k.enc, true, min(ch.Rows, s.pieceRows))
+		if !first {
+			src.parts = nil // no recorded parts describe a piece
 		}
+		return &piece{rows: src, whole: first}
 	}
-	if src != nil && enc == encoding(j.t) {
+	p := start(true)
+	_, err := s.read(ctx, j.t, k.enc, ch.Chunk, chunkRange(ch), func(line []byte, fields []proto.Field, h uint64) error {
+		id, err := k.id(line, fields)
+		if err != nil {
+			return err
+		}
+		if n := len(p.rows.rows); n > 0 && (int64(n) >= s.pieceRows || len(p.rows.data)+len(line) > keepBytes) {
+			id = bytes.Clone(id) // the piece's work reuses k's buffer
+			hi, err := k.keys([]string{string(id)})
+			if err != nil {
+				return err
+			}
+			// The chunk's recorded parts are of the whole chunk, not of
+			// this piece: it is compared whole.
+			p.hi, p.whole, p.rows.parts = hi[0], false, nil
+			if err := done(p); err != nil {
+				return err
+			}
+			p = start(false)
+		}
+		p.digest.Add(h)
+		p.bytes += int64(len(line))
+		return p.rows.add(ch.Chunk, j.t.ID(), id, line, fields, h)
+	})
+	if err != nil {
+		return err
+	}
+	return done(p)
+}
+
+// newChunk is the number of a chunk the sync adds to a table's plan.
+func (s *syncer) newChunk(table string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.next[table]
+	s.next[table] = n + 1
+	return n
+}
+
+// newChunkRows makes room for a chunk's source rows read in encoding enc
+// (about rows of them), keeping the rows themselves when keep; it cuts
+// them into parts as the chunk's recorded ones when it has parts in enc.
+func (s *syncer) newChunkRows(j *job, enc string, keep bool, rows int64) *chunkRows {
+	ch := j.chunks[0]
+	// Sized by the chunk's figures at its last load: growing them row by
+	// row copied them over and over.
+	src := &chunkRows{enc: enc, rows: make([]sourceRow, 0, rows), keys: make([]byte, 0, 8*rows), partAt: -1, kept: keep}
+	if keep {
+		src.data = make([]byte, 0, min(ch.Bytes+ch.Bytes/8, keepBytes))
+	}
+	if enc == encoding(j.t) {
 		// Parts are digests in the table's encoding: a chunk worked on in
 		// another has none.
 		src.partAt, src.partKind = partKey(j.t, ch)
@@ -609,45 +730,49 @@ func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, ind
 			src.parts = ch.Parts.Like()
 		}
 	}
+	return src
+}
+
+// add keeps a source row of key id id (and the line itself when kept).
+func (c *chunkRows) add(chunk int, table string, id, line []byte, fields []proto.Field, h uint64) error {
+	row := sourceRow{hash: h, part: -1}
+	if c.partAt >= 0 {
+		v, ok := proto.PartValue(c.enc, c.partKind, fields[c.partAt])
+		if !ok {
+			return fmt.Errorf("sync %s chunk %d: key %q has no part value", table, chunk, fields[c.partAt].Value)
+		}
+		row.value = v
+		if c.parts != nil {
+			row.part = int32(c.parts.Part(v))
+			c.parts.Add(v, h)
+		}
+	}
+	if c.kept {
+		row.at = len(c.data)
+		c.data = append(c.data, line...)
+		row.end = len(c.data)
+	}
+	c.push(id, row)
+	return nil
+}
+
+// readRows reads a whole chunk on the source in encoding enc, returning its
+// rows (their keys by k and hashes; the rows themselves too when keep),
+// digest and bytes.
+func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, keep bool) (*chunkRows, proto.Digest, int64, error) {
+	ch := j.chunks[0]
+	src := s.newChunkRows(j, enc, keep, ch.Rows)
 	var bytes int64
 	now, err := s.read(ctx, j.t, enc, ch.Chunk, chunkRange(ch), func(line []byte, fields []proto.Field, h uint64) error {
 		bytes += int64(len(line))
-		if src == nil {
-			return nil
-		}
 		id, err := k.id(line, fields)
 		if err != nil {
 			return err
 		}
-		row := sourceRow{hash: h, part: -1}
-		if src.partAt >= 0 {
-			v, ok := proto.PartValue(enc, src.partKind, fields[src.partAt])
-			if !ok {
-				return fmt.Errorf("sync %s chunk %d: key %q has no part value", j.t.ID(), ch.Chunk, fields[src.partAt].Value)
-			}
-			row.value = v
-			if src.parts != nil {
-				row.part = int32(src.parts.Part(v))
-				src.parts.Add(v, h)
-			}
-		}
-		if keep {
-			if len(src.data)+len(line) > keepBytes {
-				src = nil // too large to keep: the row work reads it again
-				return nil
-			}
-			row.at = len(src.data)
-			src.data = append(src.data, line...)
-			row.end = len(src.data)
-		}
-		src.push(id, row)
-		return nil
+		return src.add(ch.Chunk, j.t.ID(), id, line, fields, h)
 	})
 	if err != nil {
 		return nil, proto.Digest{}, 0, err
-	}
-	if src != nil && keep {
-		src.kept = true
 	}
 	return src, now, bytes, nil
 }
@@ -656,26 +781,26 @@ func (s *syncer) readRows(ctx context.Context, j *job, k *keyer, enc string, ind
 // src holds the source's rows read in k's encoding, now their digest;
 // record is the chunk's digest in the table's encoding (now, unless the
 // row work is done in text for a binary table), what the chunk's row
-// records once copied. reads is how many times the chunk was read on the
-// source so far.
-func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRows, now, record proto.Digest, bytes int64, reads int) (int, int64, error) {
-	ch := j.chunks[0]
+// records once copied. ch is the chunk as recorded, its range the rows'
+// (a piece's, when split cuts the chunk short at its end). reads is how
+// many times the chunk was read on the source so far.
+func (s *syncer) replaceRows(ctx context.Context, j *job, ch target.ChunkState, k *keyer, src *chunkRows, now, record proto.Digest, bytes int64, reads int, split *target.ChunkSplit) error {
 	inTableEncoding := k.enc == encoding(j.t)
 	if err := s.touch(ctx, j.t.ID()); err != nil {
-		return 0, 0, err
+		return err
 	}
 	started := time.Now()
 	r := s.replacement(j)
 	r.Encoding = k.enc
 	changed, read := changedParts(src, ch.Parts)
 	if id, twice := src.indexRows(changed); twice {
-		return 0, 0, fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
+		return fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
 	}
 	var diff chunkDiff
-	r.Narrow = func(ctx context.Context, tx pgx.Tx) (string, []any, error) {
+	r.Narrow = func(ctx context.Context, tx pgx.Tx) (target.Narrowed, error) {
 		var err error
-		if diff, err = s.diffTarget(ctx, tx, j, k, src, changed); err != nil {
-			return "", nil, err
+		if diff, err = s.diffTarget(ctx, tx, j, ch, k, src, changed); err != nil {
+			return target.Narrowed{}, err
 		}
 		if changed != nil && diff.before != recordedParts(ch.Parts, changed) {
 			// The target's rows of the parts read are not those recorded:
@@ -686,22 +811,32 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 				"table", j.t.ID(), "chunk", ch.Chunk, "rows_read", diff.before.Rows)
 			changed, read = nil, "all (the target's parts were not as recorded)"
 			if id, twice := src.indexRows(nil); twice {
-				return "", nil, fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
+				return target.Narrowed{}, fmt.Errorf("sync %s chunk %d: key %q twice on the source", j.t.ID(), ch.Chunk, id)
 			}
-			if diff, err = s.diffTarget(ctx, tx, j, k, src, nil); err != nil {
-				return "", nil, err
+			if diff, err = s.diffTarget(ctx, tx, j, ch, k, src, nil); err != nil {
+				return target.Narrowed{}, err
 			}
 		}
-		keys, err := k.keys(diff.differ)
+		// The keys to replace: those that differ. With none of the rows
+		// to write on the target, only the keys gone from the source are
+		// to be deleted: the rows written are copied straight in.
+		replace, fresh := diff.differ, diff.updated == 0
+		if fresh {
+			replace = diff.gone()
+		}
+		keys, err := k.keys(replace)
 		if err != nil {
-			return "", nil, err
+			return target.Narrowed{}, err
 		}
 		w, a := keyList(j.t, keys, arrayParam)
-		return w, a, nil
+		return target.Narrowed{Where: w, Args: a, New: fresh}, nil
 	}
 	r.Written = func(ctx context.Context, tx pgx.Tx) error {
 		// What the target holds now: what it held, less the rows the
-		// merge may have removed or overwritten, plus those it wrote.
+		// merge may have removed or overwritten, plus those it wrote,
+		// read back by key. When it wrote more rows than it held (a piece
+		// of rows new to the target), what it compared is read again
+		// instead: a range reads faster than a long list of keys.
 		proof := diff.before
 		proof.Sum -= diff.replaced.Sum
 		proof.Rows -= diff.replaced.Rows
@@ -710,6 +845,9 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 			return err
 		}
 		where, args := keyList(j.t, keys, pgutil.BoundSetting)
+		if int64(len(diff.want)) > diff.before.Rows {
+			proof, where, args = proto.Digest{}, diff.where, diff.args
+		}
 		err = target.ReadLinesIn(ctx, tx, j.t.Target, k.enc, loadCols(j.t), where, args, func(_ []byte, h uint64) error {
 			proof.Add(h)
 			return nil
@@ -726,7 +864,7 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 		if src.kept {
 			copied, err = copyKept(src, diff.want, w)
 		} else {
-			copied, err = s.copyRows(ctx, j, k, src, diff.want, w)
+			copied, err = s.copyRows(ctx, j, ch, k, src, diff.want, w)
 			if len(diff.want) > 0 {
 				reads++ // the rows selected by key
 			}
@@ -740,10 +878,10 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 		if inTableEncoding {
 			parts = src.freshParts()
 		}
-		return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: record.Rows, Bytes: bytes, Digest: record.String(), Parts: parts}}, nil
+		return []target.ChunkCopy{{Chunk: ch.Chunk, Rows: record.Rows, Bytes: bytes, Digest: record.String(), Parts: parts, Split: split}}, nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	// Compared part by part, the proof covers the parts read; the others
 	// hold what was recorded, as the source does.
@@ -759,21 +897,29 @@ func (s *syncer) replaceRows(ctx context.Context, j *job, k *keyer, src *chunkRo
 		}
 	}
 	proved := diff.proof == want
-	j.known, j.copied = known, copied
 	if !inTableEncoding {
 		// The text proof says the target holds the source's rows: their
 		// binary digest is the source's. Unproved, it is not known.
-		j.known, j.unproved = record, !proved
+		known, j.unproved = record, j.unproved || !proved
 	}
+	j.known, j.copied = append(j.known, known), j.copied+copied
 	n := now.Rows
+	meta := map[string]any{"chunk": ch.Chunk, "whole": false, "rows_before": ch.Rows, "digest_before": ch.Digest,
+		"digest": record.String(), "rows_differing": len(diff.differ), "rows_copied": copied, "rows_deleted": int64(len(diff.differ)) - copied,
+		"target_digest": known.String(), "target_rows": known.Rows, "target_rows_read": diff.before.Rows, "proved": proved,
+		"encoding": k.enc, "source_reads": reads, "parts": read}
+	attrs := []any{"table", j.t.ID(), "chunk", ch.Chunk, "rows", n, "rows_differing", len(diff.differ), "rows_copied", copied,
+		"proved", proved, "encoding", k.enc, "source_reads", reads, "parts", read}
+	if split != nil {
+		// The chunk grew past a piece: it ends here now, the rest of its
+		// range is a chunk of its own.
+		meta["split_at"], meta["rest_chunk"] = split.Hi, split.Rest
+		attrs = append(attrs, "split_at", split.Hi, "rest_chunk", split.Rest)
+	}
 	_ = target.Audit(ctx, s.pool, target.AuditEntry{Run: s.run.ID, Table: j.t.ID(), Operation: "sync_chunk", Rows: &n, Status: "ok",
-		Started: started, Metadata: map[string]any{"chunk": ch.Chunk, "whole": false, "rows_before": ch.Rows, "digest_before": ch.Digest,
-			"digest": record.String(), "rows_differing": len(diff.differ), "rows_copied": copied, "rows_deleted": int64(len(diff.differ)) - copied,
-			"target_digest": known.String(), "target_rows": known.Rows, "target_rows_read": diff.before.Rows, "proved": proved,
-			"encoding": k.enc, "source_reads": reads, "parts": read}})
-	s.cfg.Log.InfoContext(ctx, "sync: copied again", "table", j.t.ID(), "chunk", ch.Chunk, "rows", n,
-		"rows_differing", len(diff.differ), "rows_copied", copied, "proved", proved, "encoding", k.enc, "source_reads", reads, "parts", read)
-	return 1, n, nil
+		Started: started, Metadata: meta})
+	s.cfg.Log.InfoContext(ctx, "sync: copied again", attrs...)
+	return nil
 }
 
 // changedParts compares a chunk's source rows, cut into parts, with the
@@ -877,6 +1023,7 @@ func copyKept(src *chunkRows, want []string, w io.Writer) (int64, error) {
 // the bench's sync a fifth of its CPU in allocation and scanning).
 type chunkRows struct {
 	index map[uint64]int32 // the hash of a key id -> 1 + its first row, once indexRows ran
+	enc   string           // the rows' encoding
 	keys  []byte           // the rows' key ids (keyer), one after the other
 	rows  []sourceRow
 	kept  bool   // data holds every row
@@ -1137,6 +1284,9 @@ type chunkDiff struct {
 	replaced proto.Digest // those of them whose key differs
 	differ   []string     // ids of the keys whose rows differ, on either side
 	want     []string     // ids of the keys of the source rows to write
+	updated  int          // how many of them are on the target too
+	where    string       // the target's rows compared, with args
+	args     []any
 	proof    proto.Digest // the target's rows of the range once written
 }
 
@@ -1147,16 +1297,17 @@ type chunkDiff struct {
 // those recorded: only their key values are read and compared, the
 // others holding, on the target, the rows recorded (as an unchanged
 // chunk does).
-func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, k *keyer, src *chunkRows, changed []bool) (chunkDiff, error) {
+func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, ch target.ChunkState, k *keyer, src *chunkRows, changed []bool) (chunkDiff, error) {
 	var diff chunkDiff
 	for i := range src.rows {
 		src.rows[i].seen = false // a chunk a foreign key refused is compared again
 	}
-	where, args := target.KeyRange(j.t, j.chunks[0], true)
+	where, args := target.KeyRange(j.t, ch, true)
 	if changed != nil {
 		w, a := partsPredicate(j.t, src, changed, len(args))
 		where, args = where+" AND ("+w+")", append(args, a...)
 	}
+	diff.where, diff.args = where, args
 	err := target.ReadLinesIn(ctx, tx, j.t.Target, k.enc, loadCols(j.t), where, args, func(line []byte, h uint64) error {
 		diff.before.Add(h)
 		id, err := k.id(line, nil)
@@ -1183,12 +1334,13 @@ func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, k *keyer, sr
 			if src.rows[at].hash != h {
 				diff.differ, diff.want = append(diff.differ, string(id)), append(diff.want, string(id))
 				diff.replaced.Add(h)
+				diff.updated++
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return chunkDiff{}, fmt.Errorf("sync %s chunk %d: compare with the target: %w", j.t.ID(), j.chunks[0].Chunk, err)
+		return chunkDiff{}, fmt.Errorf("sync %s chunk %d: compare with the target: %w", j.t.ID(), ch.Chunk, err)
 	}
 	for at := range src.rows {
 		if changed != nil && !changed[src.rows[at].part] {
@@ -1202,15 +1354,30 @@ func (s *syncer) diffTarget(ctx context.Context, tx pgx.Tx, j *job, k *keyer, sr
 	return diff, nil
 }
 
+// gone lists the ids of the keys only on the target: those that differ
+// and are not written.
+func (d *chunkDiff) gone() []string {
+	written := make(map[string]bool, len(d.want))
+	for _, id := range d.want {
+		written[id] = true
+	}
+	var out []string
+	for _, id := range d.differ {
+		if !written[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // copyRows writes the source rows of the wanted keys to w, selected by key
 // in the sync's snapshot (source.KeyReader); a source that cannot select
 // by key has the chunk read again and filtered. Every row written must be
 // the one compared: same key, same hash.
-func (s *syncer) copyRows(ctx context.Context, j *job, k *keyer, src *chunkRows, want []string, w io.Writer) (int64, error) {
+func (s *syncer) copyRows(ctx context.Context, j *job, ch target.ChunkState, k *keyer, src *chunkRows, want []string, w io.Writer) (int64, error) {
 	if len(want) == 0 {
 		return 0, nil
 	}
-	ch := j.chunks[0]
 	wanted := make(map[string]bool, len(want))
 	for _, id := range want {
 		wanted[id] = true
@@ -1372,7 +1539,7 @@ func (s *syncer) judge(ctx context.Context, res *Result, jobs []*job) error {
 	known := map[string][]proto.Digest{}
 	for _, j := range jobs {
 		if !j.whole && !j.unproved {
-			known[j.t.ID()] = append(known[j.t.ID()], j.known)
+			known[j.t.ID()] = append(known[j.t.ID()], j.known...)
 		}
 	}
 	val := validator.New(nil, s.pool, validator.Config{Log: s.cfg.Log})

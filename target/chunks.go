@@ -383,6 +383,20 @@ type ChunkCopy struct {
 	Bytes  int64
 	Digest string
 	Parts  *proto.Parts // nil for none
+	// Split, when set, cuts the chunk short at the end of what was copied.
+	Split *ChunkSplit
+}
+
+// ChunkSplit cuts a key-range chunk short: from now on it ends at Hi, and a
+// new chunk Rest of the same table holds the rest of its range, from Hi to
+// where the chunk ended. Rest records no rows and no digest (no digest
+// ever matches ""), so whatever reads it next compares it whole, against
+// what the target holds: a sync interrupted after a split finds the
+// remainder changed and brings it up to date. The plan's chunks partition
+// the key space before and after, in one transaction.
+type ChunkSplit struct {
+	Hi   []string
+	Rest int
 }
 
 // Replacement says which rows of a table a re-copy replaces.
@@ -406,7 +420,7 @@ type Replacement struct {
 	// Narrow, when set, replaces Where and Args once the chunks are locked,
 	// in the replacing transaction: it chooses the parts of a keyed chunk
 	// that differ from what produce will write, so only those are copied.
-	Narrow func(ctx context.Context, tx pgx.Tx) (string, []any, error)
+	Narrow func(ctx context.Context, tx pgx.Tx) (Narrowed, error)
 	// Written, when set, runs in the replacing transaction once the rows
 	// are written, before the chunks are recorded: sync reads back the rows
 	// it wrote there to prove the chunk's new content.
@@ -415,6 +429,18 @@ type Replacement struct {
 	// binary, produce writes tuples and the stream's header and trailer
 	// are added here.
 	Encoding string
+}
+
+// Narrowed is the part of a keyed table a re-copy replaces, as
+// Replacement.Narrow chose it.
+type Narrowed struct {
+	Where string
+	Args  []any
+	// New says that no row produce writes has its key on the target (they
+	// are all new there): the rows of Where are deleted and the new ones
+	// copied straight into the table, with no merge through a temporary
+	// table (whose joins cost seconds for a few hundred thousand rows).
+	New bool
 }
 
 // ReplaceChunks re-copies chunks of a loaded table in one transaction, for
@@ -443,17 +469,26 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 		r.Run, r.Table, r.Chunks); err != nil {
 		return fail(fmt.Errorf("lock chunks: %w", err))
 	}
+	fresh := false
 	if r.Narrow != nil && len(r.Key) > 0 {
-		if r.Where, r.Args, err = r.Narrow(ctx, tx); err != nil {
+		n, err := r.Narrow(ctx, tx)
+		if err != nil {
 			return fail(err)
 		}
+		r.Where, r.Args, fresh = n.Where, n.Args, n.New
 	}
 	into := proto.TableRef{Schema: r.Target.Schema, Name: r.Target.Name}
-	if len(r.Key) == 0 {
+	switch {
+	case len(r.Key) == 0:
 		if _, err := tx.Exec(ctx, "TRUNCATE "+schema.QuoteOnly(r.Target)); err != nil {
 			return fail(fmt.Errorf("empty the table: %w", err))
 		}
-	} else {
+	case fresh:
+		// Parentheses: r.Where may be any predicate.
+		if _, err := tx.Exec(ctx, "DELETE FROM "+schema.QuoteOnly(r.Target)+" WHERE ("+r.Where+")", r.Args...); err != nil {
+			return fail(fmt.Errorf("delete the rows gone from the source: %w", err))
+		}
+	default:
 		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE caravan_sync (LIKE "+schema.QuoteName(r.Target)+") ON COMMIT DROP"); err != nil {
 			return fail(err)
 		}
@@ -463,7 +498,7 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 	if err != nil {
 		return fail(err)
 	}
-	if len(r.Key) > 0 {
+	if len(r.Key) > 0 && !fresh {
 		if err := merge(ctx, tx, r); err != nil {
 			return fail(err)
 		}
@@ -482,6 +517,11 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 		}
 	}
 	for _, c := range copied {
+		if c.Split != nil {
+			if err := splitChunk(ctx, tx, r, c.Chunk, c.Split); err != nil {
+				return fail(err)
+			}
+		}
 		parts, err := marshalParts(c.Parts)
 		if err != nil {
 			return fail(fmt.Errorf("record chunk %d: %w", c.Chunk, err))
@@ -498,6 +538,29 @@ func ReplaceChunks(ctx context.Context, pool *pgxpool.Pool, r Replacement, produ
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// splitChunk records a ChunkSplit of chunk: the remainder as a chunk of its
+// own, the chunk's range cut short, the table's planned chunks one more.
+func splitChunk(ctx context.Context, tx pgx.Tx, r Replacement, chunk int, sp *ChunkSplit) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO caravan.chunks (run_id, table_id, chunk, attempt, range_kind, lo, hi, est_rows, status, batches, rows, bytes, digest, loaded_at)
+		SELECT run_id, table_id, $4, 0, range_kind, $5, hi, 0, $6, 0, 0, 0, '', now()
+		FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND chunk = $3 AND range_kind = $7`,
+		r.Run, r.Table, chunk, sp.Rest, sp.Hi, StatusLoaded, proto.RangeKey)
+	if err != nil {
+		return fmt.Errorf("split chunk %d: %w", chunk, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("split chunk %d: it is not a key-range chunk of run %s table %s", chunk, r.Run, r.Table)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE caravan.chunks SET hi = $4 WHERE run_id = $1 AND table_id = $2 AND chunk = $3`,
+		r.Run, r.Table, chunk, sp.Hi); err != nil {
+		return fmt.Errorf("split chunk %d: %w", chunk, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE caravan.tables SET chunks = chunks + 1 WHERE run_id = $1 AND table_id = $2`, r.Run, r.Table); err != nil {
+		return fmt.Errorf("split chunk %d: %w", chunk, err)
 	}
 	return nil
 }
