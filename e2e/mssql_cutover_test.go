@@ -133,6 +133,8 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		`UPDATE §.lines SET qty = -qty WHERE o IN (5, 500) AND l = 2`,
 		`DELETE FROM §.lines WHERE o = 700`,
 		`INSERT INTO §.lines VALUES (700, 9, 1), (0, 1, NULL), (2000, 1, 2)`,
+		// the open last chunk grows past two pieces: sync cuts it
+		`INSERT INTO §.lines SELECT 3000 + n / 2, 1 + n % 2, n FROM `+nums(2500),
 		`UPDATE §.bigkeys SET v = N'changed 😀' WHERE id IN (-2997000006993, 0, 2997000006993)`,
 		`DELETE FROM §.bigkeys WHERE id BETWEEN -30000000070 AND 30000000070`,
 		`INSERT INTO §.bigkeys VALUES (-9223372036854775808, N'min'), (9223372036854775807, N'max')`,
@@ -171,6 +173,15 @@ func TestCutoverFromTSQLEngine(t *testing.T) {
 		t.Log("not Babelfish: the synced content is checked by caravan verify only")
 	}
 	assertRunAgrees(t, dst, run, res.code, "succeeded")
+	// The grown chunk of lines was split where its pieces ended.
+	if most := query[int64](t, dst, `SELECT max(rows) FROM caravan.chunks WHERE run_id = $1 AND table_id = $2`, run, id("lines")); most > 1000 {
+		t.Errorf("lines has a chunk of %d rows after sync: pieces hold at most twice --chunk-rows", most)
+	}
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND table_name = $2 AND operation = 'sync_chunk' AND metadata ? 'split_at'`,
+		run, id("lines")); n < 2 {
+		t.Errorf("lines' grown chunk was split %d times, want at least 2", n)
+	}
+	assertPartition(t, dst, run, id("lines"))
 	// After the cutover the application's next insert takes the identity
 	// value the engine would give next.
 	var msNext int64

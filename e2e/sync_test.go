@@ -528,7 +528,7 @@ func TestSyncSplitsAGrownChunk(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	assertPartition(t, dst, run)
+	assertPartition(t, dst, run, "public.events")
 	// The killed sync's run is abandoned once its heartbeat is 30 s old
 	// (aged here rather than waited for).
 	testenv.Exec(t, dst, `UPDATE caravan.runs SET heartbeat_at = now() - interval '31 seconds' WHERE run_id = '`+run+`'`)
@@ -538,7 +538,7 @@ func TestSyncSplitsAGrownChunk(t *testing.T) {
 		t.Fatalf("sync after a killed one exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
 	}
 	assertSameContent(t, src, dst, "events")
-	assertPartition(t, dst, run)
+	assertPartition(t, dst, run, "public.events")
 	assertRunAgrees(t, dst, run, res.code, "succeeded")
 	chunks := query[int64](t, dst, `SELECT count(*) FROM caravan.chunks WHERE run_id = $1`, run)
 	if want := planned + 4; chunks < want {
@@ -558,18 +558,18 @@ func TestSyncSplitsAGrownChunk(t *testing.T) {
 	mustContain(t, res.stdout, "public.events: unchanged")
 }
 
-// assertPartition checks that a run's key-range chunks of each table
-// partition the keys: sorted by their lower bound (bigint keys), the first
-// is open below, the last open above, and each ends where the next starts.
-func assertPartition(t *testing.T, dst, run string) {
+// assertPartition checks that a run's key-range chunks of a table whose
+// first key column is an integer partition its keys: sorted by their lower
+// bound, the first is open below, the last open above, and each ends where
+// the next starts.
+func assertPartition(t *testing.T, dst, run, table string) {
 	t.Helper()
-	bad := query[[]string](t, dst, `SELECT coalesce(array_agg(table_id || ' chunk ' || chunk), '{}') FROM (
-		SELECT table_id, chunk, lo, hi,
-			lag(hi) OVER w AS prev_hi, row_number() OVER w AS n, count(*) OVER (PARTITION BY table_id) AS of
-		FROM caravan.chunks WHERE run_id = $1 AND range_kind = 'key'
-		WINDOW w AS (PARTITION BY table_id ORDER BY (lo->>0)::bigint NULLS FIRST)) c
-		WHERE (n = 1 AND lo IS NOT NULL) OR (n = of AND hi IS NOT NULL) OR (n > 1 AND lo IS DISTINCT FROM prev_hi)`, run)
+	bad := query[[]string](t, dst, `SELECT coalesce(array_agg('chunk ' || chunk), '{}') FROM (
+		SELECT chunk, lo, hi, lag(hi) OVER w AS prev_hi, row_number() OVER w AS n, count(*) OVER () AS of
+		FROM caravan.chunks WHERE run_id = $1 AND table_id = $2 AND range_kind = 'key'
+		WINDOW w AS (ORDER BY (lo->>0)::bigint NULLS FIRST, (lo->>1)::bigint NULLS FIRST)) c
+		WHERE (n = 1 AND lo IS NOT NULL) OR (n = of AND hi IS NOT NULL) OR (n > 1 AND lo IS DISTINCT FROM prev_hi)`, run, table)
 	if len(bad) > 0 {
-		t.Errorf("the run's chunks do not partition the keys at %v", bad)
+		t.Errorf("%s: the run's chunks do not partition the keys at %v", table, bad)
 	}
 }
