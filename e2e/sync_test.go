@@ -233,18 +233,7 @@ func TestSyncInterruptedConverges(t *testing.T) {
 	want = slices.Compact(want)
 
 	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(ctx)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE notes IN ACCESS SHARE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdLock(t, dst, `LOCK TABLE notes IN ACCESS SHARE MODE`)
 	sync := start(t, "sync", "sync", "--source-url", src, "--target-url", dst, "--workers", "1", run)
 	copied := func() int64 {
 		return query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND table_name = 'public.items'`, run)
@@ -502,18 +491,7 @@ func TestSyncSplitsAGrownChunk(t *testing.T) {
 	// Hold the target row the second piece deletes: the sync commits its
 	// first piece, then waits on the lock, and is killed there.
 	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(ctx)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id = 30000 FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdLock(t, dst, `SELECT 1 FROM events WHERE id = 30000 FOR UPDATE`)
 	sync := start(t, "sync", "sync", "--source-url", src, "--target-url", dst, "--workers", "1", run)
 	splits := func() int64 {
 		return query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk' AND metadata ? 'split_at'`, run)
@@ -572,4 +550,25 @@ func assertPartition(t *testing.T, dst, run, table string) {
 	if len(bad) > 0 {
 		t.Errorf("%s: the run's chunks do not partition the keys at %v", table, bad)
 	}
+}
+
+// holdLock runs stmt (a lock taken) in a transaction of its own on dbURL
+// and returns it open: the test rolls it back to let go. The connection
+// closes with the test.
+func holdLock(t *testing.T, dbURL, stmt string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+	return tx
 }
