@@ -1,12 +1,13 @@
 // Package resync is `caravan sync`: after a finished migrate run it brings
 // the target up to the source's current state. Every chunk of the run's
-// recorded plan is read once in one new snapshot, keeping each row's key
-// and hash, and its digest and count compared with those recorded when it
-// was loaded (caravan.chunks). A chunk that changed is read on the target
-// with the same reader and hash and diffed by key; only the rows that
-// differ are deleted, updated or inserted (the source's selected by key),
-// in one transaction that proves the chunk's new target content and
-// records its new digest (target.ReplaceChunks). Tables whose chunks the
+// recorded plan is read once in one new snapshot, keeping each row (its
+// key, hash and line; a chunk that grew past a piece is worked on a piece
+// at a time and split in the plan), and its digest and count compared
+// with those recorded when it was loaded (caravan.chunks). A chunk that
+// changed is read on the target with the same reader and hash and diffed
+// by key, in its changed parts only; only the rows that differ are
+// deleted, updated or inserted, in one transaction that proves the chunk's
+// new target content and records its new digest (target.ReplaceChunks). Tables whose chunks the
 // target cannot re-select (no key, other key orders) are compared whole
 // and replaced whole. The tables it touched are judged again with the
 // validator's checks, in this process: on the proved digests when their
