@@ -637,9 +637,9 @@ func (s *syncer) syncInText(ctx context.Context, j *job) (int, int64, error) {
 	return 1, now.Rows, nil
 }
 
-// pieceRows bounds the rows of a piece of a chunk (readPieces), as a
-// multiple of the run's --chunk-rows: a chunk of the planned size is never
-// cut, one that grew to more than twice it is.
+// pieceChunks bounds the rows of a piece of a chunk (readPieces,
+// syncer.pieceRows) as a multiple of the run's --chunk-rows: a chunk of
+// the planned size is never cut, one that grew to more than twice it is.
 const pieceChunks = 2
 
 // keepBytes bounds the bytes of source rows a piece keeps in memory (each
