@@ -965,10 +965,12 @@ func recordedParts(recorded *proto.Parts, changed []bool) proto.Digest {
 // after the first n (pgutil.BoundSetting). Each span is looked up by
 // index, and the values found select the rows, also by index: the rows
 // of a few changed parts cost a few index probes, never a scan of the
-// chunk. (PostgreSQL plans a range bound by a setting as a third of the
-// table: an open-ended chunk's range was read whole, and a filter of the
-// spans over it took 0.2-0.3 s a chunk of bench_wide; an OR of the spans,
-// each bound read from its setting per row, seconds.)
+// chunk. (A filter of the spans over the chunk's range has PostgreSQL
+// read the whole range, a seq scan of half of bench_wide for a chunk of a
+// two-chunk table, to keep 1,500 rows: 0.2-0.3 s; an OR of the spans,
+// each bound read from its setting for every row, seconds. The lateral
+// lookups, whose bounds are unknown when planned, are kept apart from the
+// rows' scan by the array, or PostgreSQL flattens them into a join.)
 func partsPredicate(t *schema.Table, src *chunkRows, changed []bool, n int) (string, []any) {
 	cols, _ := keyColumns(t)
 	var los, his []string
