@@ -88,6 +88,13 @@ func (c *Coordinator) waitingFor(ctx context.Context) ([]string, error) {
 	if judged := c.unjudged(); len(judged) > 0 {
 		out = append(out, fmt.Sprintf("verdicts on %s (%s)", strings.Join(judged, ", "), c.consumerState(ctx, proto.StreamEvents, proto.ConsumerValidatorTables, "validator")))
 	}
+	if waits, err := target.LockWaits(ctx, c.pool); err != nil {
+		out = append(out, "the target's lock waits could not be read: "+err.Error())
+	} else {
+		for _, w := range waits {
+			out = append(out, "the target: "+w)
+		}
+	}
 	keys := make([]string, 0, len(c.wait.notices))
 	for k := range c.wait.notices {
 		keys = append(keys, k)

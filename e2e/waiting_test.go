@@ -16,12 +16,14 @@ import (
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/proto"
 	"github.com/caravan-db/caravan/source/postgres"
+	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/telemetry"
 )
 
 // TestCoordinatorSaysWhatItWaitsFor: with no extractor, and a loader whose
 // target is another database, the coordinator says every so often what it
-// waits for, naming the missing role and the loader that cannot serve.
+// waits for, naming the missing role and the loader that cannot serve; with
+// a loader of the run held up by someone's lock on the target, whose lock.
 func TestCoordinatorSaysWhatItWaitsFor(t *testing.T) {
 	src := testenv.Database(t, "src")
 	dst := testenv.Database(t, "dst")
@@ -93,6 +95,26 @@ func TestCoordinatorSaysWhatItWaitsFor(t *testing.T) {
 		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(proto.BatchesSubject(run)))
 		return err == nil && info.State.Msgs == 1
 	})
+
+	// A loader of the run's own target takes the batch, and its COPY waits
+	// on a lock someone holds on the table: the coordinator says whose.
+	lock := holdLock(t, dst, `LOCK TABLE t IN ACCESS EXCLUSIVE MODE`)
+	loaderPool, err := pgutil.Pool(ctx, dst, target.App, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaderPool.Close()
+	_, rjs, err := broker.Connect(natsURL, "loader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = loader.New(rjs, loaderPool, loader.Config{Log: loaderLog}).Run(ctx) }()
+	testenv.Eventually(t, time.Minute, "the coordinator to name the lock its loader waits for", func() bool {
+		return strings.Contains(logs.String(), "waits for a lock held by pid")
+	})
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cancel()
 	<-done
 }

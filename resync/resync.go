@@ -377,8 +377,16 @@ func (s *syncer) compareAll(ctx context.Context, jobs []*job) error {
 	var mu sync.Mutex
 	defer every.Do(ctx, 30*time.Second, false, func(ctx context.Context) {
 		mu.Lock()
-		defer mu.Unlock()
-		s.cfg.Log.InfoContext(ctx, "sync: still comparing", "checked", done, "of", len(jobs), "chunks_copied", copied)
+		checked, copiedSoFar := done, copied
+		mu.Unlock()
+		s.cfg.Log.InfoContext(ctx, "sync: still comparing", "checked", checked, "of", len(jobs), "chunks_copied", copiedSoFar)
+		// A chunk's transaction may be waiting on someone's lock on the
+		// target: say whose.
+		if waits, err := target.LockWaits(ctx, s.pool); err != nil {
+			s.cfg.Log.WarnContext(ctx, "sync: could not read the target's lock waits", "err", err)
+		} else if len(waits) > 0 {
+			s.cfg.Log.WarnContext(ctx, "sync: waiting for locks on the target", "waits", strings.Join(waits, "; "))
+		}
 	})()
 	var refused []*job // refused by a foreign key: tried again after the others
 	var refusal error

@@ -19,6 +19,7 @@ import (
 	"github.com/caravan-db/caravan/pgutil"
 	"github.com/caravan-db/caravan/source"
 	"github.com/caravan-db/caravan/source/postgres"
+	"github.com/caravan-db/caravan/target"
 	"github.com/caravan-db/caravan/telemetry"
 )
 
@@ -54,7 +55,7 @@ func targetPool(c *cli.Context, conns int) (*pgxpool.Pool, error) {
 	raw := c.String("target-url")
 	var pool *pgxpool.Pool
 	err := within(c, "target", raw, func(ctx context.Context) (err error) {
-		pool, err = pgutil.Pool(ctx, raw, "caravan", int32(conns))
+		pool, err = pgutil.Pool(ctx, raw, target.App, int32(conns))
 		return err
 	})
 	if err != nil {
