@@ -38,19 +38,32 @@ func (c *Coordinator) finalizeTable(ctx context.Context, ts *tableState, built f
 	if err := c.countSource(ctx, t); err != nil {
 		return false, err
 	}
-	if err := broadcast(ctx, c.js, c.cfg.Run, proto.EventTableLoaded, &proto.TableLoaded{V: proto.Version, Run: c.cfg.Run, Table: t.ID()}); err != nil {
-		return false, err
+	var failure string
+	if ts.created && t.Unlogged(c.cfg.Options.Unlogged) {
+		// Before the validator is told to read the table: SET LOGGED
+		// rewrites it, and a rewrite is not MVCC-safe. A read whose
+		// snapshot was taken before the rewrite committed (and which then
+		// waited for its lock) sees the table empty: a run failed so,
+		// "10 rows were read, the target has 0".
+		var err error
+		if failure, err = c.execFinalize(ctx, t, []string{"ALTER TABLE " + schema.QuoteName(t.Target) + " SET LOGGED"}); err != nil {
+			return false, err
+		}
+	}
+	if failure == "" {
+		if err := broadcast(ctx, c.js, c.cfg.Run, proto.EventTableLoaded, &proto.TableLoaded{V: proto.Version, Run: c.cfg.Run, Table: t.ID()}); err != nil {
+			return false, err
+		}
 	}
 	var build, attach []string
 	if ts.created {
 		build, attach = schema.FinalizeSteps(t, c.db.Policy)
-		if t.Unlogged(c.cfg.Options.Unlogged) {
-			build = append([]string{"ALTER TABLE " + schema.QuoteName(t.Target) + " SET LOGGED"}, build...)
-		}
 	}
-	failure, err := c.execFinalize(ctx, t, build)
-	if err != nil {
-		return false, err
+	if failure == "" {
+		var err error
+		if failure, err = c.execFinalize(ctx, t, build); err != nil {
+			return false, err
+		}
 	}
 	built()
 	if failure == "" {

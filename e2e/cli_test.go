@@ -59,6 +59,12 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE metadata->>'sql' LIKE '%SET LOGGED'`); n != 1 {
 		t.Error("the unlogged option from the config file was ignored")
 	}
+	// SET LOGGED rewrites the table, and a read whose snapshot predates the
+	// rewrite sees it empty: the content is read only once it is done.
+	if n := query[int64](t, dst, `SELECT count(*) FROM caravan.audit v, caravan.audit l
+		WHERE v.operation IN ('validate_count', 'validate_digest') AND l.metadata->>'sql' LIKE '%SET LOGGED' AND v.started_at < l.completed_at`); n != 0 {
+		t.Error("the table's content was read before SET LOGGED had rewritten it")
+	}
 
 	// status reads the run back from the target, for people and scripts.
 	res := caravan(t, time.Minute, "status", "--target-url", dst)
