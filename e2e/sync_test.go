@@ -184,18 +184,11 @@ func TestSyncCopiesOnlyChangedChunks(t *testing.T) {
 	mustContain(t, res.stdout, "public.quiet: unchanged (1 chunks compared)", "public.items: 4 of 5 chunks changed", "validated")
 
 	// Nothing changed: nothing is copied.
-	before := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk'`, run)
-	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
-	if res.code != 0 {
-		t.Fatalf("second sync exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
-	}
-	mustContain(t, res.stdout, "synced: 0 chunks copied again")
-	if after := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk'`, run); after != before {
-		t.Errorf("a sync with no change copied %d chunks", after-before)
-	}
+	res = assertSyncCopiesNothing(t, src, dst, run)
 
 	// Schema drift: refused, naming table and column, the target untouched.
 	hash := contentHash(t, dst, "items")
+	before := query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk'`, run)
 	testenv.Exec(t, src, `UPDATE items SET name = 'again' WHERE id = 20`, `ALTER TABLE items ADD COLUMN extra integer`)
 	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
 	if res.code != 1 {
@@ -529,11 +522,28 @@ func TestSyncSplitsAGrownChunk(t *testing.T) {
 		t.Errorf("the run's table says %d chunks, its plan holds %d", n, chunks)
 	}
 
-	res = caravan(t, 3*time.Minute, "sync", "--source-url", src, "--target-url", dst, run)
-	if res.code != 0 {
-		t.Fatalf("a third sync exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 4000))
-	}
+	res = assertSyncCopiesNothing(t, src, dst, run)
 	mustContain(t, res.stdout, "public.events: unchanged")
+}
+
+// assertSyncCopiesNothing runs a sync of a source that has not changed
+// since the last one: it must exit 0, say it copied nothing, and record no
+// chunk copied.
+func assertSyncCopiesNothing(t *testing.T, srcURL, dst, run string) result {
+	t.Helper()
+	copies := func() int64 {
+		return query[int64](t, dst, `SELECT count(*) FROM caravan.audit WHERE run_id = $1 AND operation = 'sync_chunk'`, run)
+	}
+	before := copies()
+	res := caravan(t, 10*time.Minute, "sync", "--source-url", srcURL, "--target-url", dst, run)
+	if res.code != 0 {
+		t.Fatalf("a sync with no change exited %d\n%s\n%s", res.code, res.stdout, tail(res.stderr, 8000))
+	}
+	mustContain(t, res.stdout, "synced: 0 chunks copied again")
+	if after := copies(); after != before {
+		t.Errorf("a sync with no change copied %d chunks", after-before)
+	}
+	return res
 }
 
 // assertPartition checks that a run's key-range chunks of a table whose
