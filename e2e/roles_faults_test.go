@@ -88,6 +88,22 @@ func (p *proc) kill(t *testing.T) {
 	<-p.done
 }
 
+// freeze stops the process where it is (SIGSTOP) until thaw: a stand-in for
+// a worker that is slow or stuck, holding whatever it holds.
+func (p *proc) freeze(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %s: %v", p.name, err)
+	}
+}
+
+func (p *proc) thaw(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("SIGCONT %s: %v", p.name, err)
+	}
+}
+
 // runExit waits for a coordinator process to end and returns its exit
 // code; when it does not end in time the test fails with what the run
 // was waiting for, as `caravan status` tells it.
@@ -123,21 +139,42 @@ func TestExtractorKilledMidRun(t *testing.T) {
 
 	extractorArgs := []string{"extractor", "--source-url", src, "--nats-url", natsURL}
 	victim := startLogged(t, "extractor-1", extractorArgs...)
-	startLogged(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL)
+	loader := startLogged(t, "loader", "loader", "--target-url", dst, "--nats-url", natsURL)
 	startLogged(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
-		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "500", "--task-ack-wait", "3s")
+		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "500", "--task-ack-wait", "3s",
+		"--broker-batches-mib", "1")
 
-	// The coordinator reads no rows: an active COPY on the source is the
-	// extractor streaming a chunk.
-	testenv.Eventually(t, 2*time.Minute, "the extractor to stream a chunk after batches were committed", func() bool {
-		return ledgerRows(dst, run) >= 10 && activeQueries(src, "COPY (SELECT%") > 0
+	// Once batches are committed the loader is frozen: nothing drains the
+	// 1 MiB batches stream, and a chunk (20 batches of about 75 kB) does
+	// not fit in it, so the extractor ends up refused in the middle of its
+	// chunks, some of their batches published, and is killed there.
+	// (Waiting for its COPY to show on the source while the run went on
+	// raced the run: a chunk's rows fit in the socket's buffers, and on a
+	// fast machine the run ended first.)
+	testenv.Eventually(t, 2*time.Minute, "batches to be committed", func() bool {
+		return ledgerRows(dst, run) >= 10
+	})
+	loader.freeze(t)
+	nc, js, err := broker.Connect(natsURL, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	testenv.Eventually(t, time.Minute, "the extractor to fill the batches stream", func() bool {
+		stream, err := js.Stream(t.Context(), proto.StreamBatches)
+		if err != nil {
+			return false
+		}
+		info := stream.CachedInfo()
+		return info.Config.MaxBytes-int64(info.State.Bytes) < 256<<10
 	})
 	victim.kill(t)
 	unread := countOr0(dst, `SELECT count(*) FROM caravan.chunks WHERE run_id = $1 AND batches IS NULL`, run)
 	if unread == 0 {
 		t.Fatal("every chunk was read when the extractor died: the test proves nothing")
 	}
+	loader.thaw(t)
 	startLogged(t, "extractor-2", extractorArgs...)
 
 	if code := runExit(t, coord, 90*time.Second, dst, run); code != 0 {
