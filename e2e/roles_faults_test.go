@@ -143,7 +143,7 @@ func TestExtractorKilledMidRun(t *testing.T) {
 	startLogged(t, "validator", "validator", "--target-url", dst, "--nats-url", natsURL)
 	coord := start(t, "coordinator", "coordinator", "--source-url", src, "--target-url", dst, "--nats-url", natsURL,
 		"--run-id", run, "--chunk-rows", "10000", "--batch-rows", "500", "--task-ack-wait", "3s",
-		"--broker-batches-mib", "1")
+		"--broker-batches-mib", "1", "--batch-bytes", "262144")
 
 	// Once batches are committed the loader is frozen: nothing drains the
 	// 1 MiB batches stream, and a chunk (20 batches of about 75 kB) does

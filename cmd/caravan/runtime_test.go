@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -56,5 +57,36 @@ func TestCPUProfile(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		t.Fatalf("no profile at %s: %v", path, err)
+	}
+}
+
+// A batches stream smaller than one batch is refused before the broker
+// refuses every batch and the run waits for ever.
+func TestBatchesHoldABatch(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	cases := []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"caravan", "migrate"}, true},
+		{[]string{"caravan", "migrate", "--broker-batches-mib", "2"}, true},
+		{[]string{"caravan", "migrate", "--broker-batches-mib", "1"}, false},
+		{[]string{"caravan", "migrate", "--broker-batches-mib", "1", "--batch-bytes", "262144"}, true},
+		{[]string{"caravan", "coordinator", "--broker-batches-mib", "1", "--batch-bytes", "4194304"}, false},
+	}
+	for _, c := range cases {
+		a := app()
+		for _, cmd := range a.Commands {
+			if cmd.Name == c.args[1] {
+				cmd.Action = batchesHoldABatch
+			}
+		}
+		err := a.Run(c.args)
+		if (err == nil) != c.ok {
+			t.Errorf("%v: err %v, want ok %v", c.args, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--broker-batches-mib") {
+			t.Errorf("%v: %v does not name the flag", c.args, err)
+		}
 	}
 }

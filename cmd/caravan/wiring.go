@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/caravan-db/caravan/broker"
+	"github.com/caravan-db/caravan/coordinator"
 	"github.com/caravan-db/caravan/extractor"
 	"github.com/caravan-db/caravan/loader"
 	"github.com/caravan-db/caravan/pgutil"
@@ -84,6 +85,11 @@ type brokerUse struct {
 }
 
 func connectBroker(c *cli.Context, name string, log *slog.Logger, use brokerUse) (*brokerConn, error) {
+	if use.own {
+		if err := batchesHoldABatch(c); err != nil {
+			return nil, err
+		}
+	}
 	b := &brokerConn{}
 	addr := c.String("nats-url")
 	streams := broker.StreamConfig{Replicas: c.Int("replicas"), BatchesMaxBytes: int64(batchesMiB(c)) << 20}
@@ -161,4 +167,24 @@ func extractorConfig(c *cli.Context, log *slog.Logger) extractor.Config {
 
 func loaderConfig(c *cli.Context, log *slog.Logger) loader.Config {
 	return loader.Config{Concurrency: c.Int("loaders"), MaxDeliver: c.Int("batch-max-deliver"), Log: log, Metrics: metrics(c)}
+}
+
+// batchesHoldABatch refuses a batches stream too small for one batch: the
+// broker refuses such a batch every time it is offered, and the run would
+// wait for ever. A batch is at most --batch-bytes of rows plus its
+// envelope (the room DefaultBatchBytes leaves below 2 MiB).
+func batchesHoldABatch(c *cli.Context) error {
+	if !hasFlag(c, "batch-bytes") {
+		return nil
+	}
+	rows := int64(c.Int("batch-bytes"))
+	if rows <= 0 {
+		rows = coordinator.DefaultBatchBytes
+	}
+	const envelope = 64 << 10
+	if bound := int64(batchesMiB(c)) << 20; rows+envelope > bound {
+		return fmt.Errorf("--broker-batches-mib %d holds less than one batch (--batch-bytes %d and its envelope): give the broker at least %d MiB or make batches smaller",
+			batchesMiB(c), rows, (rows+envelope+1<<20-1)>>20)
+	}
+	return nil
 }
