@@ -172,7 +172,8 @@ func loaderConfig(c *cli.Context, log *slog.Logger) loader.Config {
 // batchesHoldABatch refuses a batches stream too small for one batch: the
 // broker refuses such a batch every time it is offered, and the run would
 // wait for ever. A batch is at most --batch-bytes of rows plus its
-// envelope (the room DefaultBatchBytes leaves below 2 MiB).
+// envelope (the room DefaultBatchBytes leaves below 2 MiB). resume has no
+// --batch-bytes (the run's own is in the target) and is not checked.
 func batchesHoldABatch(c *cli.Context) error {
 	if !hasFlag(c, "batch-bytes") {
 		return nil
